@@ -1,0 +1,139 @@
+"""Segmentation: messages -> turns -> conversations -> training windows, and the train/validation split.
+
+- Consecutive messages of one author within `merge_gap_minutes` merge into one turn.
+- A silence longer than `session_gap_minutes` starts a new conversation.
+- A conversation that opens with a reply to an earlier message (found in the same channel, across
+  partitions) gets that message as its first, context-only turn; a reply to a deleted message
+  simply has none.
+- Conversations without a target turn, without anyone else, or shorter than `min_turns` are dropped.
+- Long conversations become windows of at most `max_turns` turns, each ending on a target turn
+  and starting with up to `context_turns` turns of what came before (those are not trained twice).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from chatclone.config.process_messages import SegmentationConfig, SpeakerNames, SplitConfig, SplitStrategy
+from chatclone.exports.records import Message
+
+
+@dataclass
+class Turn:
+    speaker: str          # author id, or username where the format has no ids
+    name: str             # what the chat showed: display name or username (segmentation.speaker_names)
+    is_target: bool
+    content: str
+    start: float
+    end: float
+    context_only: bool = False   # a turn repeated from earlier for context: never trained on here
+
+
+@dataclass
+class Conversation:
+    channel: str
+    channel_name: str
+    turns: list[Turn] = field(default_factory=list)
+
+    @property
+    def start(self) -> float:
+        return self.turns[0].start
+
+
+def segment(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
+            cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
+    """Conversations of one channel's cleaned, time-ordered messages."""
+    by_id = {m.id: m for m in messages if m.id is not None} if cfg.reply_context else {}
+    conversations: list[Conversation] = []
+    current: Conversation | None = None
+    previous_ts = -math.inf
+    for m in messages:
+        if current is None or m.ts - previous_ts > cfg.session_gap_minutes * 60:
+            current = Conversation(channel=m.channel, channel_name=channel_name)
+            conversations.append(current)
+            _add_reply_context(current, m, by_id, is_target, cfg, counts)
+        _add_message(current, m, is_target(m), cfg)
+        previous_ts = m.ts
+    return [c for c in conversations if _keep(c, cfg, counts)]
+
+
+def _add_reply_context(conv: Conversation, m: Message, by_id: dict, is_target, cfg, counts: Counter) -> None:
+    if m.reply_to is None or not cfg.reply_context:
+        return
+    original = by_id.get(m.reply_to)
+    if original is None:
+        counts["replies_to_missing_messages"] += 1
+        return
+    counts["reply_context_turns"] += 1
+    _add_message(conv, original, is_target(original), cfg)
+    conv.turns[-1].context_only = True
+
+
+def _add_message(conv: Conversation, m: Message, target: bool, cfg: SegmentationConfig) -> None:
+    speaker = m.author_id or m.username
+    last = conv.turns[-1] if conv.turns else None
+    if (last is not None and last.speaker == speaker and not last.context_only
+            and m.ts - last.end <= cfg.merge_gap_minutes * 60):
+        last.content += "\n" + m.content
+        last.end = m.ts
+        return
+    name = m.display if cfg.speaker_names is SpeakerNames.display else m.username
+    conv.turns.append(Turn(speaker=speaker, name=name, is_target=target, content=m.content,
+                           start=m.ts, end=m.ts))
+
+
+def _keep(conv: Conversation, cfg: SegmentationConfig, counts: Counter) -> bool:
+    if not any(t.is_target and not t.context_only for t in conv.turns):
+        reason = "no_target_turn"
+    elif all(t.is_target for t in conv.turns):
+        reason = "target_only"
+    elif len(conv.turns) < cfg.min_turns:
+        reason = "too_few_turns"
+    else:
+        return True
+    counts[f"conversations_dropped_{reason}"] += 1
+    return False
+
+
+def windows(conv: Conversation, cfg: SegmentationConfig) -> list[list[Turn]]:
+    """Windows of at most max_turns turns, each ending on a trainable target turn."""
+    turns, n = conv.turns, len(conv.turns)
+    trainable = [i for i, t in enumerate(turns) if t.is_target and not t.context_only]
+    out: list[list[Turn]] = []
+    start, trained_up_to = 0, -1
+    while True:
+        end = max((i for i in trainable if start <= i < start + cfg.max_turns), default=None)
+        if end is None or end <= trained_up_to:
+            nxt = next((i for i in trainable if i > trained_up_to), None)
+            if nxt is None:
+                return out
+            start = max(nxt - cfg.max_turns + 1, nxt - cfg.context_turns, 0)
+            continue
+        window = [t if i > trained_up_to else _as_context(t) for i, t in enumerate(turns[start:end + 1], start)]
+        out.append(window)
+        trained_up_to = end
+        if end == trainable[-1] or end + 1 >= n:
+            return out
+        start = max(end + 1 - cfg.context_turns, start + 1)
+
+
+def _as_context(turn: Turn) -> Turn:
+    return Turn(**{**turn.__dict__, "context_only": True})
+
+
+def split(conversations: list[Conversation], cfg: SplitConfig) -> tuple[list[Conversation], list[Conversation]]:
+    """Train and validation conversations; no conversation is in both."""
+    ordered = sorted(conversations, key=lambda c: c.start)
+    if cfg.strategy is SplitStrategy.random:
+        random.Random(cfg.seed).shuffle(ordered)
+    n = len(ordered)
+    n_val = min(max(1, round(n * cfg.validation_fraction)), n - 1) if n >= 2 else 0
+    return ordered[:n - n_val], ordered[n - n_val:]
+
+
+def turn_counts(conversations: Iterable[Conversation]) -> Counter:
+    return Counter(len(c.turns) for c in conversations)

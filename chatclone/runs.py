@@ -1,0 +1,114 @@
+"""Run directories: each stage writes only inside its own, finishes with manifest.json, and the next
+stage's `input=latest` finds the newest finished run of the stage before it."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+
+from chatclone import __version__
+from chatclone.errors import ChatcloneError
+
+MANIFEST = "manifest.json"
+
+
+def start_run(run_dir: Path) -> Path:
+    """Make sure the run dir exists and holds no finished run: nothing is ever overwritten."""
+    run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).exists():
+        raise ChatcloneError("this run dir already holds a finished run; refusing to overwrite it", run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def new_file(run_dir: Path, name: str) -> Path:
+    """Path for a new output file in the run dir; an existing file is never replaced."""
+    path = Path(run_dir) / name
+    if path.exists():
+        raise ChatcloneError("output file exists already; refusing to overwrite it", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json(run_dir: Path, name: str, data: object) -> Path:
+    path = new_file(run_dir, name)
+    with open(path, "x", encoding="utf-8") as f:
+        json.dump(_plain(data), f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    return path
+
+
+def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], outputs: list[str],
+               summary: dict) -> Path:
+    """Write manifest.json, last and atomically: its presence means the run finished."""
+    manifest = {
+        "stage": stage,
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "chatclone_version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "inputs": inputs,
+        "outputs": outputs,
+        "summary": summary,
+        "config": config,
+    }
+    tmp = Path(run_dir) / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(_plain(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, Path(run_dir) / MANIFEST)
+    return Path(run_dir) / MANIFEST
+
+
+def read_manifest(run_dir: Path) -> dict:
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        raise ChatcloneError("not a finished chatclone run (no manifest.json): it failed or is still running",
+                             run_dir)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_input(value: str, outputs_root: Path, stage: str) -> Path:
+    """`latest` -> the newest finished run of `stage`; otherwise a run dir, checked to be of `stage`."""
+    if value == "latest":
+        return latest_run(outputs_root, stage)
+    run_dir = Path(value)
+    if not run_dir.is_dir():
+        raise ChatcloneError(f"no such run dir (expected a finished {stage} run)", run_dir)
+    found = read_manifest(run_dir).get("stage")
+    if found != stage:
+        raise ChatcloneError(f"this is a {found} run, expected a {stage} run", run_dir)
+    return run_dir
+
+
+def latest_run(outputs_root: Path, stage: str) -> Path:
+    """Newest finished run of a stage under outputs_root/stage (single runs and multirun jobs)."""
+    root = Path(outputs_root) / stage
+    finished = []
+    for manifest in root.glob(f"**/{MANIFEST}"):
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        if data.get("stage") == stage:
+            finished.append((data.get("finished_at", ""), str(manifest.parent)))
+    if not finished:
+        raise ChatcloneError(f"no finished {stage} run found; run {stage}.py first or pass input=<run dir>",
+                             root)
+    return Path(max(finished)[1])
+
+
+def _plain(value: object) -> object:
+    """Dataclasses, enums and paths as JSON-friendly values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value

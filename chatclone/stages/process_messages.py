@@ -1,0 +1,143 @@
+"""process_messages: DiscordChatExporter exports -> train.jsonl / validation.jsonl in the `messages` format."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from chatclone import runs
+from chatclone.cleaning import Cleaner
+from chatclone.config.process_messages import ProcessMessagesConfig
+from chatclone.errors import ChatcloneError
+from chatclone.conversations import Conversation, Turn, segment, split, turn_counts, windows
+from chatclone.exports import ReadOptions, read_channels
+from chatclone.speakers import author_table, resolve_target
+
+STAGE = "process_messages"
+
+
+def process_messages(cfg: ProcessMessagesConfig, run_dir: Path, console: Console | None = None) -> dict:
+    """Read, clean, segment and split; write the datasets, stats.json and manifest.json into run_dir."""
+    console = console or Console()
+    cfg.check()
+    runs.start_run(run_dir)
+    options = ReadOptions(timezone=cfg.reading.timezone, date_order=cfg.reading.date_order.value,
+                          allow_truncated=cfg.reading.allow_truncated,
+                          on_warning=lambda w: console.print(f"[yellow]warning:[/] {w}", highlight=False))
+    channels, report = read_channels(cfg.inputs, options, recursive=cfg.reading.recursive, progress=cfg.progress)
+    authors = author_table(channels)
+    target = resolve_target(cfg.target, authors)
+    cleaner, counts = Cleaner(cfg.cleaning), Counter()
+    conversations: list[Conversation] = []
+    for channel in channels:
+        counts["messages_read"] += len(channel.messages)
+        names = {i: a_name for a_name, i in ((m.display, m.author_id) for m in channel.messages) if i}
+        kept = list(cleaner.clean(channel.messages, names))
+        counts["messages_kept"] += len(kept)
+        conversations += segment(kept, target, channel.name, cfg.segmentation, counts)
+        channel.messages = []  # free memory as we go
+    _check_not_empty(conversations, target, cleaner, counts)
+    train, validation = split(conversations, cfg.split)
+    if not validation:
+        options.warn("only one conversation: the validation split is empty")
+    sizes = {name: _write_split(run_dir, name, convs, cfg) for name, convs in
+             (("train", train), ("validation", validation))}
+    stats = _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes)
+    runs.write_json(run_dir, "stats.json", stats)
+    _print_summary(console, stats, run_dir)
+    runs.finish_run(run_dir, STAGE, cfg, inputs=cfg.inputs, outputs=["train.jsonl", "validation.jsonl", "stats.json"],
+                    summary={"target": stats["target"], "split": sizes})
+    return stats
+
+
+def _check_not_empty(conversations, target, cleaner, counts) -> None:
+    """Never a silently empty dataset: say which rules removed everything."""
+    if conversations:
+        return
+    removed = ", ".join(f"{k} {v}" for k, v in cleaner.removed.most_common()) or "none"
+    dropped = ", ".join(f"{k.removeprefix('conversations_dropped_')} {v}" for k, v in counts.items()
+                        if k.startswith("conversations_dropped_")) or "none"
+    raise ChatcloneError(
+        f"no conversation with a turn of target '{target.query}' survived: {counts['messages_kept']} of "
+        f"{counts['messages_read']} messages kept (removed: {removed}); conversations dropped: {dropped}. "
+        "Loosen cleaning.* or segmentation.* (e.g. cleaning.max_chars, segmentation.session_gap_minutes)")
+
+
+def _write_split(run_dir: Path, name: str, conversations: list[Conversation], cfg: ProcessMessagesConfig) -> dict:
+    path = runs.new_file(run_dir, f"{name}.jsonl")
+    n_windows = n_target_turns = 0
+    with open(path, "xb") as f:
+        for conv in conversations:
+            for k, window in enumerate(windows(conv, cfg.segmentation)):
+                f.write(orjson.dumps(_record(conv, k, window)) + b"\n")
+                n_windows += 1
+                n_target_turns += sum(t.is_target and not t.context_only for t in window)
+    return {"conversations": len(conversations), "examples": n_windows, "target_turns": n_target_turns}
+
+
+def _record(conv: Conversation, k: int, window: list[Turn]) -> dict:
+    return {
+        "id": f"{conv.channel}-{_iso(conv.start)}-w{k}",
+        "channel": conv.channel_name,
+        "channel_id": conv.channel,
+        "start": _iso(window[0].start),
+        "end": _iso(window[-1].end),
+        "messages": [_message(t) for t in window],
+    }
+
+
+def _message(t: Turn) -> dict:
+    out = {"role": "assistant" if t.is_target else "user", "name": t.name, "content": t.content}
+    if t.is_target and t.context_only:
+        out["train"] = False
+    return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes) -> dict:
+    return {
+        "inputs": cfg.inputs,
+        "files": report.files,
+        "skipped_files": report.skipped_files,
+        "duplicate_messages_removed": report.duplicates_removed,
+        "warnings": options.warnings,
+        "target": {"query": target.query, "ids": sorted(target.ids), "usernames": sorted(target.usernames),
+                   "names": sorted(target.names)},
+        "authors": [{"ids": sorted(a.ids), "usernames": sorted(a.usernames), "names": sorted(a.names),
+                     "messages": a.messages, "is_bot": a.is_bot}
+                    for a in sorted(authors.values(), key=lambda a: -a.messages)],
+        "messages": {"read": counts["messages_read"], "kept": counts["messages_kept"]},
+        "removed": dict(sorted(cleaner.removed.items())),
+        "changed": dict(sorted(cleaner.changed.items())),
+        "segmentation": {k: v for k, v in sorted(counts.items()) if not k.startswith("messages_")},
+        "conversations": len(conversations),
+        "turns_per_conversation": dict(sorted(turn_counts(conversations).items())),
+        "split": sizes,
+    }
+
+
+def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
+    table = Table(title=f"process_messages: target {', '.join(stats['target']['names'])}", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [("files read", len(stats["files"])), ("files skipped", len(stats["skipped_files"])),
+            ("messages read", stats["messages"]["read"]), ("messages kept", stats["messages"]["kept"])]
+    rows += [(f"  removed: {k}", v) for k, v in stats["removed"].items()]
+    rows += [(f"  changed: {k}", v) for k, v in stats["changed"].items()]
+    rows += [(k.replace("_", " "), v) for k, v in stats["segmentation"].items()]
+    rows += [("conversations", stats["conversations"])]
+    for name, size in stats["split"].items():
+        rows.append((f"{name}: conversations / examples / target turns",
+                     f"{size['conversations']} / {size['examples']} / {size['target_turns']}"))
+    for what, value in rows:
+        table.add_row(what, str(value))
+    console.print(table)
+    console.print(f"wrote {run_dir}/train.jsonl, validation.jsonl, stats.json")
