@@ -21,7 +21,8 @@ RAW_EMOJI = re.compile(r"<a?:(\w+):\d+>")
 URL = re.compile(r"(?:https?://|www\.)[^\s<>]+[^\s<>.,;:!?)\]'\"]")
 EMAIL = re.compile(r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{7,}\d(?![\w])")
-SYSTEM, COMMAND_RESPONSE, FORWARD = Kind.SYSTEM, Kind.COMMAND_RESPONSE, Kind.FORWARD
+DIGIT_RUN = re.compile(r"\d[\d\s().-]{7,}\d")  # cheap pre-check: PHONE's lookbehind is slow on every position
+DEFAULT, SYSTEM, COMMAND_RESPONSE, FORWARD = Kind.DEFAULT, Kind.SYSTEM, Kind.COMMAND_RESPONSE, Kind.FORWARD
 
 
 class Cleaner:
@@ -33,7 +34,11 @@ class Cleaner:
         self.changed: Counter[str] = Counter()
         self.bots = {b.lower() for b in cfg.extra_bots}
         prefixes = "|".join(re.escape(p) for p in cfg.command_prefixes)
-        self.command = re.compile(rf"^(?:{prefixes})[A-Za-z]") if prefixes else None
+        self.command = re.compile(rf"^(?:{prefixes})[A-Za-z]") if prefixes and cfg.drop_commands else None
+        self.rewrite_mentions = cfg.mentions is not MentionPolicy.keep
+        self.repeat_window = cfg.repeat_window_minutes * 60
+        self.url_replacement = None if cfg.urls is UrlPolicy.keep else (
+            "" if cfg.urls is UrlPolicy.drop else cfg.url_placeholder)
 
     def clean(self, messages: Iterable[Message], names: dict[str, str]) -> Iterator[Message]:
         """Kept messages, content rewritten; `names` maps user ids to display names for raw mentions."""
@@ -49,8 +54,9 @@ class Cleaner:
             yield m
 
     def _drop_whole(self, m: Message) -> str | None:
-        cfg = self.cfg
-        kind = m.kind
+        cfg, kind = self.cfg, m.kind
+        if kind is DEFAULT and not m.is_bot and not self.bots:  # the common case, decided in two checks
+            return "commands" if self.command is not None and self.command.match(m.content) else None
         if kind is SYSTEM and cfg.drop_system:
             return "system"
         if cfg.drop_bots and (m.is_bot or kind is COMMAND_RESPONSE or self._listed_bot(m)):
@@ -59,7 +65,7 @@ class Cleaner:
             if cfg.drop_forwards or not m.forwarded:
                 return "forwards"
             m.content = m.forwarded
-        if self.command is not None and cfg.drop_commands and self.command.match(m.content):
+        if self.command is not None and self.command.match(m.content):
             return "commands"
         return None
 
@@ -70,14 +76,15 @@ class Cleaner:
         original = text
         if "<" in text:
             text = self._raw_tokens(text, names)
-        if "@" in text and self.cfg.mentions is not MentionPolicy.keep:
+        if self.rewrite_mentions and "@" in text:
             text = self._mentions(text, names)
-        if self.cfg.urls is not UrlPolicy.keep and ("http" in text or "www." in text):
-            text = self._sub(URL, text, "urls", "" if self.cfg.urls is UrlPolicy.drop else self.cfg.url_placeholder)
+        if self.url_replacement is not None and ("http" in text or "www." in text):
+            text = self._sub(URL, text, "urls", self.url_replacement)
         if self.cfg.scrub_pii:
             if "@" in text:
                 text = self._sub(EMAIL, text, "emails", self.cfg.email_placeholder)
-            text = self._sub(PHONE, text, "phones", self.cfg.phone_placeholder, _is_phone)
+            if DIGIT_RUN.search(text):
+                text = self._sub(PHONE, text, "phones", self.cfg.phone_placeholder, _is_phone)
         return text if text is original else re.sub(r"[ \t]{2,}", " ", text).strip()
 
     def _raw_tokens(self, text: str, names: dict[str, str]) -> str:
@@ -96,6 +103,9 @@ class Cleaner:
         return self._sub(pattern, text, "mentions", lambda m: m[1] if keep_name else self.cfg.mention_placeholder)
 
     def _sub(self, pattern: re.Pattern, text: str, rule: str, repl, accept=None) -> str:
+        if pattern.search(text) is None:  # the common case, without building a closure
+            return text
+
         def replace(m: re.Match) -> str:
             if accept is not None and not accept(m[0]):
                 return m[0]
@@ -104,7 +114,9 @@ class Cleaner:
         return pattern.sub(replace, text)
 
     def _drop_rest(self, m: Message, last_by_author: dict[str, tuple[str, float]]) -> str | None:
-        cfg, text = self.cfg, m.content.strip()
+        cfg, text = self.cfg, m.content
+        if text[:1].isspace() or text[-1:].isspace():
+            text = text.strip()
         if not text and (m.attachments or m.stickers):
             if cfg.media_only is MediaPolicy.drop:
                 return "media_only"
@@ -115,11 +127,12 @@ class Cleaner:
             return "too_short"
         if len(text) > cfg.max_chars:
             return "too_long"
+        if not cfg.drop_repeats:
+            return None
         author = m.author_id or m.username
         previous = last_by_author.get(author)
         last_by_author[author] = (text, m.ts)
-        if (cfg.drop_repeats and previous and previous[0] == text
-                and m.ts - previous[1] <= cfg.repeat_window_minutes * 60):
+        if previous is not None and previous[0] == text and m.ts - previous[1] <= self.repeat_window:
             return "repeats"
         return None
 

@@ -47,16 +47,23 @@ class Conversation:
 def segment(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
             cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
     """Conversations of one channel's cleaned, time-ordered messages."""
-    by_id = {m.id: m for m in messages if m.id is not None} if cfg.reply_context else {}
+    wanted = {m.reply_to for m in messages if m.reply_to is not None} if cfg.reply_context else set()
+    by_id = {m.id: m for m in messages if m.id in wanted} if wanted else {}
     conversations: list[Conversation] = []
     current: Conversation | None = None
     previous_ts = -math.inf
+    gap = cfg.session_gap_minutes * 60
+    targets: dict[tuple, bool] = {}  # is_target per (id, username): decided once per speaker
     for m in messages:
-        if current is None or m.ts - previous_ts > cfg.session_gap_minutes * 60:
+        if current is None or m.ts - previous_ts > gap:
             current = Conversation(channel=m.channel, channel_name=channel_name)
             conversations.append(current)
             _add_reply_context(current, m, by_id, is_target, cfg, counts)
-        _add_message(current, m, is_target(m), cfg)
+        speaker = (m.author_id, m.username)
+        target = targets.get(speaker)
+        if target is None:
+            target = targets[speaker] = is_target(m)
+        _add_message(current, m, target, cfg)
         previous_ts = m.ts
     return [c for c in conversations if _keep(c, cfg, counts)]
 

@@ -46,13 +46,19 @@ def read_channels(inputs: list[Path | str], options: ReadOptions, recursive: boo
         by_channel[header.channel_key].append((fmt, header, messages))
     channels = []
     with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("reading exports", total=None)
+        task = bar.add_task("reading exports", total=sum(path.stat().st_size for path, _ in files))
+        options.on_bytes = lambda n: bar.advance(task, n)  # the JSON reader reports each block it reads
+
+        def file_done(path: Path, start: float) -> None:
+            bar.update(task, completed=start + path.stat().st_size)
+
         for key, entries in by_channel.items():
-            channels.append(_read_channel(key, entries, report, lambda n: bar.advance(task, n)))
+            channels.append(_read_channel(key, entries, report, lambda: bar.tasks[0].completed, file_done))
+    options.on_bytes = None
     return channels, report
 
 
-def _read_channel(key: str, entries: list, report: ReadReport, advance) -> ChannelExport:
+def _read_channel(key: str, entries: list, report: ReadReport, position, file_done) -> ChannelExport:
     best = min(FORMATS.index(fmt) for fmt, _, _ in entries)
     fmt = FORMATS[best]
     chosen = sorted((e for e in entries if e[0] == fmt), key=lambda e: (e[1].part, str(e[1].path)))
@@ -64,7 +70,9 @@ def _read_channel(key: str, entries: list, report: ReadReport, advance) -> Chann
     channel = ChannelExport(key=key, name=first.name, is_dm=first.is_dm, format=fmt)
     seen: set = set()
     for _, header, messages in chosen:
-        count = _take(channel.messages, messages, seen if len(chosen) > 1 else None, report, advance)
+        start = position()
+        count = _take(channel.messages, messages, seen if len(chosen) > 1 else None, report)
+        file_done(header.path, start)
         channel.files.append(str(header.path))
         report.files.append({"file": str(header.path), "format": fmt, "channel": key, "part": header.part,
                              "messages": count})
@@ -72,17 +80,18 @@ def _read_channel(key: str, entries: list, report: ReadReport, advance) -> Chann
     return channel
 
 
-def _take(into: list[Message], messages, seen: set | None, report: ReadReport, advance) -> int:
-    """Append a file's messages, skipping ones already seen in another copy or part."""
+def _take(into: list[Message], messages, seen: set | None, report: ReadReport) -> int:
+    """Append a file's messages, skipping ones already seen in another copy or part; how many the file had."""
+    before = len(into)
+    if seen is None:
+        into.extend(messages)
+        return len(into) - before
     count = 0
     for count, m in enumerate(messages, start=1):
-        if seen is not None:
-            key = m.id if m.id is not None else (m.username, m.ts, m.content)
-            if key in seen:
-                report.duplicates_removed += 1
-                continue
-            seen.add(key)
+        key = m.id if m.id is not None else (m.username, m.ts, m.content)
+        if key in seen:
+            report.duplicates_removed += 1
+            continue
+        seen.add(key)
         into.append(m)
-        if count % 8192 == 0:
-            advance(8192)
     return count

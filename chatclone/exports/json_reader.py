@@ -32,11 +32,8 @@ def read_json(path: Path, options: ReadOptions) -> tuple[FileHeader, Iterator[Me
         head = f.read(1 << 16)
     header_doc = _parse_header(path, head)
     header = _file_header(path, header_doc)
-    if _has_fixed_layout(head):
-        raw = _fixed_layout_messages(path, options)
-    else:
-        raw = _ijson_messages(path, options)
-    return header, _convert_all(path, raw, header.channel_key)
+    reader = _fixed_layout_messages if _has_fixed_layout(head) else _ijson_messages
+    return header, reader(path, options, header.channel_key)
 
 
 def _parse_header(path: Path, head: bytes) -> dict:
@@ -72,11 +69,12 @@ def _has_fixed_layout(head: bytes) -> bool:
     return rest.startswith(b"[\n    {") or rest.startswith(b"[\r\n    {") or rest.startswith(b"[]")
 
 
-def _fixed_layout_messages(path: Path, options: ReadOptions) -> Iterator[tuple[dict, int]]:
-    """Yield (message dict, index) by cutting `    {` ... `    }` objects out of blocks."""
-    index, loads = 0, orjson.loads
+def _fixed_layout_messages(path: Path, options: ReadOptions, channel_key: str) -> Iterator[Message]:
+    """Messages cut out of blocks as `    {` ... `    }` objects (the hot loop: kept flat on purpose)."""
+    index, loads, authors = 0, orjson.loads, {}
     with open(path, "rb") as f:
         buf = f.read(BLOCK)
+        options.read_bytes(len(buf))
         pos = buf.find(MESSAGES_KEY)
         consumed = 0  # bytes of the file before buf
         while True:
@@ -84,6 +82,7 @@ def _fixed_layout_messages(path: Path, options: ReadOptions) -> Iterator[tuple[d
             end = buf.find(END, start + 1) if start >= 0 else -1
             if end < 0:
                 more = f.read(BLOCK)
+                options.read_bytes(len(more))
                 if more:
                     consumed += pos
                     buf, pos = buf[pos:] + more, 0
@@ -92,11 +91,13 @@ def _fixed_layout_messages(path: Path, options: ReadOptions) -> Iterator[tuple[d
                 return
             pos = end + len(END)
             try:
-                item = loads(buf[start + 1:pos])
+                message = _to_message(loads(buf[start + 1:pos]), channel_key, index, authors)
             except orjson.JSONDecodeError as e:
                 raise ChatcloneError(f"malformed JSON in a message: {e.msg}", path,
                                      line=_line_at(path, consumed + start + 1), record=index + 1) from None
-            yield item, index
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise _not_a_message(path, e, index) from None
+            yield message
             index += 1
 
 
@@ -142,12 +143,16 @@ def _check_tail(path: Path, tail: bytes, line_of_tail, count: int, open_object: 
         "Re-export, or pass allow_truncated=true to keep the messages read", path, line=line)
 
 
-def _ijson_messages(path: Path, options: ReadOptions) -> Iterator[tuple[dict, int]]:
-    index = 0
+def _ijson_messages(path: Path, options: ReadOptions, channel_key: str) -> Iterator[Message]:
+    """Messages of a file in any other JSON layout, through ijson's streaming parser."""
+    index, authors = 0, {}
     with open(path, "rb") as f:
         try:
             for index, item in enumerate(ijson.items(f, "messages.item", use_float=True), start=1):
-                yield item, index - 1
+                try:
+                    yield _to_message(item, channel_key, index - 1, authors)
+                except (KeyError, TypeError, ValueError, AttributeError) as e:
+                    raise _not_a_message(path, e, index - 1) from None
         except ijson.IncompleteJSONError as e:
             if "premature EOF" in str(e) or "incomplete" in str(e).lower():
                 _check_tail(path, b"", lambda: None, index, True, options)
@@ -155,14 +160,9 @@ def _ijson_messages(path: Path, options: ReadOptions) -> Iterator[tuple[dict, in
             raise ChatcloneError(f"malformed JSON after message {index}: {e}", path) from None
 
 
-def _convert_all(path: Path, raw: Iterator[tuple[dict, int]], channel_key: str) -> Iterator[Message]:
-    authors: dict[tuple, tuple] = {}
-    for d, index in raw:
-        try:
-            yield _to_message(d, channel_key, index, authors)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ChatcloneError(f"not a DiscordChatExporter message ({type(e).__name__}: {e})",
-                                 path, line=_message_line(path, index), record=index + 1) from None
+def _not_a_message(path: Path, error: Exception, index: int) -> ChatcloneError:
+    return ChatcloneError(f"not a DiscordChatExporter message ({type(error).__name__}: {error})",
+                          path, line=_message_line(path, index), record=index + 1)
 
 
 DEFAULT, SYSTEM, COMMAND_RESPONSE, FORWARD = Kind.DEFAULT, Kind.SYSTEM, Kind.COMMAND_RESPONSE, Kind.FORWARD

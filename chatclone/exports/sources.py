@@ -23,6 +23,11 @@ class ReadOptions:
     allow_truncated: bool = False    # keep the messages of a JSON export cut off mid-write
     warnings: list[str] = field(default_factory=list)
     on_warning: Callable[[str], None] | None = None
+    on_bytes: Callable[[int], None] | None = None   # progress: called with the size of each block read
+
+    def read_bytes(self, n: int) -> None:
+        if self.on_bytes is not None:
+            self.on_bytes(n)
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
