@@ -39,7 +39,7 @@ def new_file(run_dir: Path, name: str) -> Path:
 def write_json(run_dir: Path, name: str, data: object) -> Path:
     path = new_file(run_dir, name)
     with open(path, "x", encoding="utf-8") as f:
-        json.dump(_plain(data), f, indent=2, ensure_ascii=False)
+        json.dump(plain(data), f, indent=2, ensure_ascii=False)
         f.write("\n")
     return path
 
@@ -59,7 +59,7 @@ def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], out
         "config": config,
     }
     tmp = Path(run_dir) / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(_plain(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(plain(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, Path(run_dir) / MANIFEST)
     return Path(run_dir) / MANIFEST
 
@@ -99,14 +99,14 @@ def latest_run(outputs_root: Path, stage: str) -> Path:
     return Path(max(finished)[1])
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
     """Dataclasses, enums and paths as JSON-friendly values."""
     if is_dataclass(value) and not isinstance(value, type):
-        return _plain(asdict(value))
+        return plain(asdict(value))
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):

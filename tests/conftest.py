@@ -58,3 +58,36 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def embedded_dir(cache_root: Path) -> Path:
     """The embedded model converted into the session's cache root."""
     return embedded_model_dir(cache_root)
+
+
+def quiet():
+    """A rich console that prints nowhere, for stage calls in tests."""
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO())
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(embedded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama (the embedded model's architecture) with the embedded tokenizer."""
+    from tests.tiny_models import build_tiny_model
+
+    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama", embedded_dir)
+
+
+@pytest.fixture(scope="session")
+def dm_tokenized(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """outputs_root holding a process_messages and a tokenize_dataset run of the bundled DM for tiny_llama."""
+    from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
+    from chatclone.stages.process_messages import process_messages
+    from chatclone.stages.tokenize_dataset import tokenize_dataset
+
+    root = tmp_path_factory.mktemp("outputs")
+    dm = ROOT / "examples" / "sample_exports" / f"{DM}.json"
+    process_messages(make_config([dm]), root / "process_messages" / "run", console=quiet())
+    cfg = TokenizeDatasetConfig(input=str(root / "process_messages" / "run"), progress=False, num_proc=1)
+    cfg.model.name_or_path = str(tiny_llama)
+    tokenize_dataset(cfg, root / "tokenize_dataset" / "run", console=quiet())
+    return root

@@ -6,14 +6,38 @@ are merged into the typed nodes, so they are checked too.
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
+
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from chatclone.config.process_messages import ProcessMessagesConfig
+from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
+from chatclone.config.train import TrainConfig
+
+STAMP = "%Y-%m-%d_%H-%M-%S-%f"
+
+
+def run_stamp() -> str:
+    """Run dir name: the time now, or, under a launcher (torchrun, accelerate launch), the launcher's start
+    time, which every rank on the node shares, so that all ranks agree on one run dir."""
+    if "LOCAL_RANK" in os.environ:
+        import psutil
+
+        started = psutil.Process(os.getppid()).create_time()
+        return datetime.fromtimestamp(started).strftime(STAMP) + "-ddp"
+    return datetime.now().strftime(STAMP)
 
 
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="process_messages_schema", node=ProcessMessagesConfig)
+    # tokenize_dataset.py; its `model` group options (conf/model/*.yaml) merge into the typed ModelConfig node.
+    cs.store(name="tokenize_dataset_schema", node=TokenizeDatasetConfig)
+    cs.store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("run_stamp"):
+        OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
 
 
 register()

@@ -1,0 +1,122 @@
+"""Schema of train.py's config. Defaults and the reasons for them live in conf/train.yaml and its groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+from chatclone.config.model import ModelConfig
+from chatclone.errors import ChatcloneError
+
+
+class Method(str, Enum):
+    lora = "lora"
+    qlora = "qlora"
+    full = "full"
+
+
+class Strategy(str, Enum):
+    no = "no"
+    epoch = "epoch"
+    steps = "steps"
+
+
+class WandbMode(str, Enum):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class MethodConfig:
+    name: Method = Method.lora
+    learning_rate: float = 2e-4              # the method's usual rate; trainer.learning_rate overrides it
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: Optional[list[str]] = None   # null = model.lora_target_modules
+    quant_type: str = "nf4"                  # qlora: 4-bit NF4 base weights
+    double_quant: bool = True                # qlora: quantise the quantisation constants too
+    compute_dtype: str = "float32"           # qlora: dtype of the matmuls on dequantised weights
+
+
+@dataclass
+class TrainerConfig:
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: Optional[float] = None    # null = method.learning_rate
+    batch_size: int = 8
+    eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    group_by_length: bool = True
+    logging_steps: int = 5
+    eval_strategy: Strategy = Strategy.no
+    eval_steps: int = 50
+    save_strategy: Strategy = Strategy.epoch
+    save_steps: int = 50
+    save_total_limit: Optional[int] = 3
+    early_stopping_patience: Optional[int] = None
+    load_best_model_at_end: bool = False
+    seed: int = 42
+    num_workers: int = 0
+
+
+@dataclass
+class WandbConfig:
+    mode: WandbMode = WandbMode.offline
+    project: str = "chatclone"
+    entity: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    log_samples: bool = False                # chat text is never logged unless this is true
+
+
+@dataclass
+class ExportConfig:
+    merge: bool = False
+    merged_dtype: str = "bfloat16"
+
+
+@dataclass
+class TrainConfig:
+    input: str = "latest"
+    outputs_root: str = "outputs"
+    resume: Optional[str] = None
+    preset: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.trainer.learning_rate if self.trainer.learning_rate is not None else self.method.learning_rate
+
+    def check(self) -> None:
+        """Value checks the schema's types cannot express; errors name the override to fix."""
+        self.model.check()
+        t = self.trainer
+        checks = [
+            (self.learning_rate > 0, "trainer.learning_rate", "must be > 0"),
+            (t.epochs > 0 or t.max_steps > 0, "trainer.epochs", "must be > 0 (or set trainer.max_steps)"),
+            (t.batch_size >= 1, "trainer.batch_size", "must be at least 1"),
+            (t.gradient_accumulation_steps >= 1, "trainer.gradient_accumulation_steps", "must be at least 1"),
+            (self.method.r >= 1, "method.r", "must be at least 1"),
+            (0 <= self.method.dropout < 1, "method.dropout", "must be in [0, 1)"),
+            (t.early_stopping_patience is None or t.eval_strategy is not Strategy.no,
+             "trainer.early_stopping_patience", "needs trainer.eval_strategy=epoch or steps"),
+            (not t.load_best_model_at_end or t.eval_strategy is not Strategy.no,
+             "trainer.load_best_model_at_end", "needs trainer.eval_strategy=epoch or steps"),
+            (not t.load_best_model_at_end or t.save_strategy is t.eval_strategy, "trainer.save_strategy",
+             "must equal trainer.eval_strategy with load_best_model_at_end (the best model is a saved checkpoint)"),
+            (not (self.export.merge and self.method.name is Method.full), "export.merge",
+             "applies to lora/qlora adapters (a full fine-tune is already a whole model)"),
+        ]
+        for ok, key, why in checks:
+            if not ok:
+                raise ChatcloneError(f"{key}: {why}")

@@ -1,0 +1,170 @@
+"""train: fine-tune on a tokenize_dataset run with the transformers Trainer (lora, qlora or full)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from chatclone import runs
+from chatclone.config.model import EMBEDDED
+from chatclone.config.train import Method, TrainConfig
+from chatclone.errors import ChatcloneError
+from chatclone.runs import plain
+from chatclone.training.batching import PadCollator
+from chatclone.training.models import build_model, check_method_supported, merge_adapter
+from chatclone.training.reporting import chatclone_config_callback, configure_wandb, finish_wandb, plot_loss_curves
+
+STAGE, INPUT_STAGE = "train", "tokenize_dataset"
+MODEL_FILES = ("adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json",
+               "generation_config.json", "model.safetensors.index.json")
+
+
+def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> dict:
+    """Train; write checkpoints/, final/ (and best/, merged/ where they apply), loss curve, metrics, manifest."""
+    console = console or Console()
+    cfg.check()
+    check_method_supported(cfg)
+    runs.start_run(run_dir)
+    data_dir = runs.resolve_input(cfg.input, Path(cfg.outputs_root), INPUT_STAGE)
+    data_model = runs.read_manifest(data_dir)["summary"]["model"]
+    base = _check_same_model(cfg, data_model, data_dir)
+    resume_from = _resume_checkpoint(Path(cfg.resume), data_dir) if cfg.resume else None
+    trainer = _trainer(cfg, run_dir, data_dir, base, data_model)
+    if trainer.is_world_process_zero():
+        runs.write_json(run_dir, "run_info.json", {"dataset": str(data_dir), "base_model": base,
+                                                   "method": cfg.method.name.value})
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if not trainer.is_world_process_zero():
+        return {}
+    outputs = _save_models(trainer, cfg, run_dir, base)
+    metrics = {"train": result.metrics, "best_metric": trainer.state.best_metric,
+               "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
+               "log_history": trainer.state.log_history}
+    if cfg.trainer.eval_strategy.value != "no":
+        metrics["eval"] = trainer.evaluate()
+    runs.write_json(run_dir, "metrics.json", metrics)
+    curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png", f"{cfg.model.group} {cfg.method.name.value}")
+    outputs += ["metrics.json"] + (["loss_curve.png"] if curve else [])
+    console.print(f"trained {cfg.model.group} with {cfg.method.name.value}: "
+                  f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}")
+    headline = {"global_step": trainer.state.global_step, "train_loss": result.training_loss,
+                "best_eval_loss": trainer.state.best_metric, **{k: v for k, v in metrics.get("eval", {}).items()}}
+    finish_wandb(headline)
+    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(data_dir)] + ([cfg.resume] if cfg.resume else []),
+                    outputs=outputs, summary={"base_model": base, "model": data_model, "method": cfg.method.name.value,
+                                              "preset": cfg.preset, "adapter": cfg.method.name is not Method.full,
+                                              "metrics": headline})
+    return metrics
+
+
+def _check_same_model(cfg: TrainConfig, data_model: dict, data_dir: Path) -> str:
+    """The base model must be the one the dataset was tokenized for (same weights, same template)."""
+    from chatclone.modeling import embedded_model_dir
+
+    wanted = str(embedded_model_dir()) if cfg.model.name_or_path == EMBEDDED else cfg.model.name_or_path
+    if Path(wanted).expanduser().exists():
+        wanted = str(Path(wanted).expanduser().resolve())
+    if wanted != data_model["name_or_path"]:
+        raise ChatcloneError(f"the dataset was tokenized for {data_model['group']} ({data_model['name_or_path']}) "
+                             f"but train.py was asked for model={cfg.model.group} ({wanted}): run "
+                             f"`python tokenize_dataset.py model={cfg.model.group}` first, or pass input=<run dir>",
+                             path=data_dir)
+    return wanted
+
+
+def _resume_checkpoint(old_run: Path, data_dir: Path) -> Path:
+    """Last checkpoint of a killed (or finished) train run, checked to be over the same dataset."""
+    info_path = old_run / "run_info.json"
+    if not info_path.is_file():
+        raise ChatcloneError("not a train run dir (no run_info.json): nothing to resume", path=old_run)
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info["dataset"] != str(data_dir):
+        raise ChatcloneError(f"that run trained on {info['dataset']}, this one would use {data_dir}; pass "
+                             f"input={info['dataset']} to resume it", path=old_run)
+    checkpoints = sorted((p for p in (old_run / "checkpoints").glob("checkpoint-*")
+                          if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
+    if not checkpoints:
+        raise ChatcloneError("no complete checkpoint to resume from (the run stopped before its first save; "
+                             "lower trainer.save_steps with trainer.save_strategy=steps)", path=old_run)
+    return checkpoints[-1]
+
+
+def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_model: dict) -> Any:
+    from datasets import load_from_disk
+    from transformers import EarlyStoppingCallback, Trainer
+
+    from chatclone.modeling import load_tokenizer
+
+    dataset = load_from_disk(str(data_dir / "dataset"))
+    tokenizer = load_tokenizer(data_dir / "tokenizer")
+    model = build_model(cfg, base, len(tokenizer))
+    callbacks = [chatclone_config_callback(plain(cfg))] if cfg.wandb.mode.value != "disabled" else []
+    if cfg.trainer.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.trainer.early_stopping_patience))
+    evaluating = cfg.trainer.eval_strategy.value != "no" and len(dataset["validation"]) > 0
+    return Trainer(model=model, args=_arguments(cfg, run_dir, configure_wandb(cfg, run_dir)),
+                   train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
+                   data_collator=PadCollator(data_model["pad_token_id"]), processing_class=tokenizer,
+                   callbacks=callbacks)
+
+
+def _arguments(cfg: TrainConfig, run_dir: Path, report_to: list[str]) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    t = cfg.trainer
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"), run_name=run_dir.name, report_to=report_to,
+        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, activation_checkpointing=t.gradient_checkpointing,
+        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random", length_column_name="length",
+        logging_steps=t.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy.value,
+        eval_steps=t.eval_steps, save_strategy=t.save_strategy.value, save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, load_best_model_at_end=t.load_best_model_at_end,
+        metric_for_best_model="eval_loss", greater_is_better=False, seed=t.seed, data_seed=t.seed,
+        dataloader_num_workers=t.num_workers, dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,
+        ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo")
+
+
+def _save_models(trainer: Any, cfg: TrainConfig, run_dir: Path, base: str) -> list[str]:
+    """final/ = the last weights; best/ = the reloaded best checkpoint (regularized); merged/ on request."""
+    outputs = []
+    last = _last_checkpoint(run_dir / "checkpoints")
+    if cfg.trainer.load_best_model_at_end and trainer.state.best_model_checkpoint:
+        trainer.save_model(str(runs.new_file(run_dir, "best")))
+        outputs.append("best")
+        if last is not None:  # the in-memory model is now the best one: final/ comes from the last checkpoint
+            _copy_model(last, runs.new_file(run_dir, "final"), trainer)
+            outputs.append("final")
+    if "final" not in outputs:
+        trainer.save_model(str(runs.new_file(run_dir, "final")))
+        outputs.append("final")
+    if cfg.export.merge:
+        source = run_dir / ("best" if "best" in outputs else "final")
+        merge_adapter(base, source, runs.new_file(run_dir, "merged"), cfg.export.merged_dtype)
+        trainer.processing_class.save_pretrained(run_dir / "merged")
+        outputs.append("merged")
+    return outputs
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return found[-1] if found else None
+
+
+def _copy_model(checkpoint: Path, out_dir: Path, trainer: Any) -> None:
+    out_dir.mkdir()
+    for name in MODEL_FILES:
+        if (checkpoint / name).is_file():
+            shutil.copy2(checkpoint / name, out_dir / name)
+    for shard in checkpoint.glob("model-*.safetensors"):
+        shutil.copy2(shard, out_dir / shard.name)
+    trainer.processing_class.save_pretrained(out_dir)

@@ -1,0 +1,27 @@
+"""Fine-tune a model to text like the target, on the newest tokenize_dataset run.
+
+Usage:
+    python train.py                                   # embedded SmolLM2 + LoRA, the seeds' recipe
+    python train.py preset=overfit                    # or preset=regularized (early stopping, best model)
+    python train.py model=phi3 method=qlora           # on a GPU, with the model in the local HF cache
+    python train.py resume=outputs/train/<killed run> # continue from its last checkpoint
+    python train.py -m method=lora,full trainer.learning_rate=1e-4,2e-4
+    torchrun --nproc_per_node=2 train.py trainer.max_steps=20
+Writes final/ (best/, merged/), checkpoints/, loss_curve.png, metrics.json and manifest.json into outputs/train/.
+"""
+
+import hydra
+from omegaconf import OmegaConf
+
+import chatclone.config  # noqa: F401  (registers the config schemas)
+from chatclone.cli import run_stage
+from chatclone.stages.train import train
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg) -> None:
+    run_stage(train, OmegaConf.to_object(cfg))
+
+
+if __name__ == "__main__":
+    main()
