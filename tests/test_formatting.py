@@ -166,6 +166,13 @@ def test_context_only_target_turns_are_not_labelled(tokenizers):
     assert_runs(labelled_runs(tok, sequence), ["lol</s>", "and soup</s>", "deal 🍅</s>"])
 
 
+def test_marker_characters_in_messages_are_dropped(tokenizers):
+    tok = tokenizers["smollm2"]
+    chat = [{"role": "user", "content": "a\ue002b"}, {"role": "assistant", "content": "\ue000c\ue001d"}]
+    [sequence] = group_encoder(tok, "smollm2").encode(chat).sequences
+    assert labelled_runs(tok, sequence) == ["cd<|im_end|>"]
+
+
 def test_speaker_names_and_system_prompt(tokenizers):
     tok = tokenizers["smollm2"]
     text = tok.decode(group_encoder(tok, "smollm2").encode(CHAT).sequences[0].input_ids)

@@ -17,9 +17,9 @@ import re
 from typing import Any
 
 from chatclone.errors import ChatcloneError
-from chatclone.formatting.turns import ASSISTANT, SYSTEM, Turn
+from chatclone.formatting.turns import ASSISTANT, RESERVED, SYSTEM, Turn
 
-_OPEN, _MID, _CLOSE = "\ue000", "\ue001", "\ue002"  # private-use characters: never in a template's own text
+_OPEN, _MID, _CLOSE = RESERVED  # private-use characters: never in a template's text, removed from messages
 _MARKED = re.compile(f"{_OPEN}(\\d+){_MID}(.*?){_CLOSE}", re.DOTALL)
 
 

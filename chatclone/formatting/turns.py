@@ -15,6 +15,8 @@ from chatclone.errors import ChatcloneError
 
 SYSTEM, USER, ASSISTANT = "system", "user", "assistant"
 SYSTEM_FOLD_SEPARATOR = "\n\n"
+RESERVED = "\ue000\ue001\ue002"  # private-use characters render.py marks message text with; dropped from messages
+_DROP_RESERVED = str.maketrans("", "", RESERVED)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def build_units(messages: Iterable[Mapping], style: Style) -> list[Unit]:
         role = message.get("role")
         if role not in (USER, ASSISTANT):
             raise ChatcloneError(f"unexpected role {role!r}: process_messages writes only user and assistant turns")
-        text = (message.get("content") or "").strip()
+        text = (message.get("content") or "").translate(_DROP_RESERVED).strip()
         name = message.get("name")
         if role == USER and style.speaker_names and name:
             text = f"{name}: {text}"
