@@ -20,12 +20,16 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(PY) process_messages.py input=examples/sample_exports target=tamsin.vale progress=false
+	$(PY) tokenize_dataset.py progress=false
+	$(PY) train.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_process_messages.py
+	$(PY) benchmarks/bench_tokenize.py
+	$(PY) benchmarks/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)

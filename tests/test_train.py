@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -144,7 +145,10 @@ def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_ll
 def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
     outputs = tmp_path / "outputs"
     torchrun = Path(sys.executable).parent / "torchrun"
-    result = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29533", "train.py",
+    with socket.socket() as probe:  # a free port: parallel test runs must not collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run([str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "train.py",
                              *tiny_overrides(outputs, tiny_llama, "trainer.max_steps=3", "trainer.batch_size=2",
                                              f"input={dm_tokenized / 'tokenize_dataset' / 'run'}")],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
