@@ -1,7 +1,7 @@
 """Benchmark: chatclone's training loop vs a plain padded Trainer, same model, data and steps, in one run.
 
 Usage:
-    python benchmarks/bench_train.py                  # embedded SmolLM2 + LoRA r=16, 8 steps of batch 8
+    python benchmarks/bench_train.py                  # embedded SmolLM2 + LoRA r=16, 6 steps of 4 x 2 sequences
     python benchmarks/bench_train.py --steps 4 --with-max-length-baseline
 Data: the synthetic style corpus (chatclone.stylecorpus) through process_messages and tokenize_dataset.
 Contenders (each in its own process, so peak RSS is its own; tokens/s counts real tokens, not padding):
@@ -27,13 +27,14 @@ WORKER = """
 import json, resource, sys, time
 import torch
 from datasets import load_from_disk
-from transformers import Trainer, TrainingArguments, TrainerCallback
+from transformers import Trainer, TrainingArguments
 from chatclone.config.train import TrainConfig
 from chatclone.modeling import embedded_model_dir, load_tokenizer
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model
 
 data_dir, mode, steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+MAX_LENGTH = json.load(open(data_dir + "/manifest.json"))["summary"]["model"]["max_length"]
 torch.manual_seed(0)
 dataset = load_from_disk(data_dir + "/dataset")["train"]
 tokenizer = load_tokenizer(data_dir + "/tokenizer")
@@ -44,19 +45,17 @@ if mode == "max_length":
     class MaxLength(PadCollator):
         def __call__(self, features):
             batch = super().__call__(features)
-            extra = cfg.model.max_length - batch["input_ids"].shape[1]
+            extra = MAX_LENGTH - batch["input_ids"].shape[1]
             pad = lambda t, v: torch.nn.functional.pad(t, (0, extra), value=v)
             return {"input_ids": pad(batch["input_ids"], self.pad_token_id), "labels": pad(batch["labels"], -100),
                     "attention_mask": pad(batch["attention_mask"], 0)}
     collator = MaxLength(tokenizer.pad_token_id)
 real_tokens = []
-class Count(TrainerCallback):
-    pass
 original = collator.__call__
 def counting(features):
     real_tokens.append(sum(len(f["input_ids"]) for f in features))
     return original(features)
-args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=8, learning_rate=2e-4,
+args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=4, gradient_accumulation_steps=2, learning_rate=2e-4,
                          train_sampling_strategy="group_by_length" if mode == "chatclone" else "random",
                          length_column_name="length", report_to="none", save_strategy="no", logging_steps=1000,
                          remove_unused_columns=False, dataloader_pin_memory=False, disable_tqdm=True, seed=0)
@@ -64,23 +63,24 @@ trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=c
 start = time.perf_counter()
 trainer.train()
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "tokens": sum(real_tokens[:steps]),
+print(json.dumps({"seconds": seconds, "tokens": sum(real_tokens[:steps * args.gradient_accumulation_steps]),
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
+    parser.add_argument("--max-length", type=int, default=256, help="model.max_length when tokenizing")
     parser.add_argument("--with-max-length-baseline", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = _tokenized_corpus(Path(tmp), args.messages)
+        data_dir = _tokenized_corpus(Path(tmp), args.messages, args.max_length)
         modes = ["chatclone", "random"] + (["max_length"] if args.with_max_length_baseline else [])
         names = {"chatclone": "chatclone (length-grouped, dynamic padding)",
                  "random": "plain Trainer (random batches, padded)", "max_length": "Trainer padded to max_length"}
-        print(f"{args.steps} steps of batch 8, embedded SmolLM2-135M + LoRA r=16, CPU\n")
+        print(f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded SmolLM2-135M + LoRA r=16, CPU\n")
         print(f"{'contender':46} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'peak RSS':>10}")
         results = {}
         for mode in modes:
@@ -91,7 +91,7 @@ def main() -> None:
         print(f"\nspeed-up over the plain padded Trainer: {results['chatclone'] / results['random']:.2f}x")
 
 
-def _tokenized_corpus(tmp: Path, n_messages: int) -> Path:
+def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int) -> Path:
     from rich.console import Console
 
     from chatclone.config.process_messages import ProcessMessagesConfig
@@ -104,7 +104,9 @@ def _tokenized_corpus(tmp: Path, n_messages: int) -> Path:
     corpus = write_style_corpus(tmp / FILE_NAME, n_messages=n_messages)
     process_messages(ProcessMessagesConfig(input=str(tmp / FILE_NAME), target=corpus["target"]["username"],
                                            progress=False), tmp / "pm", console=quiet)
-    tokenize_dataset(TokenizeDatasetConfig(input=str(tmp / "pm"), progress=False), tmp / "tok", console=quiet)
+    cfg = TokenizeDatasetConfig(input=str(tmp / "pm"), progress=False)
+    cfg.model.max_length = max_length
+    tokenize_dataset(cfg, tmp / "tok", console=quiet)
     return tmp / "tok"
 
 

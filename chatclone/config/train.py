@@ -46,9 +46,9 @@ class TrainerConfig:
     epochs: float = 3.0
     max_steps: int = -1
     learning_rate: Optional[float] = None    # null = method.learning_rate
-    batch_size: int = 8
-    eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
+    batch_size: int = 4
+    eval_batch_size: int = 4
+    gradient_accumulation_steps: int = 2
     gradient_checkpointing: bool = False
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
