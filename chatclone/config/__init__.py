@@ -12,6 +12,8 @@ from datetime import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from chatclone.config.evaluate_clone import EvaluateCloneConfig
+from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.config.train import TrainConfig
@@ -36,6 +38,14 @@ def register() -> None:
     # tokenize_dataset.py; its `model` group options (conf/model/*.yaml) merge into the typed ModelConfig node.
     cs.store(name="tokenize_dataset_schema", node=TokenizeDatasetConfig)
     cs.store(name="train_schema", node=TrainConfig)
+    # inference.py, generate_from_prompt.py, simulate_conversation.py; their `sampling` group options
+    # (conf/sampling/*.yaml) merge into the typed SamplingConfig node.
+    cs.store(name="inference_schema", node=InferenceConfig)
+    cs.store(name="generate_from_prompt_schema", node=GenerateFromPromptConfig)
+    cs.store(name="simulate_conversation_schema", node=SimulateConversationConfig)
+    # evaluate_clone.py: the clone settings of the generation scripts plus the `eval` section; its `sampling` group
+    # options merge into the typed SamplingConfig node.
+    cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
     if not OmegaConf.has_resolver("run_stamp"):
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
 

@@ -1,0 +1,181 @@
+"""Benchmark: first-token latency and tokens/s of the embedded SmolLM2 clone, with and without its LoRA adapter.
+
+Usage:
+    python benchmarks/bench_generate.py                         # trains a 1-step adapter on the bundled sample
+    python benchmarks/bench_generate.py --run outputs/train/<run> --tokens 64 --repeats 3
+Contenders, each in its own process, through chatclone's own generation path (prompt rendering, stop criteria,
+streamer) with the end-of-turn token suppressed so that every reply is exactly --tokens long:
+  base           the embedded model alone (run=base)
+  adapter        base + LoRA adapter, unmerged (fuse_adapter=false): extra LoRA matmuls every layer
+  fused          base + adapter merged in memory at load (the default)
+  merged         the merged/ checkpoint from disk (train.py export.merge=true)
+Prompts: `short` (one message), `long` (the longest sample conversation), both fresh (no KV cache), and `next turn`
+(the chat's next message after a reply to `long`: the reply's KV cache is reused, as in a chat session). Median over
+--repeats of first token (s), decode tokens/s (after the first token) and end-to-end tokens/s; `same` = how many of
+the greedy tokens match the fused model's. Target: first token < 1 s, >= 20 tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {"fused": [], "adapter": ["fuse_adapter=false"], "merged": ["checkpoint=merged"], "base": ["run=base"]}
+# fused first: the others' greedy tokens are compared with its.
+SHORT = [{"name": "Orrin", "content": "hey are you still up for saturday?"}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, help="a train run dir with final/ and merged/ (default: train one)")
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens per reply")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return _worker(args.worker[0], Path(args.worker[1]), args.tokens, args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run or _train_tiny_adapter(Path(tmp))
+        print(f"run {run}; {args.tokens} new tokens per reply, median of {args.repeats}; torch threads "
+              f"{_threads()}, load average {os.getloadavg()[0]:.1f}\n")
+        print(f"{'contender':8} {'prompt':10} {'load s':>7} {'tokens':>7} {'first token s':>14} "
+              f"{'decode tok/s':>13} {'e2e tok/s':>10} {'same':>6}")
+        reference: dict = {}
+        for name, overrides in VARIANTS.items():
+            result = _measure(run, name, args.tokens, args.repeats)
+            for length, r in result["prompts"].items():
+                same = _same_prefix(r["ids"], reference.setdefault(length, r["ids"])) if r["ids"] else "-"
+                print(f"{name:8} {length:10} {result['load_s']:7.1f} {r['prompt_tokens']:7d} "
+                      f"{r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} {r['tokens_per_s']:10.1f} "
+                      f"{same!s:>6}", flush=True)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _same_prefix(ids: list[int], reference: list[int]) -> str:
+    same = next((i for i, (a, b) in enumerate(zip(ids, reference)) if a != b), min(len(ids), len(reference)))
+    return f"{same}/{len(reference)}"
+
+
+def _train_tiny_adapter(tmp: Path) -> Path:
+    """process_messages -> tokenize_dataset -> 1 LoRA step (batch 2) with merged/, on the bundled sample."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from rich.console import Console
+
+    import chatclone.config  # noqa: F401
+    from chatclone.config.process_messages import ProcessMessagesConfig
+    from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
+    from chatclone.stages.process_messages import process_messages
+    from chatclone.stages.tokenize_dataset import tokenize_dataset
+    from chatclone.stages.train import train
+
+    quiet, started = Console(file=io.StringIO()), time.perf_counter()
+    process_messages(ProcessMessagesConfig(input=str(ROOT / "examples" / "sample_exports"), target="tamsin.vale",
+                                           progress=False), tmp / "process_messages" / "run", console=quiet)
+    tokenize_dataset(TokenizeDatasetConfig(input=str(tmp / "process_messages" / "run"), progress=False, num_proc=1),
+                     tmp / "tokenize_dataset" / "run", console=quiet)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_object(compose(config_name="train", overrides=[
+            f"outputs_root={tmp}", "trainer.max_steps=1", "trainer.batch_size=2", "wandb.mode=disabled",
+            "trainer.save_strategy=no", "export.merge=true", "export.merged_dtype=float32"]))
+    train(cfg, tmp / "train" / "run", console=quiet)
+    print(f"trained a 1-step adapter in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return tmp / "train" / "run"
+
+
+def _measure(run: Path, name: str, tokens: int, repeats: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--worker", name, str(run), "--tokens", str(tokens),
+                             "--repeats", str(repeats)], cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
+    """Load one contender and time greedy replies of exactly `tokens` tokens to a short and a long prompt (fresh:
+    no KV cache kept between replies), and the first token of a chat's next turn after the long one (cache kept)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from transformers import SuppressTokensLogitsProcessor
+
+    import chatclone.config  # noqa: F401
+    from chatclone.generation.clone import load_clone, locate
+    from chatclone.generation.generate import Generator
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_object(compose(config_name="inference", overrides=[
+            f"run={run}", f"format_run={run}", "sampling=greedy", "sampling.repetition_penalty=1.0",
+            f"sampling.max_new_tokens={tokens}", *VARIANTS[name]]))
+    started = time.perf_counter()
+    clone = load_clone(locate(cfg), cfg)
+    load_s = time.perf_counter() - started
+    no_stop = [SuppressTokensLogitsProcessor(clone.stop_ids, device="cpu")]
+    fresh = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id, [], no_stop, False)
+    out = {}
+    for length, messages in {"short": SHORT, "long": _long_conversation(clone.spec.data_dir)}.items():
+        history = [clone.prompts.message(m["name"], m["content"]) for m in messages]
+        ids, _ = clone.prompts.fit(history, clone.spec.target, clone.spec.format.max_length - tokens)
+        raw = fresh._generate(ids, _NoCut(), 1, None, threading.Event())[0][len(ids):].tolist()  # warm-up
+        replies = [fresh.turn(ids, clone.spec.target, n=1, on_text=lambda text: None)[0] for _ in range(repeats)]
+        out[length] = {"prompt_tokens": len(ids), "ids": raw, **_medians(replies)}
+    out["next turn"] = _next_turn(clone, cfg, no_stop, history, repeats)
+    print(json.dumps({"load_s": load_s, "prompts": out}))
+
+
+def _next_turn(clone, cfg, no_stop: list, history: list[dict], repeats: int) -> dict:
+    """A chat's next turn after a reply to the long conversation: the KV cache of that reply is reused."""
+    from chatclone.generation.generate import Generator
+
+    target, budget = clone.spec.target, clone.spec.format.max_length - cfg.sampling.max_new_tokens
+    firsts, prompt_tokens = [], 0
+    for _ in range(repeats):
+        chat = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id, [], no_stop)
+        ids, _ = clone.prompts.fit(history, target, budget)
+        reply = chat.turn(ids, target, n=1, on_text=lambda text: None)[0]
+        turn = history + [clone.prompts.message(target, reply.text), clone.prompts.message("Orrin", "ok see you then")]
+        ids, _ = clone.prompts.fit(turn, target, budget)
+        firsts.append(chat.turn(ids, target, n=1, on_text=lambda text: None)[0])
+        prompt_tokens = len(ids)
+    return {"prompt_tokens": prompt_tokens, "ids": [], **_medians(firsts)}
+
+
+def _medians(replies: list) -> dict:
+    return {"first_token_s": statistics.median(r.first_token_s for r in replies),
+            "tokens_per_s": statistics.median(r.tokens / r.seconds for r in replies),
+            "decode_tokens_per_s": statistics.median((r.tokens - 1) / (r.seconds - r.first_token_s) for r in replies)}
+
+
+class _NoCut:
+    def raw_end(self, text: str) -> tuple[int, None, bool]:
+        return len(text), None, False
+
+
+def _long_conversation(data_dir: Path) -> list[dict]:
+    """The longest conversation of the run's training data, as `{name, content}` messages."""
+    from chatclone import runs
+
+    train = Path(runs.read_manifest(data_dir)["inputs"][0]) / "train.jsonl"
+    records = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
+    longest = max(records, key=lambda r: sum(len(m["content"]) for m in r["messages"]))
+    messages = longest["messages"]
+    while messages and messages[-1]["role"] == "assistant":  # end on a partner's turn: the target replies
+        messages = messages[:-1]
+    return [{"name": m["name"], "content": m["content"]} for m in messages]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

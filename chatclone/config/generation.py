@@ -1,0 +1,171 @@
+"""Schemas of inference.py, generate_from_prompt.py and simulate_conversation.py, and of the `sampling` group.
+
+The three scripts share how a clone is found and loaded (`CloneStageConfig`) and how it samples (`sampling`, from
+conf/sampling/*.yaml). Defaults and the reasons for them live in the YAML files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+from chatclone.config.train import WandbConfig
+from chatclone.errors import ChatcloneError
+
+BASE_RUN = "base"       # run=base: the bare base model, no adapter (for comparison)
+PLAY_TARGET = "target"  # simulate_conversation.py play=target: the user plays the target
+STDIN_PROMPT = "-"      # prompt=-: read the prompt from stdin
+
+
+class Checkpoint(str, Enum):
+    final = "final"
+    best = "best"
+    merged = "merged"
+
+
+class Mode(str, Enum):
+    chat = "chat"
+    prompt = "prompt"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Quantize(str, Enum):
+    # Only `none`: torch's dynamic int8 (the one CPU int8 path without new dependencies) also quantizes
+    # activations, and SmolLM2's activation outliers drop its top-1 agreement with float32 to 55 %.
+    none = "none"
+
+
+@dataclass
+class SamplingConfig:
+    name: str = "default"                # which conf/sampling option this came from (recorded with generations)
+    do_sample: bool = True
+    temperature: float = 0.7             # 0 = greedy, whatever do_sample says
+    top_p: float = 0.9
+    top_k: int = 0                       # 0 = off
+    repetition_penalty: float = 1.0      # 1 = off
+    num_return_sequences: int = 1
+    max_new_tokens: int = 96
+
+    @property
+    def greedy(self) -> bool:
+        return not self.do_sample or self.temperature == 0
+
+    def check(self) -> None:
+        """Value checks the types cannot express; errors name the override to fix."""
+        checks = [
+            (self.temperature >= 0, "sampling.temperature", "must be >= 0 (0 = greedy)"),
+            (0 < self.top_p <= 1, "sampling.top_p", "must be in (0, 1] (1 = off)"),
+            (self.top_k >= 0, "sampling.top_k", "must be >= 0 (0 = off)"),
+            (self.repetition_penalty > 0, "sampling.repetition_penalty", "must be > 0 (1 = off)"),
+            (self.num_return_sequences >= 1, "sampling.num_return_sequences", "must be at least 1"),
+            (self.max_new_tokens >= 1, "sampling.max_new_tokens", "must be at least 1"),
+            (not self.greedy or self.num_return_sequences == 1, "sampling.num_return_sequences",
+             "must be 1 with greedy decoding (every candidate would be the same); use sampling=default"),
+        ]
+        for ok, key, why in checks:
+            if not ok:
+                raise ChatcloneError(f"{key}={getattr(self, key.split('.')[1])}: {why}")
+
+
+@dataclass
+class CloneStageConfig:
+    """What the three scripts share: which clone to load, how, and how it samples."""
+    run: str = "latest"                  # latest | a train run dir | base
+    checkpoint: Checkpoint = Checkpoint.final
+    format_run: str = "latest"           # run=base: the train run whose prompt format the base model gets
+    outputs_root: str = "outputs"
+    base_model: Optional[str] = None     # null = the run's own base; set: asserted equal to it
+    dtype: Optional[str] = None          # null = the dtype the model was trained in
+    device: Device = Device.auto
+    fuse_adapter: bool = True            # merge LoRA weights into the base in memory after loading
+    quantize: Quantize = Quantize.none   # the weights as trained (the only choice, see Quantize)
+    seed: Optional[int] = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def check(self) -> None:
+        self.sampling.check()
+        if not self.run:
+            raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")
+        if self.run == BASE_RUN and self.checkpoint is not Checkpoint.final:
+            raise ChatcloneError(f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
+                                 "model); leave checkpoint out")
+        if self.dtype is not None and self.dtype not in ("float32", "bfloat16", "float16", "auto"):
+            raise ChatcloneError(f"dtype={self.dtype}: use float32, bfloat16, float16, auto or null")
+
+    def check_one_sequence(self, why: str) -> None:
+        if self.sampling.num_return_sequences != 1:
+            raise ChatcloneError(f"sampling.num_return_sequences={self.sampling.num_return_sequences}: {why} "
+                                 "(set it to 1)")
+
+
+@dataclass
+class InferenceConfig(CloneStageConfig):
+    mode: Mode = Mode.chat
+    prompt: Optional[str] = None         # mode=prompt: the message to answer; mode=chat: an opening message
+    user_name: Optional[str] = None      # null = the target's most frequent partner in the training data
+
+    def check(self) -> None:
+        super().check()
+        _check_names([self.user_name] if self.user_name is not None else [], "user_name")
+        if self.mode is Mode.prompt and (self.prompt is None or not str(self.prompt).strip()):
+            raise ChatcloneError('prompt is empty: mode=prompt answers one message, e.g. prompt="\'hey, you up?\'" '
+                                 "(or prompt=- to read it from stdin)")
+        if self.mode is Mode.chat:
+            self.check_one_sequence("mode=chat streams one reply at a time")
+            if self.prompt == STDIN_PROMPT:
+                raise ChatcloneError("prompt=-: mode=chat already reads its messages from stdin")
+
+
+@dataclass
+class GenerateFromPromptConfig(CloneStageConfig):
+    prompt: str = ""                     # the opening message(s); `Name: text` lines name their speakers
+    speakers: list[str] = field(default_factory=list)   # [] = the target's most frequent partners
+    num_speakers: int = 2                # how many partners `speakers: []` takes from the training data
+    turns: int = 8
+
+    def check(self) -> None:
+        super().check()
+        if not str(self.prompt or "").strip():
+            raise ChatcloneError('prompt is empty: pass the opening message, e.g. prompt="\'who is up for '
+                                 'saturday?\'" (or prompt=- to read it from stdin)')
+        if self.turns < 1:
+            raise ChatcloneError(f"turns={self.turns}: must be at least 1")
+        if self.num_speakers < 1:
+            raise ChatcloneError(f"num_speakers={self.num_speakers}: must be at least 1")
+        self.check_one_sequence("generate_from_prompt grows one conversation (run it again, or -m seed=1,2,3)")
+        _check_names(self.speakers, "speakers")
+
+
+@dataclass
+class SimulateConversationConfig(CloneStageConfig):
+    play: Optional[str] = None           # null = the target's most frequent partner; `target` = you play the target
+    speakers: list[str] = field(default_factory=list)   # [] = the target's most frequent partners
+    num_speakers: int = 2
+    prompt: Optional[str] = None         # optional opening message(s), `Name: text` lines
+    max_turns: int = 60                  # the simulation ends after this many turns (scripts cannot loop forever)
+
+    def check(self) -> None:
+        super().check()
+        if self.play is not None and not self.play.strip():
+            raise ChatcloneError("play is empty: name the participant you play, `target`, or null")
+        if self.max_turns < 1:
+            raise ChatcloneError(f"max_turns={self.max_turns}: must be at least 1")
+        if self.num_speakers < 1:
+            raise ChatcloneError(f"num_speakers={self.num_speakers}: must be at least 1")
+        if self.prompt == STDIN_PROMPT:
+            raise ChatcloneError("prompt=-: simulate_conversation already reads your turns from stdin")
+        self.check_one_sequence("simulate_conversation plays one turn at a time")
+        _check_names(self.speakers, "speakers")
+
+
+def _check_names(names: list[str], key: str) -> None:
+    for name in names:
+        if not name.strip() or ":" in name or "\n" in name:
+            raise ChatcloneError(f"{key}: {name!r} is not a speaker name (no colons, newlines or empty names)")

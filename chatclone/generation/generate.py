@@ -1,0 +1,223 @@
+"""One turn of generation: sampling settings, stop tokens, streaming, timings and the speaker safety net.
+
+A turn stops at the speaker's end of turn: generate stops on `[end_of_turn_id, eos_token_id]` (from the train
+run's manifest), so the end-of-turn token never reaches the text. A stopping criterion also ends a sequence
+whose text reaches another speaker's line (the cut itself is applied to the decoded text). Streaming runs generate
+in a thread with a `TextIteratorStreamer`; the text goes through a `StreamGate`, which prints only what no cut
+can remove.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chatclone.config.generation import SamplingConfig
+from chatclone.generation.stops import SpeakerCut, StreamGate
+
+
+@dataclass
+class Reply:
+    """A generated turn and how it ended."""
+    speaker: str
+    text: str
+    tokens: int                   # generated tokens, the stop token included
+    seconds: float
+    first_token_s: float | None   # from the call to the first generated token (prompt processing included)
+    prompt_tokens: int
+    stopped: str                  # end_of_turn | max_new_tokens | speaker (cut at another speaker) | interrupted
+    cut_at: str | None = None     # the speaker whose `Name:` line the turn was cut at
+    candidate: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def record(self) -> dict:
+        return {"speaker": self.speaker, "candidate": self.candidate, "text": self.text, "tokens": self.tokens,
+                "prompt_tokens": self.prompt_tokens, "seconds": round(self.seconds, 4),
+                "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
+                "tokens_per_s": round(self.tokens_per_s, 2), "stopped": self.stopped, "cut_at": self.cut_at}
+
+
+def generation_config(sampling: SamplingConfig, stop_ids: list[int], pad_id: int, n: int | None = None) -> Any:
+    """A fresh GenerationConfig (the checkpoint's own generation_config.json defaults play no part)."""
+    from transformers import GenerationConfig
+
+    settings: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy,
+                                "num_return_sequences": n or sampling.num_return_sequences,
+                                "repetition_penalty": sampling.repetition_penalty, "eos_token_id": list(stop_ids),
+                                "pad_token_id": pad_id}
+    if not sampling.greedy:
+        settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
+    return GenerationConfig(**settings)
+
+
+class _Timer:
+    """A generate() streamer that only notes when the first generated token arrives (any batch size)."""
+
+    def __init__(self, then: Callable[[Any], None] | None = None):
+        self.calls, self.first, self.then = 0, None, then
+
+    def put(self, value: Any) -> None:
+        self.calls += 1
+        if self.calls == 2 and self.first is None:  # call 1 is the prompt
+            self.first = time.perf_counter()
+        if self.then is not None:
+            self.then(value)
+
+    def end(self) -> None:
+        return None
+
+
+class _Stop:
+    """Stopping criterion: a sequence stops once its text reaches another speaker's line (or a stop text), checked
+    on the decoded text at every step, in the generating thread; every sequence stops once `event` is set (Ctrl-C)."""
+
+    def __init__(self, cut: SpeakerCut, tokenizer: Any, prompt_length: int, event: threading.Event):
+        self.cut, self.tokenizer, self.prompt_length, self.event = cut, tokenizer, prompt_length, event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if self.event.is_set():
+            return torch.ones((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
+        done = []
+        for row in input_ids[:, self.prompt_length:].tolist():
+            _, who, stop = self.cut.raw_end(self.tokenizer.decode(row, skip_special_tokens=True))
+            done.append(who is not None or stop)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class PrefixCache:
+    """The KV cache of the last streamed turn (prompt + reply), reused for as much of the next prompt as starts with
+    the same tokens: in a chat, the next prompt is the last one plus the reply and a new message, so only those are
+    processed instead of the whole history. Only plain dynamic caches (every layer a `DynamicLayer`) are kept."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.cache: Any = None
+
+    def take(self, model: Any, prompt_ids: list[int]) -> Any:
+        """A cache holding the longest common prefix of the kept tokens and the prompt (never all of the prompt:
+        generate needs one token to process), or a fresh one."""
+        from transformers import DynamicCache
+
+        cache, self.cache = self.cache, None
+        common = 0
+        for kept, new in zip(self.ids, prompt_ids[:-1]):
+            if kept != new:
+                break
+            common += 1
+        if cache is None or common == 0:
+            return DynamicCache(config=model.config)
+        if cache.get_seq_length() > common:
+            cache.crop(common - cache.get_seq_length())
+        return cache
+
+    def keep(self, sequence: list[int], cache: Any) -> None:
+        from transformers.cache_utils import DynamicLayer
+
+        if all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
+            self.ids, self.cache = sequence[:cache.get_seq_length()], cache
+
+
+class Generator:
+    """Generates turns with one loaded model, tokenizer and sampling setting."""
+
+    def __init__(self, model: Any, tokenizer: Any, sampling: SamplingConfig, stop_ids: list[int], pad_id: int,
+                 names: list[str], logits_processor: Any = None, reuse_cache: bool = True):
+        self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
+        self.stop_ids, self.pad_id, self.names = stop_ids, pad_id, names
+        self.logits_processor = logits_processor   # tests script tokens through it
+        self.prefix = PrefixCache() if reuse_cache else None
+
+    def turn(self, prompt_ids: list[int], speaker: str, stop_texts: tuple[str, ...] = (),
+             n: int = 1, on_text: Callable[[str], None] | None = None) -> list[Reply]:
+        """`n` candidate turns of `speaker` after the prompt; with `on_text` (n=1) text streams to it as it comes."""
+        cut = SpeakerCut(self.names, speaker, stop_texts)
+        if on_text is not None and n == 1:
+            return [self._streamed(prompt_ids, speaker, cut, on_text)]
+        return self._batch(prompt_ids, speaker, cut, n)
+
+    def _inputs(self, prompt_ids: list[int]) -> dict:
+        import torch
+
+        ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    def _generate(self, prompt_ids: list[int], cut: SpeakerCut, n: int, streamer: Any, event: threading.Event,
+                  cache: Any = None) -> Any:
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        config = generation_config(self.sampling, self.stop_ids, self.pad_id, n)
+        extra = {"logits_processor": LogitsProcessorList(self.logits_processor)} if self.logits_processor else {}
+        if cache is not None:
+            extra["past_key_values"] = cache
+        stop = _Stop(cut, self.tokenizer, len(prompt_ids), event)
+        with torch.inference_mode():
+            return self.model.generate(**self._inputs(prompt_ids), generation_config=config, streamer=streamer,
+                                       stopping_criteria=StoppingCriteriaList([stop]), **extra)
+
+    def _batch(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut, n: int) -> list[Reply]:
+        timer, started = _Timer(), time.perf_counter()
+        out = self._generate(prompt_ids, cut, n, timer, threading.Event())
+        seconds = time.perf_counter() - started
+        first = timer.first - started if timer.first else None
+        return [self._reply(row[len(prompt_ids):].tolist(), speaker, cut, seconds, first, len(prompt_ids), i)
+                for i, row in enumerate(out)]
+
+    def _streamed(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut,
+                  on_text: Callable[[str], None]) -> Reply:
+        from transformers import TextIteratorStreamer
+
+        event, result, started = threading.Event(), {}, time.perf_counter()
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        timer = _Timer(streamer.put)
+        timer.end = streamer.end  # type: ignore[method-assign]
+        cache = self.prefix.take(self.model, prompt_ids) if self.prefix else None
+
+        def work() -> None:
+            try:
+                result["out"] = self._generate(prompt_ids, cut, 1, timer, event, cache)
+            except BaseException as error:  # noqa: BLE001  (re-raised in the caller's thread)
+                result["error"] = error
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        gate, interrupted = StreamGate(cut, on_text), False
+        try:
+            for chunk in streamer:
+                gate.feed(chunk)
+        except KeyboardInterrupt:
+            interrupted = True
+            event.set()
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        if self.prefix:
+            self.prefix.keep(result["out"][0].tolist(), cache)
+        gate.close()
+        seconds = time.perf_counter() - started
+        first = timer.first - started if timer.first else None
+        reply = self._reply(result["out"][0][len(prompt_ids):].tolist(), speaker, cut, seconds, first,
+                            len(prompt_ids), 0)
+        if interrupted:
+            reply.stopped = "interrupted"
+        return reply
+
+    def _reply(self, new_ids: list[int], speaker: str, cut: SpeakerCut, seconds: float, first: float | None,
+               prompt_tokens: int, candidate: int) -> Reply:
+        """The turn from its new token ids: up to the first stop token, then the speaker safety net."""
+        stop_at = next((i for i, t in enumerate(new_ids) if t in self.stop_ids), None)
+        kept = new_ids if stop_at is None else new_ids[:stop_at]
+        tokens = len(kept) + (stop_at is not None)
+        result = cut.cut(self.tokenizer.decode(kept, skip_special_tokens=True))
+        stopped = ("speaker" if result.speaker else "end_of_turn" if stop_at is not None or result.at_stop_text
+                   else "max_new_tokens")
+        return Reply(speaker, result.text, tokens, seconds, first, prompt_tokens, stopped, result.speaker, candidate)

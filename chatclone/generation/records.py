@@ -1,0 +1,93 @@
+"""What a generation run writes: generations.jsonl (every model turn, with the sampling values that produced it),
+conversation.jsonl/.txt (the whole conversation), summary numbers, and a W&B table when W&B is on.
+
+Chat text reaches W&B only with wandb.log_samples=true; otherwise the table holds numbers only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from chatclone import runs
+from chatclone.config.generation import CloneStageConfig
+from chatclone.config.train import WandbMode
+from chatclone.generation.generate import Reply
+
+GENERATIONS = "generations.jsonl"
+CONVERSATION = "conversation.jsonl"
+CONVERSATION_TEXT = "conversation.txt"
+TEXT_COLUMNS = ("text", "prompt")
+
+
+def sampling_values(cfg: CloneStageConfig) -> dict:
+    values = {k: v for k, v in asdict(cfg.sampling).items() if k != "name"}
+    return {"sampling": cfg.sampling.name, **values, "seed": cfg.seed}
+
+
+def generation_rows(replies: list[Reply], cfg: CloneStageConfig, **extra: Any) -> list[dict]:
+    return [{**extra, **reply.record(), **sampling_values(cfg)} for reply in replies]
+
+
+def write_jsonl(run_dir: Path, name: str, rows: list[dict]) -> str:
+    path = runs.new_file(run_dir, name)
+    with open(path, "x", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return name
+
+
+def write_conversation(run_dir: Path, transcript: list[dict], header: str) -> list[str]:
+    """conversation.jsonl (every turn, typed or generated) and conversation.txt (for reading)."""
+    write_jsonl(run_dir, CONVERSATION, transcript)
+    lines, current = [header, ""], 0
+    for turn in transcript:
+        if turn.get("conversation", 0) != current:
+            current = turn["conversation"]
+            lines += ["", f"--- conversation {current + 1} (after /reset) ---", ""]
+        label = f"{turn['speaker']}: "
+        note = f"  [cut before {turn['cut_at']}'s line]" if turn.get("cut_at") else ""
+        lines.append(label + turn["text"].replace("\n", "\n" + " " * len(label)) + note)
+    with open(runs.new_file(run_dir, CONVERSATION_TEXT), "x", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return [CONVERSATION, CONVERSATION_TEXT]
+
+
+def summarize(replies: list[Reply]) -> dict:
+    """Counts and speeds over a run's model turns (speaker_cuts = turns cut at a speaker's `Name:` line)."""
+    timed = [r for r in replies if r.seconds > 0]
+    firsts = [r.first_token_s for r in replies if r.first_token_s is not None]
+    return {"replies": len(replies), "tokens": sum(r.tokens for r in replies),
+            "empty_replies": sum(not r.text for r in replies),
+            "speaker_cuts": sum(r.cut_at is not None for r in replies),
+            "stopped": dict(Counter(r.stopped for r in replies)),
+            "tokens_per_s": round(sum(r.tokens for r in timed) / sum(r.seconds for r in timed), 2) if timed else None,
+            "mean_first_token_s": round(sum(firsts) / len(firsts), 4) if firsts else None}
+
+
+def log_wandb(cfg: CloneStageConfig, run_dir: Path, stage: str, rows: list[dict], summary: dict) -> list[str]:
+    """A W&B run with a table of the generations (text only with log_samples) and the summary; [] when disabled."""
+    if cfg.wandb.mode is WandbMode.disabled:
+        return []
+    import wandb
+
+    os.environ.update({"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true"})
+    columns = [c for c in (rows[0] if rows else {}) if cfg.wandb.log_samples or c not in TEXT_COLUMNS]
+    config = {"stage": stage, **sampling_values(cfg), "run": cfg.run, "checkpoint": cfg.checkpoint.value}
+    group = run_dir.parent.name if run_dir.parent.parent.name == "multirun" else None
+    run = wandb.init(mode=cfg.wandb.mode.value, dir=str(run_dir), project=cfg.wandb.project, entity=cfg.wandb.entity,
+                     tags=list(cfg.wandb.tags) or None, group=group, job_type=stage, name=run_dir.name,
+                     config=config, reinit="finish_previous")
+    table = wandb.Table(columns=columns, data=[[_cell(row.get(c)) for c in columns] for row in rows])
+    run.log({"generations": table})
+    run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    run.finish()
+    return ["wandb"]
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value

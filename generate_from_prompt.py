@@ -1,0 +1,25 @@
+"""Grow a whole conversation between the clone and named others from an opening message.
+
+Usage:
+    python generate_from_prompt.py prompt="who is up for the ridge loop on saturday?"
+    python generate_from_prompt.py prompt="Pippa: pub quiz tonight?" speakers=[Orrin,Pippa] turns=12
+    python generate_from_prompt.py -m prompt="hey" seed=1,2,3 sampling=creative
+Prints the conversation; writes conversation.jsonl, conversation.txt, generations.jsonl and manifest.json into
+outputs/generate_from_prompt/<timestamp>/.
+"""
+
+import hydra
+from omegaconf import OmegaConf
+
+import chatclone.config  # noqa: F401  (registers the config schemas)
+from chatclone.cli import run_stage
+from chatclone.stages.generate_from_prompt import generate_from_prompt
+
+
+@hydra.main(config_path="conf", config_name="generate_from_prompt", version_base="1.3")
+def main(cfg) -> None:
+    run_stage(generate_from_prompt, OmegaConf.to_object(cfg))
+
+
+if __name__ == "__main__":
+    main()

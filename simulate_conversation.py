@@ -1,0 +1,25 @@
+"""A group chat in which you play one participant and the model plays everyone else, the target included.
+
+Usage:
+    python simulate_conversation.py                              # you are the target's usual partner
+    python simulate_conversation.py play=target speakers=[Orrin,Pippa]   # you are the target
+    printf 'hey\nsaturday?\n' | python simulate_conversation.py  # scripted: one of your turns a line
+Commands while playing: /skip (the model takes your turn), /reset, /quit. Writes conversation.jsonl,
+conversation.txt, generations.jsonl and manifest.json into outputs/simulate_conversation/<timestamp>/.
+"""
+
+import hydra
+from omegaconf import OmegaConf
+
+import chatclone.config  # noqa: F401  (registers the config schemas)
+from chatclone.cli import run_stage
+from chatclone.stages.simulate_conversation import simulate_conversation
+
+
+@hydra.main(config_path="conf", config_name="simulate_conversation", version_base="1.3")
+def main(cfg) -> None:
+    run_stage(simulate_conversation, OmegaConf.to_object(cfg))
+
+
+if __name__ == "__main__":
+    main()

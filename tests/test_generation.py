@@ -1,0 +1,421 @@
+"""inference.py, generate_from_prompt.py, simulate_conversation.py and the sampling group, on a tiny trained clone.
+
+The clone is the tiny random Llama (tests/tiny_models.py) with a LoRA adapter trained for 2 steps on the bundled
+DM: its replies are noise, so stopping is checked both on what it writes and on scripted tokens forced through a
+logits processor (an end-of-turn token, another speaker's line).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import chatclone.config  # noqa: F401
+from chatclone import runs
+from chatclone.config.generation import SamplingConfig
+from chatclone.errors import ChatcloneError
+from chatclone.generation.prompt import parse_prompt
+from chatclone.generation.stops import SpeakerCut, StreamGate
+from chatclone.stages.generate_from_prompt import generate_from_prompt
+from chatclone.stages.inference import inference
+from chatclone.stages.simulate_conversation import simulate_conversation
+from tests.conftest import ROOT, quiet
+
+SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation")
+SMALL = ["sampling.max_new_tokens=6", "seed=0"]
+TEXT_OF_TURN_MARKERS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
+
+
+def compose_cfg(script: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return OmegaConf.to_object(compose(config_name=script, overrides=overrides))
+
+
+@pytest.fixture(scope="session")
+def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """outputs_root holding one finished train run (final/ adapter and merged/) of the tiny Llama."""
+    from chatclone.stages.train import train
+
+    root = tmp_path_factory.mktemp("clone-outputs")
+    cfg = compose_cfg("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+                                f"model.name_or_path={tiny_llama}", "trainer.max_steps=2", "wandb.mode=disabled",
+                                "trainer.save_strategy=no", "export.merge=true", "export.merged_dtype=float32"])
+    train(cfg, root / "train" / "run", console=quiet())
+    return root
+
+
+def run_stage(stage, script: str, root: Path, tmp: Path, overrides: list[str], stdin: str = "", **kwargs):
+    cfg = compose_cfg(script, [f"outputs_root={root}", *SMALL, *overrides])
+    out, err = io.StringIO(), io.StringIO()
+    summary = stage(cfg, tmp / "run", stdin=io.StringIO(stdin), stdout=out, stderr=err, console=quiet(), **kwargs)
+    return summary, out.getvalue(), err.getvalue()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def assert_clean_turn(text: str, others: tuple[str, ...] = ("Orrin", "Pippa")) -> None:
+    assert not any(marker in text for marker in TEXT_OF_TURN_MARKERS), text
+    assert not any(line.lstrip().startswith(f"{name}:") for line in text.split("\n") for name in others), text
+
+
+class Scripted:
+    """A logits processor forcing `ids` one after the other from the first generated token."""
+
+    def __init__(self, ids: list[int]):
+        self.ids, self.start = ids, None
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        self.start = input_ids.shape[1] if self.start is None else self.start
+        step = input_ids.shape[1] - self.start
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.ids[min(step, len(self.ids) - 1)]] = 0
+        return forced
+
+
+def scripted(root: Path, text: str, end: bool) -> Scripted:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(root / "train" / "run" / "final")
+    return Scripted(tokenizer(text, add_special_tokens=False)["input_ids"] + ([2] if end else []))
+
+
+# --- config: the sampling group and bad values ------------------------------------------------------------------
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("option, greedy", [("default", False), ("greedy", True), ("creative", False)])
+def test_every_sampling_option_composes(script, option, greedy):
+    cfg = compose_cfg(script, [f"sampling={option}"])
+    assert isinstance(cfg.sampling, SamplingConfig) and cfg.sampling.name == option
+    assert cfg.sampling.greedy is greedy and cfg.wandb.mode.value == "disabled"
+    cfg.sampling.check()
+    if option == "default":
+        assert (cfg.sampling.temperature, cfg.sampling.top_p) == (0.7, 0.9)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("sampling.temperature=-0.1", "sampling.temperature"), ("sampling.top_p=0", "sampling.top_p"),
+    ("sampling.top_p=1.5", "sampling.top_p"), ("sampling.top_k=-1", "sampling.top_k"),
+    ("sampling.repetition_penalty=0", "sampling.repetition_penalty"),
+    ("sampling.num_return_sequences=0", "sampling.num_return_sequences"),
+    ("sampling.max_new_tokens=0", "sampling.max_new_tokens"),
+])
+def test_bad_sampling_values_name_the_override(override, key):
+    with pytest.raises(ChatcloneError, match=key.replace(".", r"\.")):
+        compose_cfg("inference", ["mode=prompt", "prompt=hi", override]).check()
+
+
+@pytest.mark.parametrize("script, overrides, key", [
+    ("inference", ["sampling=greedy", "sampling.num_return_sequences=2", "mode=prompt", "prompt=hi"],
+     "sampling.num_return_sequences"),
+    ("inference", ["sampling.temperature=0", "sampling.num_return_sequences=3", "mode=prompt", "prompt=hi"],
+     "sampling.num_return_sequences"),
+    ("inference", ["sampling.num_return_sequences=2"], "mode=chat"),
+    ("inference", ["mode=prompt"], "prompt is empty"),
+    ("inference", ["mode=prompt", "prompt=  "], "prompt is empty"),
+    ("generate_from_prompt", [], "prompt is empty"),
+    ("generate_from_prompt", ["prompt=hi", "turns=0"], "turns"),
+    ("generate_from_prompt", ["prompt=hi", "speakers=[a:b]"], "speakers"),
+    ("simulate_conversation", ["max_turns=0"], "max_turns"),
+    ("inference", ["run=base", "checkpoint=merged"], "checkpoint=merged"),
+])
+def test_bad_requests_fail_at_check(script, overrides, key):
+    with pytest.raises(ChatcloneError, match=key.replace(".", r"\.")):
+        compose_cfg(script, overrides).check()
+
+
+def test_bad_value_from_the_command_line_is_one_line_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, "inference.py", f"outputs_root={tmp_path}", "sampling.top_p=1.5"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: sampling.top_p=1.5") and result.stdout == ""
+
+
+# --- pure pieces: prompt parsing, the speaker safety net ---------------------------------------------------------
+
+def test_parse_prompt_names_speakers():
+    got = parse_prompt("Pippa: pub quiz?\nat 8\norrin: in\nsee: you there", ["Tamsin", "Orrin", "Pippa"], "Orrin")
+    assert got == [{"name": "Pippa", "content": "pub quiz?\nat 8"}, {"name": "Orrin", "content": "in\nsee: you there"}]
+    assert parse_prompt("hey: you", ["Tamsin"], "Orrin") == [{"name": "Orrin", "content": "hey: you"}]
+
+
+def test_speaker_cut_and_stream_gate():
+    cut = SpeakerCut(["Tamsin", "Orrin", "Pippa"], "Tamsin", ["<|im_end|>"])
+    assert cut.cut("Tamsin: yes\nwait\nOrrin: no\nmore").text == "yes\nwait"
+    assert cut.cut("ok\n  Pippa: hi").speaker == "Pippa" and cut.cut("Orrin: hi").text == ""
+    assert cut.cut("Orrin said: hi\nok").speaker is None
+    assert cut.cut("Tamsin: hi\n\nTamsin: hey").text == "hi" and cut.cut("hi\nTamsin: hey").speaker == "Tamsin"
+    shown: list[str] = []
+    gate = StreamGate(cut, shown.append)
+    for chunk in ["Tam", "sin: ye", "s\n", "Orr", "in", ": nope"]:
+        gate.feed(chunk)
+    gate.close()
+    assert "".join(shown) == "yes" and gate.stopped
+    shown.clear()
+    gate = StreamGate(cut, shown.append)
+    for chunk in ["hi ", "\nOr", "ange", " juice\n"]:
+        gate.feed(chunk)
+    gate.close()
+    assert "".join(shown) == cut.cut(gate.text).text == "hi \nOrange juice" and not gate.stopped
+
+
+def test_prompt_renders_like_the_training_template(clone_root):
+    from chatclone.generation.clone import load_clone, locate
+
+    cfg = compose_cfg("inference", [f"outputs_root={clone_root}"])
+    clone = load_clone(locate(cfg), cfg)
+    history = [{"role": "user", "name": "Orrin", "content": "hey"}]
+    text, _ = clone.prompts.render(history, "Tamsin")
+    messages = [{"role": "system", "content": clone.spec.format.style.system_prompt},
+                {"role": "user", "content": "Orrin: hey"}]
+    assert text == clone.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert clone.prompts.render(history, "Pippa")[0].endswith("<|im_end|>\n<|im_start|>user\nPippa:")
+    assert clone.stop_ids == [2] and clone.spec.target == "Tamsin" and clone.spec.partners == ["Orrin"]
+
+
+# --- inference.py --------------------------------------------------------------------------------------------------
+
+def test_chat_in_process_with_stringio(clone_root, tmp_path):
+    summary, out, err = run_stage(inference, "inference", clone_root, tmp_path, [],
+                                  stdin="hey\n\n/reset\nsaturday?\n/quit\nnever read\n")
+    lines = [line for line in out.split("\n") if line and not line.startswith(" ")]
+    assert len(lines) == 2 and all(line.startswith("Tamsin:") for line in lines), out
+    assert "Orrin>" not in out and "(conversation reset)" in err
+    transcript = read_jsonl(tmp_path / "run" / "conversation.jsonl")
+    assert [(t["speaker"], t["by"], t["conversation"]) for t in transcript] == [
+        ("Orrin", "user", 0), ("Tamsin", "model", 0), ("Orrin", "user", 1), ("Tamsin", "model", 1)]
+    for turn in transcript[1::2]:
+        assert_clean_turn(turn["text"])
+    assert summary["replies"] == 2 and summary["mode"] == "chat"
+    manifest = runs.read_manifest(tmp_path / "run")
+    assert manifest["stage"] == "inference" and manifest["inputs"] == [str(clone_root / "train" / "run")]
+    assert (tmp_path / "run" / "conversation.txt").read_text(encoding="utf-8").count("Tamsin:") == 2
+
+
+def test_chat_at_a_terminal_prompts_on_stderr(clone_root, tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", *SMALL])
+    out, err = Terminal(), io.StringIO()
+    inference(cfg, tmp_path / "run", stdin=Terminal("hey\n/help\n"), stdout=out, stderr=err, console=quiet())
+    assert "chatting with Tamsin as Orrin" in err.getvalue() and err.getvalue().count("Orrin> ") == 3
+    assert "/reset" in err.getvalue() and out.getvalue().startswith("Tamsin: ") and "Orrin>" not in out.getvalue()
+
+
+def test_chat_through_a_pipe(clone_root, tmp_path):
+    result = subprocess.run([sys.executable, "inference.py", f"outputs_root={clone_root}", *SMALL,
+                             f"hydra.run.dir={tmp_path / 'run'}"], input="hey\nsaturday?\n", cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.split("\n") if line and not line.startswith(" ")]
+    assert len(lines) == 2 and all(line.startswith("Tamsin:") for line in lines), result.stdout
+    assert runs.read_manifest(tmp_path / "run")["summary"]["replies"] == 2
+
+
+def test_prompt_mode_candidates(clone_root, tmp_path):
+    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path,
+                                ["mode=prompt", "prompt='Pippa: pub quiz?\nOrrin: you in?'",
+                                 "sampling.num_return_sequences=3", "sampling.temperature=1.3"])
+    assert [line[:12] for line in out.split("\n") if line.startswith("[")] == [
+        "[1] Tamsin: ", "[2] Tamsin: ", "[3] Tamsin: "]
+    rows = read_jsonl(tmp_path / "run" / "generations.jsonl")
+    assert [r["candidate"] for r in rows] == [0, 1, 2] and {r["temperature"] for r in rows} == {1.3}
+    assert all(r["tokens"] <= 6 and r["stopped"] in ("end_of_turn", "max_new_tokens", "speaker") for r in rows)
+    for row in rows:
+        assert_clean_turn(row["text"])
+    assert summary["prompt_messages"] == 2 and not (tmp_path / "run" / "conversation.jsonl").exists()
+
+
+def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
+    forced = scripted(clone_root, "see you then", end=True)
+    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path,
+                                ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"],
+                                logits_processor=[forced])
+    [row] = read_jsonl(tmp_path / "run" / "generations.jsonl")
+    assert row["text"] == "see you then" and row["stopped"] == "end_of_turn" and row["tokens"] == 4
+    assert out == "Tamsin: see you then\n"
+
+
+def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_path):
+    forced = scripted(clone_root, "Tamsin: ok\nsure\nOrrin: great see you", end=False)
+    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path, ["sampling.max_new_tokens=30"],
+                                stdin="hey\n", logits_processor=[forced])
+    assert out == "Tamsin: ok\n        sure\n", out
+    [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
+    assert turn["text"] == "ok\nsure" and turn["cut_at"] == "Orrin" and turn["stopped"] == "speaker"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(clone_root / "train" / "run" / "final")
+    assert turn["tokens"] == len(tokenizer("Tamsin: ok\nsure\nOrrin:")["input_ids"]), "stopped at the cut"
+    assert summary["speaker_cuts"] == 1
+
+
+@pytest.mark.parametrize("sampling, attempts", [("default", 3), ("greedy", 1)])
+def test_a_turn_cut_to_nothing_is_drawn_again(clone_root, tmp_path, sampling, attempts):
+    forced = scripted(clone_root, "Orrin: hi", end=True)
+    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path, [f"sampling={sampling}"],
+                                stdin="hey\n", logits_processor=[forced])
+    [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
+    assert turn["attempts"] == attempts and turn["text"] == "" and turn["cut_at"] == "Orrin"
+    assert summary["replies"] == summary["speaker_cuts"] == summary["empty_replies"] == attempts
+    assert out == "Tamsin: \n"
+
+
+def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):
+    from chatclone.generation.clone import load_clone, locate
+    from chatclone.generation.generate import Generator
+
+    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5"])
+    clone = load_clone(locate(cfg), cfg)
+    texts, reused = {}, []
+    for reuse in (False, True):
+        generator = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id,
+                              ["Tamsin", "Orrin"], reuse_cache=reuse)
+        if reuse:
+            take = generator.prefix.take
+            def spy(model, ids, take=take):
+                cache = take(model, ids)
+                reused.append((cache.get_seq_length(), len(ids)))
+                return cache
+
+            generator.prefix.take = spy
+        history, texts[reuse] = [], []
+        for message in ("hey", "saturday?", "bring the thermos"):
+            history.append(clone.prompts.message("Orrin", message))
+            ids, _ = clone.prompts.fit(history, "Tamsin", 500)
+            [reply] = generator.turn(ids, "Tamsin", n=1, on_text=lambda text: None)
+            texts[reuse].append(reply.text)
+            history.append(clone.prompts.message("Tamsin", reply.text or "ok"))
+    assert texts[True] == texts[False]
+    assert reused[0][0] == 0 and all(cached > prompt // 2 for cached, prompt in reused[1:]), reused
+
+
+def test_base_run_and_merged_checkpoint(clone_root, tmp_path):
+    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path / "a", ["run=base", "mode=prompt",
+                                                                                      "prompt=hey"])
+    assert summary["clone"]["kind"] == "base" and summary["base_only"] and out.startswith("Tamsin: ")
+    summary, _, _ = run_stage(inference, "inference", clone_root, tmp_path / "b",
+                              ["checkpoint=merged", "mode=prompt", "prompt=hey", "sampling=greedy"])
+    assert summary["clone"]["kind"] == "merged"
+
+
+@pytest.mark.parametrize("problem", ["missing_run", "no_best", "other_base", "requested_base", "stdin_empty"])
+def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatch, problem):
+    import chatclone.generation.running as running_module
+
+    monkeypatch.setattr(running_module, "load_clone", lambda *a: pytest.fail("the model was loaded"))
+    overrides, message = {
+        "missing_run": ([f"run={tmp_path / 'nope'}"], "no such run dir"),
+        "no_best": (["checkpoint=best"], "no best/"),
+        "other_base": ([f"run={tmp_path / 'copy'}"], "trained on /somewhere/else"),
+        "requested_base": ([f"base_model={tmp_path}"], "only fits the base"),
+        "stdin_empty": (["mode=prompt", "prompt=-"], "stdin was empty"),
+    }[problem]
+    if problem == "other_base":
+        shutil.copytree(clone_root / "train" / "run", tmp_path / "copy")
+        config = tmp_path / "copy" / "final" / "adapter_config.json"
+        config.write_text(config.read_text().replace(str(json.loads(config.read_text())["base_model_name_or_path"]),
+                                                     "/somewhere/else"))
+    with pytest.raises(ChatcloneError, match=message):
+        run_stage(inference, "inference", clone_root, tmp_path, overrides)
+
+
+def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, "inference.py", "-m", f"outputs_root={clone_root}", *SMALL,
+                             "mode=prompt", "prompt=hey", "sampling.temperature=0.5,1.0",
+                             f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for job, temperature in (("0", 0.5), ("1", 1.0)):
+        [row] = read_jsonl(sweep / job / "generations.jsonl")
+        assert row["temperature"] == temperature and runs.read_manifest(sweep / job)["stage"] == "inference"
+    table = (sweep / "sweep_table.md").read_text(encoding="utf-8")
+    assert "sampling.temperature=0.5" in table and "sampling.temperature=1.0" in table
+    assert len((sweep / "sweep_table.csv").read_text(encoding="utf-8").strip().split("\n")) >= 3
+
+
+def test_wandb_table_has_no_chat_text_unless_opted_in(clone_root, tmp_path):
+    forced = scripted(clone_root, "zebracrossing", end=True)
+    run_stage(inference, "inference", clone_root, tmp_path, ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"],
+              logits_processor=[forced])
+    [offline] = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    blob = b"".join(p.read_bytes() for p in offline.rglob("*") if p.is_file())
+    assert b"tokens_per_s" in blob and b"zebracrossing" not in blob and b"quokkas" not in blob
+    assert "zebracrossing" in (tmp_path / "run" / "generations.jsonl").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("log_samples", [False, True])
+def test_wandb_text_columns_only_with_log_samples(tmp_path, monkeypatch, log_samples):
+    from types import SimpleNamespace
+
+    from chatclone.generation.records import log_wandb
+
+    logged: dict = {}
+
+    class Run:
+        summary: dict = {}
+
+        def log(self, data):
+            logged.update(data)
+
+        def finish(self):
+            logged["finished"] = True
+
+    fake = SimpleNamespace(init=lambda **kwargs: logged.update(init=kwargs) or Run(),
+                           Table=lambda columns, data: SimpleNamespace(columns=columns, data=data))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    cfg = compose_cfg("inference", ["wandb.mode=offline", f"wandb.log_samples={str(log_samples).lower()}"])
+    rows = [{"speaker": "Tamsin", "text": "secret", "tokens": 3, "temperature": 0.7}]
+    assert log_wandb(cfg, tmp_path / "run", "inference", rows, {"replies": 1}) == ["wandb"]
+    table = logged["generations"]
+    assert ("text" in table.columns) is log_samples and ("secret" in table.data[0]) is log_samples
+    assert "tokens" in table.columns and logged["init"]["mode"] == "offline" and logged["finished"]
+
+
+# --- generate_from_prompt.py and simulate_conversation.py -----------------------------------------------------------
+
+def test_generate_from_prompt_grows_a_conversation(clone_root, tmp_path):
+    summary, out, _ = run_stage(generate_from_prompt, "generate_from_prompt", clone_root, tmp_path,
+                                ["prompt=Pippa: pub quiz tonight?", "speakers=[Orrin,Pippa]", "turns=4"])
+    turns = read_jsonl(tmp_path / "run" / "conversation.jsonl")
+    assert turns[0] == {**turns[0], "speaker": "Pippa", "by": "prompt", "text": "pub quiz tonight?"}
+    assert len(turns) == 5 and turns[1]["speaker"] == "Tamsin" and summary["replies"] == 4
+    for before, turn in zip(turns, turns[1:]):  # the target answers everyone; the others answer the target
+        assert (turn["speaker"] == "Tamsin") == (before["speaker"] != "Tamsin")
+        assert_clean_turn(turn["text"], tuple({"Orrin", "Pippa", "Tamsin"} - {turn["speaker"]}))
+    assert out.startswith("Pippa: pub quiz tonight?\nTamsin: ")
+    text = (tmp_path / "run" / "conversation.txt").read_text(encoding="utf-8")
+    assert text.startswith("# Tamsin with Orrin, Pippa") and "Pippa: pub quiz tonight?" in text
+    assert runs.read_manifest(tmp_path / "run")["stage"] == "generate_from_prompt"
+
+
+@pytest.mark.parametrize("play", ["Orrin", "target"])
+def test_simulate_conversation_from_stdin(clone_root, tmp_path, play):
+    summary, out, _ = run_stage(simulate_conversation, "simulate_conversation", clone_root, tmp_path,
+                                [f"play={play}", "speakers=[Orrin,Pippa]"], stdin="hey all\n/skip\nok bye\n")
+    turns = read_jsonl(tmp_path / "run" / "conversation.jsonl")
+    player = "Tamsin" if play == "target" else "Orrin"
+    typed = [t for t in turns if t["by"] == "user"]
+    assert [t["text"] for t in typed] == ["hey all", "ok bye"] and {t["speaker"] for t in typed} == {player}
+    assert any(t["by"] == "model" and t["speaker"] == player for t in turns), "/skip let the model play the user"
+    assert summary["ended"] == "eof" and summary["player"] == player
+    assert {t["speaker"] for t in turns if t["by"] == "model"} - {player} <= {"Tamsin", "Orrin", "Pippa"}
+    if play == "target":
+        assert turns[0]["speaker"] in ("Orrin", "Pippa") and turns[0]["by"] == "model"
+    else:
+        assert turns[0] == {**turns[0], "speaker": "Orrin", "by": "user", "text": "hey all"}
+    assert f"{player}: hey all\n" in out and f"{player}: ok bye\n" in out, "piped turns are echoed"
+    assert "> " not in out and runs.read_manifest(tmp_path / "run")["stage"] == "simulate_conversation"
