@@ -1,0 +1,26 @@
+"""Schema of evaluate_clone.py's config: which clone to score (as the generation scripts find and load one), how it
+samples (the `sampling` group), and the `eval` section (shared with train.py's `eval.fidelity`).
+
+Defaults and the reasons for them live in conf/evaluate_clone.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chatclone.config.generation import BASE_RUN, CloneStageConfig
+from chatclone.errors import ChatcloneError
+from chatclone.evaluation.settings import FidelityConfig
+
+
+@dataclass
+class EvaluateCloneConfig(CloneStageConfig):
+    eval: FidelityConfig = field(default_factory=FidelityConfig)
+
+    def check(self) -> None:
+        super().check()
+        self.eval.check()
+        self.check_one_sequence("evaluate_clone scores one reply per validation context")
+        if self.run == BASE_RUN:
+            raise ChatcloneError("run=base: evaluate_clone always scores the base model next to the clone; name the "
+                                 "train run (run=latest or run=outputs/train/<run>)")

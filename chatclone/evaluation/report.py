@@ -1,0 +1,188 @@
+"""What a fidelity evaluation writes: metrics.json, samples.jsonl, report.md (a readable table with the numbers'
+meaning), perplexity.png, attribution.png, lengths.png, and a W&B summary when W&B is on (reply text only with
+wandb.log_samples=true)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from chatclone import runs
+from chatclone.config.train import WandbConfig, WandbMode
+from chatclone.evaluation.data import FidelityData
+from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, ModelScore
+
+REPORT, METRICS, SAMPLES = "report.md", "metrics.json", "samples.jsonl"
+PLOTS = ("perplexity.png", "attribution.png", "lengths.png")
+CONTEXT_SHOWN = 3   # context messages kept per sample in samples.jsonl
+SURFACE_ROWS = (("mean_chars", "mean reply length (characters)", "{:.1f}"),
+                ("lowercase_rate", "replies all lower case", "{:.0%}"), ("emoji_rate", "replies with an emoji", "{:.0%}"),
+                ("exclamation_rate", "replies with '!'", "{:.0%}"), ("question_rate", "replies with '?'", "{:.0%}"),
+                ("punctuation_rate", "punctuation per character", "{:.3f}"), ("distinct_2", "distinct-2", "{:.2f}"),
+                ("duplicate_rate", "duplicate replies", "{:.0%}"))
+
+
+def write_outputs(out_dir: Path, metrics: dict, scores: dict[str, ModelScore], data: FidelityData,
+                  samples_in_report: int) -> list[str]:
+    """Every file of the evaluation into `out_dir` (new files only); their names."""
+    runs.write_json(out_dir, METRICS, metrics)
+    rows = sample_rows(scores, data)
+    with open(runs.new_file(out_dir, SAMPLES), "x", encoding="utf-8") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    plots = write_plots(out_dir, metrics, scores, data)
+    text = report_markdown(metrics, rows[:0] if samples_in_report == 0 else _spread_rows(rows, samples_in_report))
+    runs.new_file(out_dir, REPORT).write_text(text, encoding="utf-8")
+    return [METRICS, SAMPLES, *plots, REPORT]
+
+
+def sample_rows(scores: dict[str, ModelScore], data: FidelityData) -> list[dict]:
+    rows = []
+    for i, context in enumerate(data.contexts):
+        row = {"turn": context.turn, "record": context.record,
+               "context": [f"{m['name']}: {m['content']}" for m in context.history[-CONTEXT_SHOWN:]],
+               "real": context.reply}
+        for name, score in scores.items():
+            reply = score.replies[i]
+            row[name] = reply.text
+            row[f"{name}_stopped"] = reply.stopped
+        rows.append(row)
+    return rows
+
+
+def _spread_rows(rows: list[dict], count: int) -> list[dict]:
+    from chatclone.evaluation.data import spread
+
+    return spread(rows, count)
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def report_markdown(metrics: dict, samples: list[dict]) -> str:
+    m, names = metrics["models"], [n for n in (BASE, FINE_TUNED) if n in metrics["models"]]
+    clone, s, d = metrics["clone"], metrics["sampling"], metrics["data"]
+    head = ["measure", *(LABELS[n] for n in names), "target's real replies (ceiling)", "other speakers (floor)"]
+    rows = [["held-out perplexity of the target's replies (lower is better)",
+             *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "—", "—"],
+            ["replies attributed to the target (higher is better, up to the ceiling)",
+             *(f"{m[n]['attribution']['target_rate']:.1%}" for n in names),
+             f"{metrics['ceiling']['rate']:.1%}", f"{metrics['floor']['rate']:.1%}"],
+            ["mean P(target) from the style classifier", *(f"{m[n]['attribution']['mean_target_prob']:.3f}" for n in names),
+             f"{metrics['ceiling']['mean_prob']:.3f}", f"{metrics['floor']['mean_prob']:.3f}"],
+            ["reply length vs the real replies: KS statistic (lower is closer)",
+             *(f"{m[n]['surface']['length_ks']:.2f}" for n in names), "0", "—"]]
+    rows += [[label, *(_cell(m[n]["surface"][key], fmt) for n in names),
+              _cell(metrics["reference_surface"][key], fmt), "—"] for key, label, fmt in SURFACE_ROWS]
+    rows.append(["empty replies", *(str(m[n]["generation"]["empty_replies"]) for n in names), "—", "—"])
+    lines = [f"# Clone fidelity: {metrics['target']}", "",
+             f"- clone: `{clone['base_model']}` + {clone['kind']} `{clone['weights']}` (train run `{clone['run']}`)",
+             f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target tokens "
+             f"(perplexity); {d['contexts']} of the {d['target_turns']} validation target turns replied to "
+             "(attribution, surface)",
+             f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
+             f"repetition_penalty {s['repetition_penalty']}, max_new_tokens {s['max_new_tokens']}, seed {s['seed']}",
+             "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines + MEANING + _samples_markdown(samples, names)) + "\n"
+
+
+MEANING = ["", "## What the numbers mean", "",
+           "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the target's "
+           "real replies in the validation split (never trained on), each given its real conversation as context and "
+           "rendered exactly as in training. Lower means the model finds what the target really wrote less "
+           "surprising. Base and fine-tuned share the tokenizer, so the two compare directly.",
+           "- **Attributed to the target**: a character n-gram style classifier, fitted on the training split's "
+           "messages only (the target's against everybody else's), reads each generated reply; this is the share it "
+           "takes for the target's (P > 0.5). Judge a clone against the **ceiling**, the rate of the target's own "
+           "held-out replies (a perfect clone scores about that, not 100 %), and the **floor**, how often other "
+           "speakers' held-out messages are taken for the target's.",
+           "- **Surface statistics**: the generated replies against the target's real replies to the same contexts "
+           "(length, casing, emoji, punctuation, questions, diversity). A clone should move each from the base "
+           "model's value towards the real one.",
+           "", "Plots: `perplexity.png`, `attribution.png`, `lengths.png`; every number is in `metrics.json` and "
+           "every reply in `samples.jsonl`."]
+
+
+def _samples_markdown(samples: list[dict], names: list[str]) -> list[str]:
+    if not samples:
+        return []
+    lines = ["", "## Sample replies", ""]
+    for row in samples:
+        last = row["context"][-1] if row["context"] else "(the conversation starts with this reply)"
+        lines += ["> " + last.replace("\n", " ⏎ "), ""]
+        lines += [f"- real: {_quote(row['real'])}"] + [f"- {LABELS[n]}: {_quote(row[n])}" for n in names] + [""]
+    return lines
+
+
+def _quote(text: str) -> str:
+    return "`" + (text.replace("`", "'").replace("\n", " ⏎ ") or "(empty)") + "`"
+
+
+def write_plots(out_dir: Path, metrics: dict, scores: dict[str, ModelScore], data: FidelityData) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in (BASE, FINE_TUNED) if n in scores]
+    target = metrics["target"]
+    bars = [("perplexity.png", f"held-out perplexity of {target}'s replies (lower is better)",
+             [(LABELS[n], metrics["models"][n]["perplexity"]["perplexity"]) for n in names], "{:.2f}"),
+            ("attribution.png", f"replies attributed to {target} by the style classifier",
+             [("other speakers\n(floor)", metrics["floor"]["rate"])]
+             + [(LABELS[n], metrics["models"][n]["attribution"]["target_rate"]) for n in names]
+             + [(f"{target}'s own\n(ceiling)", metrics["ceiling"]["rate"])], "{:.0%}")]
+    for name, title, points, fmt in bars:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        drawn = ax.bar([p[0] for p in points], [p[1] for p in points], color="#4C72B0", edgecolor="black")
+        ax.bar_label(drawn, labels=[fmt.format(p[1]) for p in points])
+        ax.set_title(title, fontsize=10)
+        ax.margins(y=0.15)
+        _save(fig, out_dir / name)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    series = [(f"{target} (real)", [len(c.reply) for c in data.contexts])]
+    series += [(LABELS[n], [len(r.text) for r in scores[n].replies]) for n in names]
+    top = max(1, max(max(v) for _, v in series if v))
+    for label, values in series:
+        ax.hist(values, bins=20, range=(0, top), histtype="step", linewidth=1.8, label=label)
+    ax.set(xlabel="reply length (characters)", ylabel="replies", title=f"reply lengths, {len(data.contexts)} contexts")
+    ax.legend()
+    _save(fig, out_dir / "lengths.png")
+    return list(PLOTS)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(runs.new_file(path.parent, path.name), dpi=100)
+    plt.close(fig)
+
+
+def log_wandb(wandb_cfg: WandbConfig, run_dir: Path, metrics: dict, samples: list[dict], config: dict) -> list[str]:
+    """Headline numbers and plots into the active W&B run (train.py's), or into a new one; samples only with
+    log_samples. [] when W&B is disabled."""
+    if wandb_cfg.mode is WandbMode.disabled:
+        return []
+    import wandb
+
+    own = wandb.run is None
+    if own:
+        os.environ.update({"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true"})
+        group = run_dir.parent.name if run_dir.parent.parent.name == "multirun" else None
+        wandb.init(mode=wandb_cfg.mode.value, dir=str(run_dir), project=wandb_cfg.project, entity=wandb_cfg.entity,
+                   tags=list(wandb_cfg.tags) or None, group=group, job_type="evaluate_clone", name=run_dir.name,
+                   config=config)
+    run = wandb.run
+    prefix = "" if own else "fidelity/"
+    run.summary.update({prefix + k: v for k, v in metrics["headline"].items() if isinstance(v, (int, float))})
+    run.log({prefix + p.removesuffix(".png"): wandb.Image(str(run_dir / p)) for p in PLOTS if (run_dir / p).is_file()})
+    if wandb_cfg.log_samples and samples:
+        columns = [c for c in samples[0] if c != "context"]
+        run.log({prefix + "samples": wandb.Table(columns=columns, data=[[str(r[c]) for c in columns]
+                                                                        for r in samples])})
+    if own:
+        run.finish()
+    return ["wandb"] if own else []

@@ -1,0 +1,61 @@
+"""train.py's `eval.fidelity=true`: the same scoring as evaluate_clone.py, run on the train run as it ends (before
+its manifest.json), written into <train run>/fidelity/; its headline numbers join the run's summary and W&B run.
+
+Until the generation package exposes finding a clone without a finished manifest, the CloneSpec is built here from
+what train.py already knows, with chatclone.generation.clone's own helpers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from chatclone.config.generation import Checkpoint, SamplingConfig
+from chatclone.evaluation.data import FidelityData, load_fidelity_data
+from chatclone.evaluation.settings import FidelityConfig
+
+FIDELITY_DIR = "fidelity"
+
+
+def check_fidelity_inputs(data_dir: Path, settings: FidelityConfig) -> FidelityData:
+    """At the start of training: fail in seconds if the dataset cannot be scored at the end."""
+    settings.check()
+    return load_fidelity_data(Path(data_dir), settings.max_contexts)
+
+
+def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, data_model: dict,
+                            console: Console) -> dict:
+    """Score best/ (when the run kept one) or final/ into run_dir/fidelity/; the headline numbers."""
+    from dataclasses import fields
+
+    from chatclone.config.evaluate_clone import EvaluateCloneConfig
+    from chatclone.evaluation.fidelity import score_fidelity
+    from chatclone.evaluation.report import log_wandb, sample_rows, write_outputs
+
+    checkpoint = Checkpoint.best if (Path(run_dir) / Checkpoint.best.value).is_dir() else Checkpoint.final
+    settings = FidelityConfig(**{f.name: getattr(cfg.eval, f.name) for f in fields(FidelityConfig)})
+    eval_cfg = EvaluateCloneConfig(run=str(run_dir), checkpoint=checkpoint, outputs_root=cfg.outputs_root,
+                                   seed=cfg.trainer.seed, sampling=SamplingConfig(), eval=settings, wandb=cfg.wandb)
+    eval_cfg.check()
+    spec = spec_for_unfinished_run(Path(run_dir), checkpoint, base, Path(data_dir), data_model)
+    data = load_fidelity_data(Path(data_dir), settings.max_contexts)
+    metrics, scores = score_fidelity(spec, eval_cfg, settings, data, console)
+    out_dir = Path(run_dir) / FIDELITY_DIR
+    write_outputs(out_dir, metrics, scores, data, settings.samples_in_report)
+    log_wandb(cfg.wandb, out_dir, metrics, sample_rows(scores, data), {})
+    console.print(f"fidelity: report in {out_dir / 'report.md'}", highlight=False)
+    return metrics["headline"]
+
+
+def spec_for_unfinished_run(run_dir: Path, checkpoint: Checkpoint, base: str, data_dir: Path, data_model: dict):
+    """What `chatclone.generation.clone.locate` finds from a finished run's manifest, from train.py's own values."""
+    from chatclone.generation import clone as clones
+
+    kind, weights = clones._checkpoint(run_dir, checkpoint)
+    if kind == "adapter":
+        clones._check_adapter_base(weights, base)
+    fmt, data_manifest = clones._prompt_format(data_dir, data_model)
+    return clones.CloneSpec(kind, run_dir, weights, base, data_dir, data_model, fmt,
+                            clones._partners(data_manifest, fmt.target))

@@ -1,0 +1,59 @@
+"""evaluate_clone: score a train run's clone against the held-out validation split, next to the bare base model.
+
+Everything that can be wrong with the input (no such or unfinished train run, a missing checkpoint, a validation
+split without target turns, a train split the style classifier cannot learn from) fails before any model loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from chatclone import runs
+from chatclone.config.evaluate_clone import EvaluateCloneConfig
+from chatclone.evaluation.data import load_fidelity_data
+from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, score_fidelity
+from chatclone.evaluation.report import log_wandb, sample_rows, write_outputs
+from chatclone.evaluation.sweep import write_sweep_table
+from chatclone.generation.clone import locate
+
+STAGE = "evaluate_clone"
+
+
+def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | None = None,
+                   sweep_dir: Path | None = None) -> dict:
+    """Write metrics.json, samples.jsonl, report.md, plots (W&B) and manifest.json into run_dir; the metrics."""
+    console = console or Console()
+    cfg.check()
+    runs.start_run(run_dir)
+    spec = locate(cfg)
+    data = load_fidelity_data(spec.data_dir, cfg.eval.max_contexts)
+    console.print(f"scoring {spec.target}'s clone ({spec.kind} {spec.weights}) on {len(data.examples)} validation "
+                  f"sequences and {len(data.contexts)} of {data.target_turns} target turns", highlight=False)
+    metrics, scores = score_fidelity(spec, cfg, cfg.eval, data, console)
+    outputs = write_outputs(run_dir, metrics, scores, data, cfg.eval.samples_in_report)
+    outputs += log_wandb(cfg.wandb, run_dir, metrics, sample_rows(scores, data), runs.plain(cfg))
+    print_summary(console, metrics, run_dir)
+    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(spec.run_dir), str(spec.data_dir)], outputs=outputs,
+                    summary={**metrics["headline"], "target": spec.target, "clone": spec.describe(),
+                             "checkpoint": cfg.checkpoint.value, "sampling": cfg.sampling.name})
+    if sweep_dir is not None:
+        write_sweep_table(sweep_dir)
+    return metrics
+
+
+def print_summary(console: Console, metrics: dict, where: Path) -> None:
+    names = [n for n in (BASE, FINE_TUNED) if n in metrics["models"]]
+    table = Table(title=f"clone fidelity: {metrics['target']}")
+    for column in ("", *(LABELS[n] for n in names), "ceiling", "floor"):
+        table.add_column(column, justify="right" if column else "left")
+    m = metrics["models"]
+    table.add_row("held-out perplexity", *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "", "")
+    table.add_row("attributed to target", *(f"{m[n]['attribution']['target_rate']:.1%}" for n in names),
+                  f"{metrics['ceiling']['rate']:.1%}", f"{metrics['floor']['rate']:.1%}")
+    table.add_row("mean reply chars", *(f"{m[n]['surface']['mean_chars']:.1f}" for n in names),
+                  f"{metrics['reference_surface']['mean_chars']:.1f}", "")
+    console.print(table)
+    console.print(f"wrote report.md, metrics.json, samples.jsonl and plots into {where}", highlight=False)

@@ -1,0 +1,28 @@
+"""Measure how much a trained clone sounds like its target, on the held-out validation split, next to the base model.
+
+Usage:
+    python evaluate_clone.py                                  # newest train run, checkpoint=final, sampling=default
+    python evaluate_clone.py run=outputs/train/<run> checkpoint=best eval.max_contexts=100
+    python evaluate_clone.py -m sampling.temperature=0.3,0.7  # one row per job in the sweep dir's sweep_table.md
+Writes report.md, metrics.json, samples.jsonl, perplexity.png, attribution.png, lengths.png and manifest.json
+into outputs/evaluate_clone/.
+"""
+
+from functools import partial
+
+import hydra
+from omegaconf import OmegaConf
+
+import chatclone.config  # noqa: F401  (registers the config schemas)
+from chatclone.cli import run_stage
+from chatclone.evaluation.sweep import current_sweep_dir
+from chatclone.stages.evaluate_clone import evaluate_clone
+
+
+@hydra.main(config_path="conf", config_name="evaluate_clone", version_base="1.3")
+def main(cfg) -> None:
+    run_stage(partial(evaluate_clone, sweep_dir=current_sweep_dir()), OmegaConf.to_object(cfg))
+
+
+if __name__ == "__main__":
+    main()
