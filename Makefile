@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) process_messages.py input=examples/sample_exports target=tamsin.vale progress=false
 	$(PY) tokenize_dataset.py progress=false
 	$(PY) train.py
+	$(PY) inference.py mode=prompt prompt="are you still up for saturday?" sampling.num_return_sequences=3
 
 test: $(STAMP)
 	$(PY) -m pytest -q
