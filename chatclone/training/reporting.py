@@ -11,6 +11,10 @@ from chatclone.config.train import TrainConfig, WandbMode
 
 def configure_wandb(cfg: TrainConfig, run_dir: Path) -> list[str]:
     """Set W&B's environment for this run; the Trainer's `report_to` list."""
+    import sys
+
+    if "wandb" in sys.modules:  # an earlier run in this process fixed W&B's settings: reset them
+        sys.modules["wandb"].teardown()
     if cfg.wandb.mode is WandbMode.disabled:
         os.environ["WANDB_MODE"] = "disabled"
         return ["none"]
