@@ -18,6 +18,7 @@ the greedy tokens match the fused model's. Target: first token < 1 s, >= 20 toke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -93,7 +94,8 @@ def _train_tiny_adapter(tmp: Path) -> Path:
         cfg = OmegaConf.to_object(compose(config_name="train", overrides=[
             f"outputs_root={tmp}", "trainer.max_steps=1", "trainer.batch_size=2", "wandb.mode=disabled",
             "trainer.save_strategy=no", "export.merge=true", "export.merged_dtype=float32"]))
-    train(cfg, tmp / "train" / "run", console=quiet)
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for the table
+        train(cfg, tmp / "train" / "run", console=quiet)
     print(f"trained a 1-step adapter in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return tmp / "train" / "run"
 
