@@ -11,7 +11,8 @@ perplexity of the target's real replies; style attribution of replies generated 
   selfchatbot-style  no loss masking: labels on every token (everybody's turns, the template, the system prompt)
   CatGPT-style       preset=overfit (no dropout, no validation), same step budget
 Target: the chatclone recipe's held-out perplexity clearly below the base model's, and its attribution rate clearly
-above the base model's. The run dirs stay under --out for inspection (report.md of each evaluation).
+above the base model's. The run dirs stay under --out for inspection (report.md of each evaluation); running again
+with the same --out resumes: finished runs (with manifest.json) are reused, unfinished ones are redone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import json
 import shutil
 import sys
 import time
@@ -58,7 +60,8 @@ def main() -> None:
             extremes = metrics
             rows.append(("base model (no fine-tuning)", None, metrics, "base"))
         rows.append((name, seconds, metrics, "fine_tuned"))
-        print(f"  {name}: trained in {seconds:.0f} s, evaluated", flush=True)
+        print(f"  {name}: trained in {seconds:.0f} s, evaluated ({time.perf_counter() - started:.0f} s so far)",
+              flush=True)
     print_table(rows, extremes, args.steps)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
@@ -80,11 +83,23 @@ def quiet():
     return Console(file=io.StringIO())
 
 
+def finished(run_dir: Path) -> bool:
+    """Whether a run of an earlier, interrupted benchmark finished; an unfinished one is removed to be redone."""
+    if (run_dir / "manifest.json").is_file():
+        return True
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return False
+
+
 def tokenized_corpus(out: Path, n_messages: int, max_length: int) -> Path:
     from chatclone.stages.process_messages import process_messages
     from chatclone.stages.tokenize_dataset import tokenize_dataset
     from chatclone.stylecorpus import FILE_NAME, write_style_corpus
 
+    if finished(out / "tokenize_dataset" / "run"):
+        return out / "tokenize_dataset" / "run"
+    for stage in ("exports", "process_messages"):
+        shutil.rmtree(out / stage, ignore_errors=True)
     (out / "exports").mkdir(parents=True)
     corpus = write_style_corpus(out / "exports" / FILE_NAME, n_messages=n_messages)
     process_messages(compose("process_messages", [f"input={out / 'exports'}", "progress=false",
@@ -99,10 +114,10 @@ def tokenized_corpus(out: Path, n_messages: int, max_length: int) -> Path:
 def all_token_labels(data_dir: Path, out: Path) -> Path:
     """A copy of the tokenize run whose train split has labels on every token (no loss masking, as selfchatbot).
     Validation keeps the target-only labels: the held-out perplexity is measured on the same tokens for every recipe."""
-    import json
-
     from datasets import load_from_disk
 
+    if finished(out):
+        return out
     dataset = load_from_disk(str(data_dir / "dataset"))
     dataset["train"] = dataset["train"].map(lambda row: {"labels": row["input_ids"]})
     dataset.save_to_disk(str(out / "dataset"))
@@ -117,23 +132,27 @@ def train_recipe(args, data_dir: Path, overrides: list[str], name: str) -> tuple
     from chatclone.stages.train import train
 
     run = args.out / "train" / name
+    if finished(run):
+        return run, json.loads((run / "metrics.json").read_text(encoding="utf-8"))["train"]["train_runtime"]
     cfg = compose("train", [f"input={data_dir}", f"outputs_root={args.out}", f"trainer.max_steps={args.steps}",
                             f"trainer.batch_size={args.batch_size}", "trainer.gradient_accumulation_steps=1",
                             "trainer.save_strategy=no", "trainer.logging_steps=10", "wandb.mode=disabled",
                             *overrides])
-    started = time.perf_counter()
-    train(cfg, run, console=quiet())
+    metrics = train(cfg, run, console=quiet())
     gc.collect()
-    return run, time.perf_counter() - started
+    return run, metrics["train"]["train_runtime"]
 
 
 def evaluate_run(args, run: Path, with_base: bool) -> dict:
     from chatclone.stages.evaluate_clone import evaluate_clone
 
+    out = args.out / "evaluate_clone" / run.name
+    if finished(out):
+        return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     cfg = compose("evaluate_clone", [f"run={run}", f"outputs_root={args.out}", f"eval.base={str(with_base).lower()}",
                                      f"eval.max_contexts={args.max_contexts}", "wandb.mode=disabled",
                                      f"sampling.max_new_tokens={args.max_new_tokens}"])
-    metrics = evaluate_clone(cfg, args.out / "evaluate_clone" / run.name, console=quiet())
+    metrics = evaluate_clone(cfg, out, console=quiet())
     gc.collect()
     return metrics
 

@@ -192,12 +192,13 @@ def test_scoring_at_the_end_of_training(trained, tmp_path):
 
 
 def test_train_py_eval_fidelity_true(trained, tiny_llama, tmp_path):
-    from chatclone.config.train import TrainConfig
     from chatclone.stages.train import train
     from tests.test_train import compose_train, tiny_overrides
 
-    if not hasattr(TrainConfig(), "eval"):
-        pytest.skip("train.py's eval.fidelity integration is not applied yet")
+    bad = compose_train(tiny_overrides(trained, tiny_llama, "eval.fidelity=true", "eval.max_contexts=0"))
+    with pytest.raises(ChatcloneError, match="eval.max_contexts=0"):
+        train(bad, tmp_path / "bad", console=quiet())
+    assert not (tmp_path / "bad").exists()  # refused before the run dir was made
     cfg = compose_train(tiny_overrides(trained, tiny_llama, "trainer.max_steps=1", "eval.fidelity=true",
                                        "eval.max_contexts=2", "eval.base=false"))
     train(cfg, tmp_path / "run", console=quiet())

@@ -8,6 +8,7 @@ from typing import Optional
 
 from chatclone.config.model import ModelConfig
 from chatclone.errors import ChatcloneError
+from chatclone.evaluation.settings import TrainEvalConfig
 
 
 class Method(str, Enum):
@@ -92,6 +93,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    eval: TrainEvalConfig = field(default_factory=TrainEvalConfig)
 
     @property
     def learning_rate(self) -> float:
@@ -100,6 +102,8 @@ class TrainConfig:
     def check(self) -> None:
         """Value checks the schema's types cannot express; errors name the override to fix."""
         self.model.check()
+        if self.eval.fidelity:
+            self.eval.check()
         t = self.trainer
         checks = [
             (self.learning_rate > 0, "trainer.learning_rate", "must be > 0"),

@@ -1,8 +1,5 @@
 """train.py's `eval.fidelity=true`: the same scoring as evaluate_clone.py, run on the train run as it ends (before
 its manifest.json), written into <train run>/fidelity/; its headline numbers join the run's summary and W&B run.
-
-Until the generation package exposes finding a clone without a finished manifest, the CloneSpec is built here from
-what train.py already knows, with chatclone.generation.clone's own helpers.
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ from rich.console import Console
 
 from chatclone.config.generation import Checkpoint, SamplingConfig
 from chatclone.evaluation.data import FidelityData, load_fidelity_data
+from chatclone.generation.clone import clone_spec
 from chatclone.evaluation.settings import FidelityConfig
 
 FIDELITY_DIR = "fidelity"
@@ -39,7 +37,7 @@ def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, 
     eval_cfg = EvaluateCloneConfig(run=str(run_dir), checkpoint=checkpoint, outputs_root=cfg.outputs_root,
                                    seed=cfg.trainer.seed, sampling=SamplingConfig(), eval=settings, wandb=cfg.wandb)
     eval_cfg.check()
-    spec = spec_for_unfinished_run(Path(run_dir), checkpoint, base, Path(data_dir), data_model)
+    spec = clone_spec(Path(run_dir), checkpoint, base, Path(data_dir), data_model)
     data = load_fidelity_data(Path(data_dir), settings.max_contexts)
     metrics, scores = score_fidelity(spec, eval_cfg, settings, data, console)
     out_dir = Path(run_dir) / FIDELITY_DIR
@@ -48,14 +46,3 @@ def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, 
     console.print(f"fidelity: report in {out_dir / 'report.md'}", highlight=False)
     return metrics["headline"]
 
-
-def spec_for_unfinished_run(run_dir: Path, checkpoint: Checkpoint, base: str, data_dir: Path, data_model: dict):
-    """What `chatclone.generation.clone.locate` finds from a finished run's manifest, from train.py's own values."""
-    from chatclone.generation import clone as clones
-
-    kind, weights = clones._checkpoint(run_dir, checkpoint)
-    if kind == "adapter":
-        clones._check_adapter_base(weights, base)
-    fmt, data_manifest = clones._prompt_format(data_dir, data_model)
-    return clones.CloneSpec(kind, run_dir, weights, base, data_dir, data_model, fmt,
-                            clones._partners(data_manifest, fmt.target))
