@@ -35,12 +35,6 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-class Quantize(str, Enum):
-    # Only `none`: torch's dynamic int8 (the one CPU int8 path without new dependencies) also quantizes
-    # activations, and SmolLM2's activation outliers drop its top-1 agreement with float32 to 55 %.
-    none = "none"
-
-
 @dataclass
 class SamplingConfig:
     name: str = "default"                # which conf/sampling option this came from (recorded with generations)
@@ -84,7 +78,6 @@ class CloneStageConfig:
     dtype: Optional[str] = None          # null = the dtype the model was trained in
     device: Device = Device.auto
     fuse_adapter: bool = True            # merge LoRA weights into the base in memory after loading
-    quantize: Quantize = Quantize.none   # the weights as trained (the only choice, see Quantize)
     seed: Optional[int] = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
