@@ -3,10 +3,13 @@
 Usage:
     python benchmarks/bench_train.py                  # embedded SmolLM2 + LoRA r=16, 6 steps of 4 x 2 sequences
     python benchmarks/bench_train.py --steps 4 --with-max-length-baseline
-Data: the synthetic style corpus (chatclone.stylecorpus) through process_messages and tokenize_dataset.
+Data: the synthetic style corpus (chatclone.stylecorpus) through process_messages and tokenize_dataset, windows of
+up to the smollm2 group's max_length (512).
 Contenders (each in its own process, so peak RSS is its own; tokens/s counts real tokens, not padding):
-  chatclone          length-grouped batches (LengthGroupedSampler), dynamic padding by position
-  plain Trainer      random batches, padded to the longest in the batch
+  chatclone          the defaults: length-grouped batches, dynamic padding by position, logits and loss only where
+                     the next token is labelled (trainer.labelled_logits=true)
+  grouped            the same batches with the model's own loss over full logits (trainer.labelled_logits=false)
+  plain Trainer      random batches, padded to the longest in the batch, logits and loss on every position
   max_length Trainer random batches padded to model.max_length, as hobby scripts do (optional: slow)
 Target: chatclone >= 1.5x the plain padded Trainer's tokens/s.
 """
@@ -31,6 +34,7 @@ from transformers import Trainer, TrainingArguments
 from chatclone.config.train import TrainConfig
 from chatclone.modeling import embedded_model_dir, load_tokenizer
 from chatclone.training.batching import PadCollator
+from chatclone.training.loop import LabelledLogitsTrainer
 from chatclone.training.models import build_model
 
 data_dir, mode, steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -40,7 +44,7 @@ dataset = load_from_disk(data_dir + "/dataset")["train"]
 tokenizer = load_tokenizer(data_dir + "/tokenizer")
 cfg = TrainConfig()
 model = build_model(cfg, str(embedded_model_dir()), len(tokenizer))
-collator = PadCollator(tokenizer.pad_token_id)
+collator = PadCollator(tokenizer.pad_token_id, labelled_logits=mode == "chatclone")
 if mode == "max_length":
     class MaxLength(PadCollator):
         def __call__(self, features):
@@ -56,14 +60,15 @@ def counting(features):
     real_tokens.append(sum(len(f["input_ids"]) for f in features))
     return original(features)
 args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=4, gradient_accumulation_steps=2, learning_rate=2e-4,
-                         train_sampling_strategy="group_by_length" if mode == "chatclone" else "random",
+                         train_sampling_strategy="group_by_length" if mode in ("chatclone", "grouped") else "random",
                          length_column_name="length", report_to="none", save_strategy="no", logging_steps=1000,
                          remove_unused_columns=False, dataloader_pin_memory=False, disable_tqdm=True, seed=0)
-trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counting)
+trainer = (LabelledLogitsTrainer if mode == "chatclone" else Trainer)(model=model, args=args, train_dataset=dataset,
+                                                                     data_collator=counting)
 start = time.perf_counter()
-trainer.train()
+result = trainer.train()
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "tokens": sum(real_tokens[:steps * args.gradient_accumulation_steps]),
+print(json.dumps({"seconds": seconds, "loss": result.training_loss, "tokens": sum(real_tokens[:steps * args.gradient_accumulation_steps]),
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -72,22 +77,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
-    parser.add_argument("--max-length", type=int, default=256, help="model.max_length when tokenizing")
+    parser.add_argument("--max-length", type=int, default=512, help="model.max_length when tokenizing")
     parser.add_argument("--with-max-length-baseline", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = _tokenized_corpus(Path(tmp), args.messages, args.max_length)
-        modes = ["chatclone", "random"] + (["max_length"] if args.with_max_length_baseline else [])
-        names = {"chatclone": "chatclone (length-grouped, dynamic padding)",
+        modes = ["chatclone", "grouped", "random"] + (["max_length"] if args.with_max_length_baseline else [])
+        names = {"chatclone": "chatclone (grouped, labelled logits only)",
+                 "grouped": "grouped, full logits (labelled_logits=false)",
                  "random": "plain Trainer (random batches, padded)", "max_length": "Trainer padded to max_length"}
         print(f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded SmolLM2-135M + LoRA r=16, CPU\n")
-        print(f"{'contender':46} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'peak RSS':>10}")
+        print(f"{'contender':46} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'peak RSS':>10} {'mean loss':>10}")
         results = {}
         for mode in modes:
             r = _measure(data_dir, mode, args.steps, Path(tmp) / mode)
             results[mode] = r["tokens"] / r["seconds"]
             print(f"{names[mode]:46} {r['seconds']:8.1f} {r['tokens']:8d} {results[mode]:9.1f} "
-                  f"{r['rss_kb'] / 1024 ** 2:8.2f} GiB", flush=True)
+                  f"{r['rss_kb'] / 1024 ** 2:6.2f} GiB {r['loss']:10.4f}", flush=True)
         print(f"\nspeed-up over the plain padded Trainer: {results['chatclone'] / results['random']:.2f}x")
 
 

@@ -55,6 +55,7 @@ class TrainerConfig:
     weight_decay: float = 0.0
     lr_scheduler: str = "cosine"
     group_by_length: bool = True
+    labelled_logits: bool = True
     logging_steps: int = 5
     eval_strategy: Strategy = Strategy.no
     eval_steps: int = 50

@@ -105,6 +105,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
     from transformers import EarlyStoppingCallback, Trainer
 
     from chatclone.modeling import load_tokenizer
+    from chatclone.training.loop import LabelledLogitsTrainer
 
     dataset = load_from_disk(str(data_dir / "dataset"))
     tokenizer = load_tokenizer(data_dir / "tokenizer")
@@ -113,10 +114,12 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
     if cfg.trainer.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.trainer.early_stopping_patience))
     evaluating = cfg.trainer.eval_strategy.value != "no" and len(dataset["validation"]) > 0
-    return Trainer(model=model, args=_arguments(cfg, run_dir, configure_wandb(cfg, run_dir)),
-                   train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
-                   data_collator=PadCollator(data_model["pad_token_id"]), processing_class=tokenizer,
-                   callbacks=callbacks)
+    labelled = cfg.trainer.labelled_logits
+    trainer_class = LabelledLogitsTrainer if labelled else Trainer
+    return trainer_class(model=model, args=_arguments(cfg, run_dir, configure_wandb(cfg, run_dir)),
+                         train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
+                         data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
+                         processing_class=tokenizer, callbacks=callbacks)
 
 
 def _arguments(cfg: TrainConfig, run_dir: Path, report_to: list[str]) -> Any:
