@@ -7,7 +7,8 @@ Contenders, each in its own process, through chatclone's own generation path (pr
 streamer) with the end-of-turn token suppressed so that every reply is exactly --tokens long:
   base           the embedded model alone (run=base)
   adapter        base + LoRA adapter, unmerged (fuse_adapter=false): extra LoRA matmuls every layer
-  fused          base + adapter merged in memory at load (the default)
+  fused          base + adapter merged in memory at load, fast_decode (bfloat16 one-token steps): the defaults
+  fp32           the same, float32 throughout (fast_decode=false): the baseline
   merged         the merged/ checkpoint from disk (train.py export.merge=true)
 Prompts: `short` (one message), `long` (the longest sample conversation), both fresh (no KV cache), and `next turn`
 (the chat's next message after a reply to `long`: the reply's KV cache is reused, as in a chat session). Median over
@@ -31,7 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"fused": [], "adapter": ["fuse_adapter=false"], "merged": ["checkpoint=merged"], "base": ["run=base"]}
+VARIANTS = {"fused": [], "fp32": ["fast_decode=false"], "adapter": ["fuse_adapter=false"],
+            "merged": ["checkpoint=merged"], "base": ["run=base"]}
 # fused first: the others' greedy tokens are compared with its.
 SHORT = [{"name": "Orrin", "content": "hey are you still up for saturday?"}]
 

@@ -278,7 +278,10 @@ def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):
     from chatclone.generation.clone import load_clone, locate
     from chatclone.generation.generate import Generator
 
-    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5"])
+    # fast_decode=false: the check is that reusing the cache is exact; with bfloat16 decode steps the cached reply
+    # tokens' keys and values differ in the last bits from a fresh float32 prompt pass.
+    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5",
+                                    "fast_decode=false"])
     clone = load_clone(locate(cfg), cfg)
     texts, reused = {}, []
     for reuse in (False, True):
@@ -419,3 +422,42 @@ def test_simulate_conversation_from_stdin(clone_root, tmp_path, play):
         assert turns[0] == {**turns[0], "speaker": "Orrin", "by": "user", "text": "hey all"}
     assert f"{player}: hey all\n" in out and f"{player}: ok bye\n" in out, "piped turns are echoed"
     assert "> " not in out and runs.read_manifest(tmp_path / "run")["stage"] == "simulate_conversation"
+
+
+# --- fast decode ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_decode_linear_is_exact_on_prompts_and_close_on_one_token(bias):
+    import torch
+
+    from chatclone.generation.fastdecode import DecodeLinear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 96, bias=bias)
+    fast = DecodeLinear(linear)
+    prompt, step, batch_step = torch.randn(2, 7, 64), torch.randn(1, 1, 64), torch.randn(3, 1, 64)
+    assert torch.equal(fast(prompt), linear(prompt))
+    for x in (step, batch_step):
+        assert fast(x).dtype == torch.float32 and fast(x).shape == linear(x).shape
+        assert torch.allclose(fast(x), linear(x), rtol=2e-2, atol=2e-2)
+        assert not torch.equal(fast(x), linear(x))  # the bfloat16 path really ran
+
+
+def test_clone_loads_with_fast_decode_unless_switched_off(clone_root):
+    import torch
+
+    from chatclone.generation.clone import load_clone, locate
+    from chatclone.generation.fastdecode import DecodeLinear
+
+    models = {}
+    for fast in ("true", "false"):
+        cfg = compose_cfg("inference", [f"outputs_root={clone_root}", f"fast_decode={fast}"])
+        models[fast] = load_clone(locate(cfg), cfg).model
+    swapped = [m for m in models["true"].modules() if isinstance(m, DecodeLinear)]
+    assert len(swapped) == 2 * 7 + 1  # 2 layers x (q, k, v, o, gate, up, down) + the output layer
+    assert not any(isinstance(m, DecodeLinear) for m in models["false"].modules())
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.equal(models["true"](ids).logits, models["false"](ids).logits)  # prompts: exact float32
+        one = models["true"](ids[:, :1]).logits, models["false"](ids[:, :1]).logits
+    assert torch.allclose(*one, rtol=5e-2, atol=5e-2) and one[0].argmax() == one[1].argmax()

@@ -78,6 +78,7 @@ class CloneStageConfig:
     dtype: Optional[str] = None          # null = the dtype the model was trained in
     device: Device = Device.auto
     fuse_adapter: bool = True            # merge LoRA weights into the base in memory after loading
+    fast_decode: bool = True             # CPU: one-token steps in bfloat16 (chatclone.generation.fastdecode)
     seed: Optional[int] = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)

@@ -181,6 +181,10 @@ def load_clone(spec: CloneSpec, cfg: CloneStageConfig) -> Clone:
         raise ChatcloneError("the dataset run records no chat template or end-of-turn token", path=spec.data_dir)
     device = _device(cfg.device)
     model = _load_model(spec, cfg, device)
+    if cfg.fast_decode and device == "cpu":
+        from chatclone.generation.fastdecode import enable_fast_decode
+
+        enable_fast_decode(model)
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:
         raise ChatcloneError(f"the clone's tokenizer has {len(tokenizer)} tokens but the model has {rows} embeddings: "
