@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/fidelity.py                     # 4000-message style corpus, 40 LoRA steps per recipe
-    python benchmarks/fidelity.py --steps 80 --max-contexts 48 --messages 6000
+    python benchmarks/fidelity.py --steps 80 --messages 6000
+    python benchmarks/fidelity.py --out outputs/bench_fidelity/<earlier run>   # resume: finished runs are reused
 Data: the synthetic style corpus (chatclone.stylecorpus, target mossy.wren) through process_messages and
 tokenize_dataset for the embedded SmolLM2-135M-Instruct. Every recipe gets the same data, the same number of
 optimizer steps (batch --batch-size, lr 2e-4, LoRA r=16) and the same evaluation (evaluate_clone: held-out
@@ -39,7 +40,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
     parser.add_argument("--max-length", type=int, default=128, help="model.max_length when tokenizing")
-    parser.add_argument("--max-contexts", type=int, default=24, help="validation contexts replied to")
+    parser.add_argument("--max-contexts", type=int, default=70,
+                        help="validation contexts replied to (70 = all of the default corpus's; attribution rates "
+                             "over 24 sampled replies moved by +-15 points between runs)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" /
                         datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
