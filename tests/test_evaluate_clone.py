@@ -175,14 +175,15 @@ def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
 
 def test_scoring_at_the_end_of_training(trained, tmp_path):
     from chatclone.config.train import WandbConfig, WandbMode
-    from chatclone.evaluation.training import check_fidelity_inputs, evaluate_after_training
+    from chatclone.evaluation.data import load_fidelity_data
+    from chatclone.evaluation.training import evaluate_after_training
 
     run = tmp_path / "run"
     shutil.copytree(trained / "train" / "run", run, ignore=shutil.ignore_patterns(runs.MANIFEST))
     manifest = runs.read_manifest(trained / "train" / "run")
     data_dir = Path(manifest["inputs"][0])
     settings = TrainEvalConfig(fidelity=True, max_contexts=2, base=False)
-    assert len(check_fidelity_inputs(data_dir, settings).contexts) == 2
+    assert len(load_fidelity_data(data_dir, settings.max_contexts).contexts) == 2
     cfg = SimpleNamespace(eval=settings, outputs_root=str(trained), trainer=SimpleNamespace(seed=1),
                           wandb=WandbConfig(mode=WandbMode.disabled))
     headline = evaluate_after_training(cfg, run, data_dir, manifest["summary"]["base_model"],

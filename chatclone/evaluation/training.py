@@ -11,21 +11,16 @@ from rich.console import Console
 
 from chatclone.config.generation import Checkpoint, SamplingConfig
 from chatclone.evaluation.data import FidelityData, load_fidelity_data
-from chatclone.generation.clone import clone_spec
 from chatclone.evaluation.settings import FidelityConfig
+from chatclone.generation.clone import clone_spec
 
 FIDELITY_DIR = "fidelity"
 
 
-def check_fidelity_inputs(data_dir: Path, settings: FidelityConfig) -> FidelityData:
-    """At the start of training: fail in seconds if the dataset cannot be scored at the end."""
-    settings.check()
-    return load_fidelity_data(Path(data_dir), settings.max_contexts)
-
-
 def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, data_model: dict,
-                            console: Console) -> dict:
-    """Score best/ (when the run kept one) or final/ into run_dir/fidelity/; the headline numbers."""
+                            console: Console, data: FidelityData | None = None) -> dict:
+    """Score best/ (when the run kept one) or final/ into run_dir/fidelity/; the headline numbers. `data`: the
+    validation data train.py already loaded at its start (to fail early); loaded here when not given."""
     from dataclasses import fields
 
     from chatclone.config.evaluate_clone import EvaluateCloneConfig
@@ -38,7 +33,7 @@ def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, 
                                    seed=cfg.trainer.seed, sampling=SamplingConfig(), eval=settings, wandb=cfg.wandb)
     eval_cfg.check()
     spec = clone_spec(Path(run_dir), checkpoint, base, Path(data_dir), data_model)
-    data = load_fidelity_data(Path(data_dir), settings.max_contexts)
+    data = data if data is not None else load_fidelity_data(Path(data_dir), settings.max_contexts)
     metrics, scores = score_fidelity(spec, eval_cfg, settings, data, console)
     out_dir = Path(run_dir) / FIDELITY_DIR
     write_outputs(out_dir, metrics, scores, data, settings.samples_in_report)

@@ -14,7 +14,8 @@ from chatclone import runs
 from chatclone.config.model import EMBEDDED
 from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.training import FIDELITY_DIR, check_fidelity_inputs, evaluate_after_training
+from chatclone.evaluation.data import load_fidelity_data
+from chatclone.evaluation.training import FIDELITY_DIR, evaluate_after_training
 from chatclone.runs import plain
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model, check_method_supported, merge_adapter
@@ -34,8 +35,8 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     data_dir = runs.resolve_input(cfg.input, Path(cfg.outputs_root), INPUT_STAGE)
     data_model = runs.read_manifest(data_dir)["summary"]["model"]
     base = _check_same_model(cfg, data_model, data_dir)
-    if cfg.eval.fidelity:  # fail now, not after hours of training, if the dataset cannot be scored
-        check_fidelity_inputs(data_dir, cfg.eval)
+    # eval.fidelity: load the validation data now: fail in seconds, not after training, if it cannot be scored
+    fidelity_data = load_fidelity_data(data_dir, cfg.eval.max_contexts) if cfg.eval.fidelity else None
     resume_from = _resume_checkpoint(Path(cfg.resume), data_dir) if cfg.resume else None
     trainer = _trainer(cfg, run_dir, data_dir, base, data_model)
     if trainer.is_world_process_zero():
@@ -58,7 +59,8 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     headline = {"global_step": trainer.state.global_step, "train_loss": result.training_loss,
                 "best_eval_loss": trainer.state.best_metric, **{k: v for k, v in metrics.get("eval", {}).items()}}
     if cfg.eval.fidelity:
-        headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console)
+        headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console,
+                                                       fidelity_data)
         outputs.append(FIDELITY_DIR)
     finish_wandb(headline)
     runs.finish_run(run_dir, STAGE, cfg, inputs=[str(data_dir)] + ([cfg.resume] if cfg.resume else []),
