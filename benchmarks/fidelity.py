@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" /
                         datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     args = parser.parse_args()
+    same_settings_as_before(args)
     started = time.perf_counter()
     data_dir = tokenized_corpus(args.out, args.messages, args.max_length)
     inputs = {"default": data_dir, "all-tokens": all_token_labels(data_dir, args.out / "tokenize_dataset" / "all")}
@@ -84,6 +85,17 @@ def quiet():
     from rich.console import Console
 
     return Console(file=io.StringIO())
+
+
+def same_settings_as_before(args: argparse.Namespace) -> None:
+    """Resuming reuses finished runs: refuse an --out that holds runs made with other settings."""
+    settings = {key: value for key, value in vars(args).items() if key != "out"}
+    record = args.out / "benchmark_args.json"
+    if record.is_file() and json.loads(record.read_text(encoding="utf-8")) != settings:
+        sys.exit(f"{record}: this --out holds runs made with {record.read_text(encoding='utf-8').strip()}, not "
+                 f"{json.dumps(settings)}: use a new --out, or the same settings to resume")
+    args.out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings), encoding="utf-8")
 
 
 def finished(run_dir: Path) -> bool:
