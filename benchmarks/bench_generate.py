@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -132,7 +131,7 @@ def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
     for length, messages in {"short": SHORT, "long": _long_conversation(clone.spec.data_dir)}.items():
         history = [clone.prompts.message(m["name"], m["content"]) for m in messages]
         ids, _ = clone.prompts.fit(history, clone.spec.target, clone.spec.format.max_length - tokens)
-        raw = fresh._generate(ids, _NoCut(), 1, None, threading.Event())[0][len(ids):].tolist()  # warm-up
+        raw = fresh._generate(ids, _NoCut(), 1, None)[0][len(ids):].tolist()  # warm-up
         replies = [fresh.turn(ids, clone.spec.target, n=1, on_text=lambda text: None)[0] for _ in range(repeats)]
         out[length] = {"prompt_tokens": len(ids), "ids": raw, **_medians(replies)}
     out["next turn"] = _next_turn(clone, cfg, no_stop, history, repeats)

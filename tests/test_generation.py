@@ -306,6 +306,43 @@ def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):
     assert reused[0][0] == 0 and all(cached > prompt // 2 for cached, prompt in reused[1:]), reused
 
 
+class CtrlC(Scripted):
+    """Forces `ids`, then raises KeyboardInterrupt (what Ctrl-C does) while choosing token `at`."""
+
+    def __init__(self, ids: list[int], at: int):
+        super().__init__(ids)
+        self.at = at
+
+    def __call__(self, input_ids, scores):
+        forced = super().__call__(input_ids, scores)
+        if input_ids.shape[1] - self.start == self.at:
+            raise KeyboardInterrupt
+        return forced
+
+
+def test_ctrl_c_keeps_the_streamed_part_and_the_chat_goes_on(clone_root):
+    from chatclone.generation.clone import load_clone, locate
+    from chatclone.generation.generate import Generator
+
+    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=12"])
+    clone = load_clone(locate(cfg), cfg)
+    words = clone.tokenizer(" one two three four five six", add_special_tokens=False)["input_ids"]
+    ctrl_c = CtrlC(words, at=4)
+    generator = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id,
+                          ["Tamsin", "Orrin"], logits_processor=[ctrl_c])
+    history = [clone.prompts.message("Orrin", "count for me")]
+    ids, _ = clone.prompts.fit(history, "Tamsin", 500)
+    shown: list[str] = []
+    [reply] = generator.turn(ids, "Tamsin", n=1, on_text=shown.append)
+    assert reply.stopped == "interrupted" and reply.tokens == 4 and reply.text == "one two three four"
+    assert "".join(shown).strip() == "one two three four" and reply.first_token_s is not None
+    ctrl_c.at, ctrl_c.start = None, None  # the next turn runs to the end: the interrupted turn's cache is not reused
+    history += [clone.prompts.message("Tamsin", reply.text), clone.prompts.message("Orrin", "go on")]
+    ids, _ = clone.prompts.fit(history, "Tamsin", 500)
+    [after] = generator.turn(ids, "Tamsin", n=1, on_text=lambda text: None)
+    assert after.stopped == "max_new_tokens" and after.text.startswith("one two three four five six six")
+
+
 def test_base_run_and_merged_checkpoint(clone_root, tmp_path):
     summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path / "a", ["run=base", "mode=prompt",
                                                                                       "prompt=hey"])

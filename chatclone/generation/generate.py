@@ -2,14 +2,15 @@
 
 A turn stops at the speaker's end of turn: generate stops on `[end_of_turn_id, eos_token_id]` (from the train
 run's manifest), so the end-of-turn token never reaches the text. A stopping criterion also ends a sequence
-whose text reaches another speaker's line (the cut itself is applied to the decoded text). Streaming runs generate
-in a thread with a `TextIteratorStreamer`; the text goes through a `StreamGate`, which prints only what no cut
-can remove.
+whose text reaches another speaker's line (the cut itself is applied to the decoded text). Streaming happens inside
+generate, in the calling thread: a `TextStreamer` hands each finished word to a `StreamGate`, which prints only
+what no cut can remove. (A consumer thread, as with `TextIteratorStreamer`, competes with torch's worker threads
+for the cores: on the 2-core reference machine it cost a fifth of the tokens/s.) Ctrl-C ends a streamed turn
+where it is and keeps what was generated.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,32 +60,51 @@ def generation_config(sampling: SamplingConfig, stop_ids: list[int], pad_id: int
 class _Timer:
     """A generate() streamer that only notes when the first generated token arrives (any batch size)."""
 
-    def __init__(self, then: Callable[[Any], None] | None = None):
-        self.calls, self.first, self.then = 0, None, then
+    def __init__(self) -> None:
+        self.calls, self.first = 0, None
 
     def put(self, value: Any) -> None:
         self.calls += 1
-        if self.calls == 2 and self.first is None:  # call 1 is the prompt
+        if self.calls == 2:  # call 1 is the prompt
             self.first = time.perf_counter()
-        if self.then is not None:
-            self.then(value)
 
     def end(self) -> None:
         return None
 
 
+def _text_streamer(tokenizer: Any, gate: StreamGate) -> Any:
+    """A transformers TextStreamer that feeds its finished words to `gate`, keeps the generated ids (a Ctrl-C'd
+    generate returns nothing) and notes when the first one came."""
+    from transformers import TextStreamer
+
+    class Streamer(TextStreamer):
+        def __init__(self) -> None:
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            self.ids: list[int] = []
+            self.first: float | None = None
+
+        def put(self, value: Any) -> None:
+            if not self.next_tokens_are_prompt:
+                self.first = self.first or time.perf_counter()
+                self.ids.extend(value.reshape(-1).tolist())
+            super().put(value)
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            gate.feed(text)
+
+    return Streamer()
+
+
 class _Stop:
     """Stopping criterion: a sequence stops once its text reaches another speaker's line (or a stop text), checked
-    on the decoded text at every step, in the generating thread; every sequence stops once `event` is set (Ctrl-C)."""
+    on the decoded text at every step."""
 
-    def __init__(self, cut: SpeakerCut, tokenizer: Any, prompt_length: int, event: threading.Event):
-        self.cut, self.tokenizer, self.prompt_length, self.event = cut, tokenizer, prompt_length, event
+    def __init__(self, cut: SpeakerCut, tokenizer: Any, prompt_length: int):
+        self.cut, self.tokenizer, self.prompt_length = cut, tokenizer, prompt_length
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        if self.event.is_set():
-            return torch.ones((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
         done = []
         for row in input_ids[:, self.prompt_length:].tolist():
             _, who, stop = self.cut.raw_end(self.tokenizer.decode(row, skip_special_tokens=True))
@@ -149,8 +169,7 @@ class Generator:
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    def _generate(self, prompt_ids: list[int], cut: SpeakerCut, n: int, streamer: Any, event: threading.Event,
-                  cache: Any = None) -> Any:
+    def _generate(self, prompt_ids: list[int], cut: SpeakerCut, n: int, streamer: Any, cache: Any = None) -> Any:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
@@ -158,14 +177,14 @@ class Generator:
         extra = {"logits_processor": LogitsProcessorList(self.logits_processor)} if self.logits_processor else {}
         if cache is not None:
             extra["past_key_values"] = cache
-        stop = _Stop(cut, self.tokenizer, len(prompt_ids), event)
+        stop = _Stop(cut, self.tokenizer, len(prompt_ids))
         with torch.inference_mode():
             return self.model.generate(**self._inputs(prompt_ids), generation_config=config, streamer=streamer,
                                        stopping_criteria=StoppingCriteriaList([stop]), **extra)
 
     def _batch(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut, n: int) -> list[Reply]:
         timer, started = _Timer(), time.perf_counter()
-        out = self._generate(prompt_ids, cut, n, timer, threading.Event())
+        out = self._generate(prompt_ids, cut, n, timer)
         seconds = time.perf_counter() - started
         first = timer.first - started if timer.first else None
         return [self._reply(row[len(prompt_ids):].tolist(), speaker, cut, seconds, first, len(prompt_ids), i)
@@ -173,40 +192,22 @@ class Generator:
 
     def _streamed(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut,
                   on_text: Callable[[str], None]) -> Reply:
-        from transformers import TextIteratorStreamer
-
-        event, result, started = threading.Event(), {}, time.perf_counter()
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        timer = _Timer(streamer.put)
-        timer.end = streamer.end  # type: ignore[method-assign]
+        gate, started = StreamGate(cut, on_text), time.perf_counter()
+        streamer = _text_streamer(self.tokenizer, gate)
         cache = self.prefix.take(self.model, prompt_ids) if self.prefix else None
-
-        def work() -> None:
-            try:
-                result["out"] = self._generate(prompt_ids, cut, 1, timer, event, cache)
-            except BaseException as error:  # noqa: BLE001  (re-raised in the caller's thread)
-                result["error"] = error
-                streamer.end()
-
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        gate, interrupted = StreamGate(cut, on_text), False
         try:
-            for chunk in streamer:
-                gate.feed(chunk)
-        except KeyboardInterrupt:
-            interrupted = True
-            event.set()
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        if self.prefix:
-            self.prefix.keep(result["out"][0].tolist(), cache)
+            new_ids = self._generate(prompt_ids, cut, 1, streamer, cache)[0][len(prompt_ids):].tolist()
+        except KeyboardInterrupt:  # the cache is dropped: it may hold a half-written step
+            new_ids, interrupted = streamer.ids, True
+            streamer.end()  # shows the words it was holding back
+        else:
+            interrupted = False
+            if self.prefix:
+                self.prefix.keep(prompt_ids + new_ids, cache)
         gate.close()
         seconds = time.perf_counter() - started
-        first = timer.first - started if timer.first else None
-        reply = self._reply(result["out"][0][len(prompt_ids):].tolist(), speaker, cut, seconds, first,
-                            len(prompt_ids), 0)
+        first = streamer.first - started if streamer.first else None
+        reply = self._reply(new_ids, speaker, cut, seconds, first, len(prompt_ids), 0)
         if interrupted:
             reply.stopped = "interrupted"
         return reply
