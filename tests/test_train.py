@@ -157,6 +157,9 @@ def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
     assert len(run_dirs) == 1 and run_dirs[0].name.endswith("-ddp"), run_dirs
     manifest = runs.read_manifest(run_dirs[0])
     assert manifest["summary"]["metrics"]["global_step"] == 3
+    # data-parallel for real: one Trainer over 2 processes, not two single-process runs sharing a run dir
+    assert manifest["summary"]["metrics"]["world_size"] == 2
+    assert json.loads((run_dirs[0] / "metrics.json").read_text())["world_size"] == 2
     assert (run_dirs[0] / "final" / "adapter_model.safetensors").is_file()
 
 

@@ -48,6 +48,8 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     outputs = _save_models(trainer, cfg, run_dir, base)
     metrics = {"train": result.metrics, "best_metric": trainer.state.best_metric,
                "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
+               "world_size": trainer.args.world_size,
+               "distributed": str(trainer.accelerator.distributed_type.value),
                "log_history": trainer.state.log_history}
     if cfg.trainer.eval_strategy.value != "no":
         metrics["eval"] = trainer.evaluate()
@@ -56,7 +58,8 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     outputs += ["metrics.json"] + (["loss_curve.png"] if curve else [])
     console.print(f"trained {cfg.model.group} with {cfg.method.name.value}: "
                   f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}")
-    headline = {"global_step": trainer.state.global_step, "train_loss": result.training_loss,
+    headline = {"global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
+                "distributed": metrics["distributed"], "train_loss": result.training_loss,
                 "best_eval_loss": trainer.state.best_metric, **{k: v for k, v in metrics.get("eval", {}).items()}}
     if cfg.eval.fidelity:
         headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console,
@@ -142,6 +145,9 @@ def _arguments(cfg: TrainConfig, run_dir: Path, report_to: list[str]) -> Any:
         metric_for_best_model="eval_loss", greater_is_better=False, seed=t.seed, data_seed=t.seed,
         dataloader_num_workers=t.num_workers, dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
+        # without use_cpu, accelerate treats torchrun's processes on a CPU-only machine as unrelated single-process
+        # runs (DistributedType.NO): each would train alone on all the data instead of data-parallel on gloo
+        use_cpu=not torch.cuda.is_available(),
         ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo")
 
 
