@@ -145,9 +145,9 @@ def _arguments(cfg: TrainConfig, run_dir: Path, report_to: list[str]) -> Any:
         metric_for_best_model="eval_loss", greater_is_better=False, seed=t.seed, data_seed=t.seed,
         dataloader_num_workers=t.num_workers, dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
-        # on a machine with no accelerator: without use_cpu, accelerate treats torchrun's processes on a CPU-only machine as unrelated single-process
-        # runs (DistributedType.NO): each would train alone on all the data instead of data-parallel on gloo
-        use_cpu=not torch.accelerator.is_available(),  # (an MPS or XPU device still trains there)
+        # No accelerator at all (an MPS or XPU machine trains there): without use_cpu, accelerate takes torchrun's
+        # processes for unrelated one-process runs (DistributedType.NO), each training alone on all the data.
+        use_cpu=not torch.accelerator.is_available(),
         ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo")
 
 
