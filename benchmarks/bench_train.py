@@ -3,8 +3,10 @@
 Usage:
     python benchmarks/bench_train.py                  # embedded SmolLM2 + LoRA r=16, 6 steps of 4 x 2 sequences
     python benchmarks/bench_train.py --steps 4 --with-max-length-baseline
+    python benchmarks/bench_train.py --sessions short  # DM-shaped data: mostly short conversations
 Data: the synthetic style corpus (chatclone.stylecorpus) through process_messages and tokenize_dataset, windows of
-up to the smollm2 group's max_length (512).
+up to the smollm2 group's max_length (512). --sessions long (default): group sessions that fill their windows;
+short: a DM history's shape, most conversations a few turns, a few long ones.
 Contenders (each in its own process, so peak RSS is its own; tokens/s counts real tokens, not padding):
   chatclone          the defaults: length-grouped batches, dynamic padding by position, logits and loss only where
                      the next token is labelled (trainer.labelled_logits=true)
@@ -78,15 +80,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
     parser.add_argument("--max-length", type=int, default=512, help="model.max_length when tokenizing")
+    parser.add_argument("--sessions", choices=["long", "short"], default="long", help="the corpus's session shape")
     parser.add_argument("--with-max-length-baseline", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = _tokenized_corpus(Path(tmp), args.messages, args.max_length)
+        data_dir = _tokenized_corpus(Path(tmp), args.messages, args.max_length, args.sessions)
         modes = ["chatclone", "grouped", "random"] + (["max_length"] if args.with_max_length_baseline else [])
         names = {"chatclone": "chatclone (grouped, labelled logits only)",
                  "grouped": "grouped, full logits (labelled_logits=false)",
                  "random": "plain Trainer (random batches, padded)", "max_length": "Trainer padded to max_length"}
-        print(f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded SmolLM2-135M + LoRA r=16, CPU\n")
+        print(f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded "
+              f"SmolLM2-135M + LoRA r=16, CPU; {args.sessions} sessions: {_length_summary(data_dir)}\n")
         print(f"{'contender':46} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'peak RSS':>10} {'mean loss':>10}")
         results = {}
         for mode in modes:
@@ -97,7 +101,17 @@ def main() -> None:
         print(f"\nspeed-up over the plain padded Trainer: {results['chatclone'] / results['random']:.2f}x")
 
 
-def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int) -> Path:
+def _length_summary(data_dir: Path) -> str:
+    import statistics
+
+    from datasets import load_from_disk
+
+    lengths = load_from_disk(str(data_dir / "dataset"))["train"]["length"]
+    return (f"{len(lengths)} training sequences, median {statistics.median(lengths):.0f} tokens, "
+            f"{sum(n >= 480 for n in lengths) / len(lengths):.0%} of them >= 480")
+
+
+def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int, sessions: str) -> Path:
     from rich.console import Console
 
     from chatclone.config.process_messages import ProcessMessagesConfig
@@ -107,7 +121,7 @@ def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int) -> Path:
     from chatclone.stylecorpus import FILE_NAME, write_style_corpus
 
     quiet = Console(file=io.StringIO())
-    corpus = write_style_corpus(tmp / FILE_NAME, n_messages=n_messages)
+    corpus = write_style_corpus(tmp / FILE_NAME, n_messages=n_messages, sessions=sessions)
     process_messages(ProcessMessagesConfig(input=str(tmp / FILE_NAME), target=corpus["target"]["username"],
                                            progress=False), tmp / "pm", console=quiet)
     cfg = TokenizeDatasetConfig(input=str(tmp / "pm"), progress=False)

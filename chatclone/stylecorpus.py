@@ -11,7 +11,10 @@ answers in a few capitalised words ending in a full stop, sometimes 👍.
 Conversation structure: sessions on one topic (the session's people also bring up their own favourite
 topics) separated by 3 to 26 hours; within a session bursts of 1-4 messages from one person seconds
 apart, turns minutes apart, answers after questions, and some messages are DCE `Reply`s (with the
-`reference` and the mention of the replied-to author).
+`reference` and the mention of the replied-to author). `sessions="long"` (the default): 12-60 turns among
+3-5 people, so conversations fill 512-token windows. `sessions="short"`: the shape of a DM history, most
+sessions a quick exchange of 2-8 turns between the target and one other, a few long ones (2 + an exponential
+with mean 6 turns, at most 60).
 
 Layout (see /work/shared/docs/discordchatexporter_formats.md §2, DCE 2.47): 2-space indentation, DCE's
 key order, author objects with id/name/discriminator/nickname/color/isBot/roles/avatarUrl, standard emoji
@@ -115,37 +118,43 @@ SPEAKERS = (
 TARGET = SPEAKERS[0]
 
 
-def write_style_corpus(path: Path | str, n_messages: int = 4000, seed: int = 0) -> dict:
+def write_style_corpus(path: Path | str, n_messages: int = 4000, seed: int = 0, sessions: str = "long") -> dict:
     """Write the corpus to `path` (a .json file; `FILE_NAME` is DCE's name for it) and describe it.
+    `sessions`: "long" (group sessions filling 512-token windows) or "short" (DM-like; see the module doc).
 
     Returns {"path", "channel_id", "messages", "seed", "target": {id, username, nickname},
     "speakers": [{id, username, nickname, is_target, style}]}.
     """
     if n_messages < 1:
         raise ChatcloneError(f"n_messages must be at least 1, not {n_messages}")
+    if sessions not in ("long", "short"):
+        raise ChatcloneError(f"sessions must be 'long' or 'short', not {sessions!r}")
     path = Path(path)
     rng = random.Random(seed)
     authors = {s.person.id: _author(s) for s in SPEAKERS}
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write(_header())
-        for i, message in enumerate(_messages(rng, n_messages, authors)):
+        for i, message in enumerate(_messages(rng, n_messages, authors, sessions == "short")):
             f.write(("" if i == 0 else ",\n") + _dce_dump(message))
         f.write(f'\n  ],\n  "messageCount": {n_messages}\n}}')
     speakers = [{"id": s.person.id, "username": s.person.name, "nickname": s.person.nickname,
                  "is_target": s is TARGET, "style": s.style} for s in SPEAKERS]
-    return {"path": str(path), "channel_id": CHANNEL_ID, "messages": n_messages, "seed": seed,
+    return {"path": str(path), "channel_id": CHANNEL_ID, "messages": n_messages, "seed": seed, "sessions": sessions,
             "target": {k: speakers[0][k] for k in ("id", "username", "nickname")}, "speakers": speakers}
 
 
-def _messages(rng: random.Random, n_messages: int, authors: dict[str, dict]):
+def _messages(rng: random.Random, n_messages: int, authors: dict[str, dict], short: bool = False):
     """Message objects in export order: sessions of bursts and turns, hours apart."""
     ms, count = START_MS, 0
     while count < n_messages:
         topic = rng.choice(sorted(TOPICS))
-        others = rng.sample(SPEAKERS[1:], rng.randint(2, len(SPEAKERS) - 1))
-        people = ([TARGET] if rng.random() < 0.85 else []) + others
+        if short:  # a DM-like exchange: the target and one other, mostly a few turns
+            people, turns = [TARGET, rng.choice(SPEAKERS[1:])], min(60, 2 + int(rng.expovariate(1 / 6)))
+        else:
+            others = rng.sample(SPEAKERS[1:], rng.randint(2, len(SPEAKERS) - 1))
+            people, turns = ([TARGET] if rng.random() < 0.85 else []) + others, rng.randint(12, 60)
         speaker, asked, recent = None, False, []  # recent: the session's last (message id, speaker)s
-        for _ in range(rng.randint(12, 60)):
+        for _ in range(turns):
             speaker = _next_speaker(rng, people, speaker)
             for b in range(rng.randint(*speaker.burst)):
                 if count == n_messages:

@@ -117,6 +117,31 @@ def test_speakers_and_conversation_structure(corpus):
     assert 0.25 < target_share < 0.45
 
 
+def _sessions(messages: list[dict]) -> list[list[dict]]:
+    """Messages split where the gap is over 3 hours (sessions are 3 to 26 hours apart)."""
+    sessions = [[messages[0]]]
+    for a, b in zip(messages, messages[1:]):
+        gap = (int(b["id"]) >> 22) - (int(a["id"]) >> 22)
+        if gap > 3 * 3600_000:
+            sessions.append([])
+        sessions[-1].append(b)
+    return sessions
+
+
+def test_short_sessions_are_dm_shaped(corpus, tmp_path):
+    info = write_style_corpus(tmp_path / "short.json", n_messages=1500, sessions="short")
+    assert info["sessions"] == "short"
+    short = _sessions(json.loads((tmp_path / "short.json").read_text(encoding="utf-8"))["messages"])
+    long = _sessions(corpus[2]["messages"])
+    assert all(len({m["author"]["id"] for m in s}) <= 2 for s in short)                # the target and one other
+    assert sum(1 for s in short if any(m["author"]["name"] == "mossy.wren" for m in s)) == len(short)
+    sizes = sorted(len(s) for s in short)
+    assert sizes[len(sizes) // 2] * 3 < sorted(len(s) for s in long)[len(long) // 2]   # mostly quick exchanges
+    assert sizes[-1] >= 5 * sizes[len(sizes) // 2]                                      # and a few long ones
+    with pytest.raises(ChatcloneError, match="sessions must be 'long' or 'short'"):
+        write_style_corpus(tmp_path / "x.json", sessions="medium")
+
+
 def _clear_differences(surface, texts: list[str], others: list[str]) -> list[str]:
     result = surface.compute(predictions=texts, target_replies=others)
     found = [k for k in RATES if abs(result["difference"][k]) >= 0.3]
