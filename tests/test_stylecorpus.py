@@ -137,7 +137,8 @@ def test_short_sessions_are_dm_shaped(corpus, tmp_path):
     assert sum(1 for s in short if any(m["author"]["name"] == "mossy.wren" for m in s)) == len(short)
     sizes = sorted(len(s) for s in short)
     assert sizes[len(sizes) // 2] * 3 < sorted(len(s) for s in long)[len(long) // 2]   # mostly quick exchanges
-    assert sizes[-1] >= 5 * sizes[len(sizes) // 2]                                      # and a few long ones
+    median = sizes[len(sizes) // 2]
+    assert sizes[-1] >= 4 * median and sum(sizes) / len(sizes) > median                # and a few long ones
     with pytest.raises(ChatcloneError, match="sessions must be 'long' or 'short'"):
         write_style_corpus(tmp_path / "x.json", sessions="medium")
 
