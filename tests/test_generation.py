@@ -233,6 +233,8 @@ def test_prompt_mode_candidates(clone_root, tmp_path):
         "[1] Tamsin: ", "[2] Tamsin: ", "[3] Tamsin: "]
     rows = read_jsonl(tmp_path / "run" / "generations.jsonl")
     assert [r["candidate"] for r in rows] == [0, 1, 2] and {r["temperature"] for r in rows} == {1.3}
+    assert len({r["seconds"] for r in rows}) == 1, "generated together"
+    assert summary["tokens_per_s"] == pytest.approx(sum(r["tokens"] for r in rows) / rows[0]["seconds"], rel=0.01)
     assert all(r["tokens"] <= 6 and r["stopped"] in ("end_of_turn", "max_new_tokens", "speaker") for r in rows)
     for row in rows:
         assert_clean_turn(row["text"])

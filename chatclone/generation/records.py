@@ -60,12 +60,15 @@ def write_conversation(run_dir: Path, transcript: list[dict], header: str) -> li
 def summarize(replies: list[Reply]) -> dict:
     """Counts and speeds over a run's model turns (speaker_cuts = turns cut at a speaker's `Name:` line)."""
     timed = [r for r in replies if r.seconds > 0]
+    # the candidates of one generate call share its wall time: count it once (at candidate 0), or n candidates
+    # generated together would show 1/n of the real tokens/s
+    seconds = sum(r.seconds for r in timed if r.candidate == 0)
     firsts = [r.first_token_s for r in replies if r.first_token_s is not None]
     return {"replies": len(replies), "tokens": sum(r.tokens for r in replies),
             "empty_replies": sum(not r.text for r in replies),
             "speaker_cuts": sum(r.cut_at is not None for r in replies),
             "stopped": dict(Counter(r.stopped for r in replies)),
-            "tokens_per_s": round(sum(r.tokens for r in timed) / sum(r.seconds for r in timed), 2) if timed else None,
+            "tokens_per_s": round(sum(r.tokens for r in timed) / seconds, 2) if seconds else None,
             "mean_first_token_s": round(sum(firsts) / len(firsts), 4) if firsts else None}
 
 
