@@ -54,7 +54,8 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     if cfg.trainer.eval_strategy.value != "no":
         metrics["eval"] = trainer.evaluate()
     runs.write_json(run_dir, "metrics.json", metrics)
-    curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png", f"{cfg.model.group} {cfg.method.name.value}")
+    curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png",
+                             f"{cfg.model.group} {cfg.method.name.value}")
     outputs += ["metrics.json"] + (["loss_curve.png"] if curve else [])
     console.print(f"trained {cfg.model.group} with {cfg.method.name.value}: "
                   f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}")
