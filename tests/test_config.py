@@ -79,9 +79,23 @@ def test_script_typo_names_the_override():
     assert result.returncode != 0 and "urlz" in result.stderr
 
 
-def test_script_help_shows_usage():
-    result = subprocess.run([sys.executable, "process_messages.py", "--help"], cwd=ROOT, capture_output=True,
+HELP_GROUPS = {"process_messages": ["cleaning: default, minimal   (now: default)",
+                                    "split: random, temporal   (now: temporal)"],
+               "tokenize_dataset": ["model: gpt2, mistral, phi3, smollm2   (now: smollm2)"],
+               "train": ["method: full, lora, qlora   (now: qlora)",
+                         "model: gpt2, mistral, phi3, smollm2   (now: smollm2)",
+                         "preset: overfit, regularized   (now: none)"],
+               **{script: ["sampling: creative, default, greedy   (now: default)"]
+                  for script in ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")}}
+
+
+@pytest.mark.parametrize("script", sorted(HELP_GROUPS))
+def test_script_help_shows_usage_and_only_its_own_groups(script):
+    overrides = ["method=qlora"] if script == "train" else []
+    result = subprocess.run([sys.executable, f"{script}.py", *overrides, "--help"], cwd=ROOT, capture_output=True,
                             text=True)
-    assert result.returncode == 0
-    assert "python process_messages.py input=examples/sample_exports target=tamsin.vale" in result.stdout
-    assert "cleaning: default, minimal" in result.stdout or "cleaning (default, minimal)" in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert f"python {script}.py" in result.stdout.split("== Configuration groups")[0]  # the usage header
+    groups = result.stdout.split("== Configuration groups (group=option) ==\n")[1].split("\n\n== Config")[0]
+    assert groups.splitlines() == HELP_GROUPS[script]
+    assert "--hydra-help" in result.stdout

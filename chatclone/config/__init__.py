@@ -32,6 +32,24 @@ def run_stamp() -> str:
     return datetime.now().strftime(STAMP)
 
 
+# `--help` of every script: Hydra's default lists every folder under conf/ as a group of every script; this one
+# lists only the groups in the script's own defaults, with their options (read from conf/ by Hydra).
+HELP = {"app_name": "${hydra.job.name}", "header": "${hydra.help.app_name}\n",
+        "footer": "Use --hydra-help for Hydra's own flags (multirun -m, --cfg job, ...).\n",
+        "template": "${hydra.help.header}\n== Configuration groups (group=option) ==\n"
+                    "${config_groups:${hydra.runtime.choices}}\n\n"
+                    "== Config (override any key: key.sub=value) ==\n$CONFIG\n${hydra.help.footer}"}
+
+
+def config_groups(choices: dict) -> str:
+    """`group: option, option` for each group in a script's defaults (Hydra's own `hydra/...` left out)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    return "\n".join(f"{group}: {', '.join(loader.get_group_options(group))}   (now: {choice or 'none'})"
+                     for group, choice in sorted(choices.items()) if not group.startswith("hydra/"))
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="process_messages_schema", node=ProcessMessagesConfig)
@@ -46,8 +64,11 @@ def register() -> None:
     # evaluate_clone.py: the clone settings of the generation scripts plus the `eval` section; its `sampling` group
     # options merge into the typed SamplingConfig node.
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
+    cs.store(group="hydra/help", name="chatclone", node=HELP)
     if not OmegaConf.has_resolver("run_stamp"):
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
+    if not OmegaConf.has_resolver("config_groups"):
+        OmegaConf.register_new_resolver("config_groups", config_groups)
 
 
 register()
