@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/bench_generate.py                         # trains a 1-step adapter on the bundled sample
     python benchmarks/bench_generate.py --run outputs/train/<run> --tokens 64 --repeats 3
+    python benchmarks/bench_generate.py --contenders fused,compiled
 Contenders, each in its own process, through chatclone's own generation path (prompt rendering, stop criteria,
 streamer) with the end-of-turn token suppressed so that every reply is exactly --tokens long:
   base           the embedded model alone (run=base)
@@ -10,6 +11,8 @@ streamer) with the end-of-turn token suppressed so that every reply is exactly -
   fused          base + adapter merged in memory at load, fast_decode (bfloat16 one-token steps): the defaults
   fp32           the same, float32 throughout (fast_decode=false): the baseline
   merged         the merged/ checkpoint from disk (train.py export.merge=true)
+  compiled       fused + compile_decode=true: one-token steps through torch.compile with a static KV cache (its
+                 compile happens in the untimed warm-up reply: the `warm-up s` column)
 Prompts: `short` (one message), `long` (the longest sample conversation), both fresh (no KV cache), and `next turn`
 (the chat's next message after a reply to `long`: the reply's KV cache is reused, as in a chat session). Median over
 --repeats of first token (s), decode tokens/s (after the first token) and end-to-end tokens/s; `same` = how many of
@@ -32,8 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"fused": [], "fp32": ["fast_decode=false"], "adapter": ["fuse_adapter=false"],
-            "merged": ["checkpoint=merged"], "base": ["run=base"]}
-# fused first: the others' greedy tokens are compared with its.
+            "merged": ["checkpoint=merged"], "base": ["run=base"], "compiled": ["compile_decode=true"]}
+# the first contender run is the reference for `same` (fused by default).
 SHORT = [{"name": "Orrin", "content": "hey are you still up for saturday?"}]
 
 
@@ -42,24 +45,31 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a train run dir with final/ and merged/ (default: train one)")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per reply")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--contenders", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if unknown := set(args.contenders.split(",")) - set(VARIANTS):
+        parser.error(f"unknown contender(s) {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
     if args.worker:
         return _worker(args.worker[0], Path(args.worker[1]), args.tokens, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or _train_tiny_adapter(Path(tmp))
         print(f"run {run}; {args.tokens} new tokens per reply, median of {args.repeats}; torch threads "
               f"{_threads()}, load average {os.getloadavg()[0]:.1f}\n")
-        print(f"{'contender':8} {'prompt':10} {'load s':>7} {'tokens':>7} {'first token s':>14} "
+        print(f"{'contender':8} {'prompt':10} {'load s':>7} {'warm-up s':>9} {'tokens':>7} {'first token s':>14} "
               f"{'decode tok/s':>13} {'e2e tok/s':>10} {'same':>6}")
         reference: dict = {}
-        for name, overrides in VARIANTS.items():
+        for name in args.contenders.split(","):
             result = _measure(run, name, args.tokens, args.repeats)
             for length, r in result["prompts"].items():
                 same = _same_prefix(r["ids"], reference.setdefault(length, r["ids"])) if r["ids"] else "-"
-                print(f"{name:8} {length:10} {result['load_s']:7.1f} {r['prompt_tokens']:7d} "
-                      f"{r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} {r['tokens_per_s']:10.1f} "
+                print(f"{name:8} {length:10} {result['load_s']:7.1f} {_seconds(r.get('warmup_s')):>9} "
+                      f"{r['prompt_tokens']:7d} {r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} {r['tokens_per_s']:10.1f} "
                       f"{same!s:>6}", flush=True)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _threads() -> int:
@@ -131,9 +141,11 @@ def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
     for length, messages in {"short": SHORT, "long": _long_conversation(clone.spec.data_dir)}.items():
         history = [clone.prompts.message(m["name"], m["content"]) for m in messages]
         ids, _ = clone.prompts.fit(history, clone.spec.target, clone.spec.format.max_length - tokens)
+        started = time.perf_counter()
         raw = fresh._generate(ids, _NoCut(), 1, None)[0][len(ids):].tolist()  # warm-up
+        warmup_s = time.perf_counter() - started
         replies = [fresh.turn(ids, clone.spec.target, n=1, on_text=lambda text: None)[0] for _ in range(repeats)]
-        out[length] = {"prompt_tokens": len(ids), "ids": raw, **_medians(replies)}
+        out[length] = {"prompt_tokens": len(ids), "ids": raw, "warmup_s": warmup_s, **_medians(replies)}
     out["next turn"] = _next_turn(clone, cfg, no_stop, history, repeats)
     print(json.dumps({"load_s": load_s, "prompts": out}))
 

@@ -251,6 +251,38 @@ def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
     assert out == "Tamsin: see you then\n"
 
 
+def test_compiled_decode_steps_stop_at_end_of_turn_in_a_chat(clone_root, tmp_path):
+    forced = scripted(clone_root, "see you then", end=True)
+    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path,
+                                ["compile_decode=true", "sampling=greedy", "sampling.max_new_tokens=20"],
+                                stdin="hey\n", logits_processor=[forced])
+    [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
+    assert (turn["text"], turn["stopped"], turn["tokens"]) == ("see you then", "end_of_turn", 4)
+    assert out == "Tamsin: see you then\n"
+
+
+def test_compiled_decode_step_matches_the_eager_one(clone_root):
+    import torch
+    from transformers import DynamicCache, StaticCache
+
+    from chatclone.generation.clone import load_clone, locate
+    from chatclone.generation.fastdecode import compile_decode_steps
+
+    cfg = compose_cfg("inference", [f"outputs_root={clone_root}"])
+    model = load_clone(locate(cfg), cfg).model
+    ids = torch.arange(5, 25)[None]
+    logits = {}
+    for name, cache in (("eager", DynamicCache(config=model.config)),
+                        ("compiled", StaticCache(config=model.config, max_cache_len=128))):
+        if name == "compiled":
+            compile_decode_steps(model, cache_step=128)
+        with torch.inference_mode():
+            model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True)
+            logits[name] = model(input_ids=ids[:, -1:], past_key_values=cache, use_cache=True).logits
+    assert model.static_cache_step == 128
+    torch.testing.assert_close(logits["compiled"], logits["eager"], rtol=0, atol=2e-2)
+
+
 def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_path):
     forced = scripted(clone_root, "Tamsin: ok\nsure\nOrrin: great see you", end=False)
     summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path, ["sampling.max_new_tokens=30"],

@@ -79,6 +79,7 @@ class CloneStageConfig:
     device: Device = Device.auto
     fuse_adapter: bool = True            # merge LoRA weights into the base in memory after loading
     fast_decode: bool = True             # CPU: one-token steps in bfloat16 (chatclone.generation.fastdecode)
+    compile_decode: bool = False         # torch.compile the one-token steps (static KV cache); a compile first
     seed: Optional[int] = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)

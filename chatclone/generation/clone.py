@@ -185,6 +185,10 @@ def load_clone(spec: CloneSpec, cfg: CloneStageConfig) -> Clone:
         from chatclone.generation.fastdecode import enable_fast_decode
 
         enable_fast_decode(model)
+    if cfg.compile_decode:
+        from chatclone.generation.fastdecode import compile_decode_steps
+
+        compile_decode_steps(model, cache_step=128)
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:
         raise ChatcloneError(f"the clone's tokenizer has {len(tokenizer)} tokens but the model has {rows} embeddings: "
