@@ -188,7 +188,7 @@ def load_clone(spec: CloneSpec, cfg: CloneStageConfig) -> Clone:
     if cfg.compile_decode:
         from chatclone.generation.fastdecode import compile_decode_steps
 
-        compile_decode_steps(model, cache_step=128)
+        compile_decode_steps(model)
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:
         raise ChatcloneError(f"the clone's tokenizer has {len(tokenizer)} tokens but the model has {rows} embeddings: "

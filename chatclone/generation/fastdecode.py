@@ -1,4 +1,5 @@
-"""Faster token-by-token decoding on a CPU: one-token steps multiply in bfloat16, the prompt stays in float32.
+"""Faster token-by-token decoding on a CPU: one-token steps multiply in bfloat16, the prompt stays in float32
+(and, opt-in, `compile_decode_steps` compiles the one-token step).
 
 Decoding one token reads every weight once, so a small model's decode speed on a CPU is set by memory bandwidth:
 SmolLM2-135M's 540 MB of float32 weights take 63 ms a token at the 8.5 GB/s the reference machine streams
@@ -44,7 +45,7 @@ def enable_fast_decode(model: Any) -> int:
     return swapped
 
 
-def compile_decode_steps(model: Any, cache_step: int) -> None:
+def compile_decode_steps(model: Any, cache_step: int = 128) -> None:
     """torch.compile the model's one-token steps, and have generation use static KV caches sized in multiples of
     `cache_step` positions, so that steps have few distinct shapes (one graph per cache size and batch size).
     Prompts stay eager: each prompt length would be a graph of its own. Each new shape costs a compile (about a
@@ -52,8 +53,6 @@ def compile_decode_steps(model: Any, cache_step: int) -> None:
     too); then about 1.5x the tokens/s of fast_decode alone, whose remaining cost is per-operation overhead that
     the compiled step no longer pays. A chat's turns no longer reuse the KV cache (a static cache is not cut back
     to a shared prefix): each turn processes its whole prompt."""
-    import torch
-
     eager = model.forward
     compiled = torch.compile(eager, dynamic=False)
 

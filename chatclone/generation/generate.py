@@ -153,8 +153,8 @@ class Generator:
         self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
         self.stop_ids, self.pad_id, self.names = stop_ids, pad_id, names
         self.logits_processor = logits_processor   # tests script tokens through it
-        static = getattr(model, "static_cache_step", None)  # compile_decode: a static cache every call
-        self.prefix = PrefixCache() if reuse_cache and not static else None
+        self.static_step = getattr(model, "static_cache_step", None)  # compile_decode: a static cache every call
+        self.prefix = PrefixCache() if reuse_cache and not self.static_step else None
 
     def turn(self, prompt_ids: list[int], speaker: str, stop_texts: tuple[str, ...] = (),
              n: int = 1, on_text: Callable[[str], None] | None = None) -> list[Reply]:
@@ -176,12 +176,12 @@ class Generator:
 
         config = generation_config(self.sampling, self.stop_ids, self.pad_id, n)
         extra = {"logits_processor": LogitsProcessorList(self.logits_processor)} if self.logits_processor else {}
-        if cache is None and getattr(self.model, "static_cache_step", None):
+        if cache is None and self.static_step:
             from transformers import StaticCache
 
-            # compile_decode: sizes in multiples of static_cache_step (each size compiled once): a step attends over
-            # the whole cache, so a short prompt in a long cache would pay for the empty positions
-            step = self.model.static_cache_step
+            # compile_decode: sizes in multiples of static_step (each size compiled once): a step attends over the
+            # whole cache, so a short prompt in a long cache would pay for the empty positions
+            step = self.static_step
             length = -(-(len(prompt_ids) + self.sampling.max_new_tokens) // step) * step
             cache = StaticCache(config=self.model.config, max_cache_len=length)
         if cache is not None:

@@ -49,7 +49,7 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     metrics = {"train": result.metrics, "best_metric": trainer.state.best_metric,
                "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
                "world_size": trainer.args.world_size,
-               "distributed": str(trainer.accelerator.distributed_type.value),
+               "distributed": trainer.accelerator.distributed_type.value,
                "log_history": trainer.state.log_history}
     if cfg.trainer.eval_strategy.value != "no":
         metrics["eval"] = trainer.evaluate()
