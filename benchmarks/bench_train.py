@@ -1,19 +1,23 @@
 """Benchmark: chatclone's training loop vs a plain padded Trainer, same model, data and steps, in one run.
 
 Usage:
-    python benchmarks/bench_train.py                  # embedded SmolLM2 + LoRA r=16, 6 steps of 4 x 2 sequences
-    python benchmarks/bench_train.py --steps 4 --with-max-length-baseline
+    python benchmarks/bench_train.py                  # embedded SmolLM2 + LoRA r=16, 6 steps of 4 x 2 sequences,
+                                                      # every contender twice (about 20 minutes on 2 cores)
+    python benchmarks/bench_train.py --steps 4 --contenders chatclone random max_length
     python benchmarks/bench_train.py --sessions short  # DM-shaped data: mostly short conversations
 Data: the synthetic style corpus (chatclone.stylecorpus) through process_messages and tokenize_dataset, windows of
 up to the smollm2 group's max_length (512). --sessions long (default): group sessions that fill their windows;
 short: a DM history's shape, most conversations a few turns, a few long ones.
 Contenders (each in its own process, so peak RSS is its own; tokens/s counts real tokens, not padding):
   chatclone          the defaults: length-grouped batches, dynamic padding by position, logits and loss only where
-                     the next token is labelled (trainer.labelled_logits=true)
-  grouped            the same batches with the model's own loss over full logits (trainer.labelled_logits=false)
-  plain Trainer      random batches, padded to the longest in the batch, logits and loss on every position
-  max_length Trainer random batches padded to model.max_length, as hobby scripts do (optional: slow)
-Target: chatclone >= 1.5x the plain padded Trainer's tokens/s.
+                     the next token is labelled (trainer.labelled_logits=true), LoRA dropout masks from cheaper
+                     random draws (method.fast_dropout=true)
+  grouped            the same, with the model's own loss over full logits (trainer.labelled_logits=false)
+  stock_dropout      the same as chatclone with peft's nn.Dropout (method.fast_dropout=false)
+  random             the plain Trainer: random batches padded to the longest in the batch, logits and loss on every
+                     position, peft's nn.Dropout
+  max_length         the plain Trainer padded to model.max_length, as hobby scripts do (slow; not run by default)
+tokens/s is the mean over the rounds. Target: chatclone >= 1.5x the plain padded Trainer's tokens/s.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NAMES = {"chatclone": "chatclone (grouped, labelled logits, fast dropout)",
+         "grouped": "the same, full logits (labelled_logits=false)",
+         "stock_dropout": "chatclone with nn.Dropout (fast_dropout=false)",
+         "random": "plain Trainer (random batches, padded)", "max_length": "Trainer padded to max_length"}
 
 WORKER = """
 import json, resource, sys, time
@@ -45,8 +53,9 @@ torch.manual_seed(0)
 dataset = load_from_disk(data_dir + "/dataset")["train"]
 tokenizer = load_tokenizer(data_dir + "/tokenizer")
 cfg = TrainConfig()
+cfg.method.fast_dropout = mode in ("chatclone", "grouped")
 model = build_model(cfg, str(embedded_model_dir()), len(tokenizer))
-collator = PadCollator(tokenizer.pad_token_id, labelled_logits=mode == "chatclone")
+collator = PadCollator(tokenizer.pad_token_id, labelled_logits=mode in ("chatclone", "stock_dropout"))
 if mode == "max_length":
     class MaxLength(PadCollator):
         def __call__(self, features):
@@ -62,11 +71,12 @@ def counting(features):
     real_tokens.append(sum(len(f["input_ids"]) for f in features))
     return original(features)
 args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=4, gradient_accumulation_steps=2, learning_rate=2e-4,
-                         train_sampling_strategy="group_by_length" if mode in ("chatclone", "grouped") else "random",
+                         train_sampling_strategy="random" if mode in ("random", "max_length") else "group_by_length",
                          length_column_name="length", report_to="none", save_strategy="no", logging_steps=1000,
                          remove_unused_columns=False, dataloader_pin_memory=False, disable_tqdm=True, seed=0)
-trainer = (LabelledLogitsTrainer if mode == "chatclone" else Trainer)(model=model, args=args, train_dataset=dataset,
-                                                                     data_collator=counting)
+labelled = mode in ("chatclone", "stock_dropout")
+trainer = (LabelledLogitsTrainer if labelled else Trainer)(model=model, args=args, train_dataset=dataset,
+                                                           data_collator=counting)
 start = time.perf_counter()
 result = trainer.train()
 seconds = time.perf_counter() - start
@@ -81,24 +91,48 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
     parser.add_argument("--max-length", type=int, default=512, help="model.max_length when tokenizing")
     parser.add_argument("--sessions", choices=["long", "short"], default="long", help="the corpus's session shape")
-    parser.add_argument("--with-max-length-baseline", action="store_true")
+    parser.add_argument("--contenders", nargs="+", choices=list(NAMES), default=list(NAMES)[:4],
+                        help="which to run (the speed-up needs chatclone and random)")
+    parser.add_argument("--rounds", type=_positive, default=2,
+                        help="runs per contender, in alternating order (ABCD DCBA ...) so drift in the machine's "
+                             "speed during the benchmark hits every contender alike")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = _tokenized_corpus(Path(tmp), args.messages, args.max_length, args.sessions)
-        modes = ["chatclone", "grouped", "random"] + (["max_length"] if args.with_max_length_baseline else [])
-        names = {"chatclone": "chatclone (grouped, labelled logits only)",
-                 "grouped": "grouped, full logits (labelled_logits=false)",
-                 "random": "plain Trainer (random batches, padded)", "max_length": "Trainer padded to max_length"}
         print(f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded "
-              f"SmolLM2-135M + LoRA r=16, CPU; {args.sessions} sessions: {_length_summary(data_dir)}\n")
-        print(f"{'contender':46} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'peak RSS':>10} {'mean loss':>10}")
-        results = {}
-        for mode in modes:
-            r = _measure(data_dir, mode, args.steps, Path(tmp) / mode)
-            results[mode] = r["tokens"] / r["seconds"]
-            print(f"{names[mode]:46} {r['seconds']:8.1f} {r['tokens']:8d} {results[mode]:9.1f} "
-                  f"{r['rss_kb'] / 1024 ** 2:6.2f} GiB {r['loss']:10.4f}", flush=True)
-        print(f"\nspeed-up over the plain padded Trainer: {results['chatclone'] / results['random']:.2f}x")
+              f"SmolLM2-135M + LoRA r=16, CPU; {args.sessions} sessions: {_length_summary(data_dir)}; "
+              f"{args.rounds} round(s) in alternating order\n", flush=True)
+        runs = {mode: [] for mode in args.contenders}
+        for round_ in range(args.rounds):
+            for mode in args.contenders if round_ % 2 == 0 else args.contenders[::-1]:
+                runs[mode].append(_measure(data_dir, mode, args.steps, Path(tmp) / f"{mode}-{round_}"))
+                print(f"  round {round_ + 1}: {mode} {_rate(runs[mode][-1]):.1f} tokens/s", file=sys.stderr, flush=True)
+        _report(runs)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _rate(run: dict) -> float:
+    return run["tokens"] / run["seconds"]
+
+
+def _report(runs: dict[str, list[dict]]) -> None:
+    import statistics
+
+    print(f"{'contender':52} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'each round':>16} {'peak RSS':>10} "
+          f"{'mean loss':>10}")
+    rates = {mode: statistics.mean(_rate(r) for r in rs) for mode, rs in runs.items()}
+    for mode, rs in runs.items():
+        each = " / ".join(f"{_rate(r):.1f}" for r in rs)
+        print(f"{NAMES[mode]:52} {statistics.mean(r['seconds'] for r in rs):8.1f} {rs[0]['tokens']:8d} "
+              f"{rates[mode]:9.1f} {each:>16} {max(r['rss_kb'] for r in rs) / 1024 ** 2:6.2f} GiB "
+              f"{rs[0]['loss']:10.4f}")
+    if "chatclone" in rates and "random" in rates:
+        print(f"\nspeed-up over the plain padded Trainer: {rates['chatclone'] / rates['random']:.2f}x")
 
 
 def _length_summary(data_dir: Path) -> str:

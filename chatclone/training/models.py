@@ -13,6 +13,7 @@ from typing import Any
 from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
 from chatclone.modeling import load_model
+from chatclone.training.dropout import use_fast_dropout
 
 
 def check_method_supported(cfg: TrainConfig) -> None:
@@ -70,11 +71,14 @@ def _with_lora(model: Any, cfg: TrainConfig) -> Any:
     lora = LoraConfig(r=cfg.method.r, lora_alpha=cfg.method.alpha, lora_dropout=cfg.method.dropout,
                       target_modules=targets, task_type="CAUSAL_LM", bias="none")
     try:
-        return get_peft_model(model, lora)
+        model = get_peft_model(model, lora)
     except ValueError as error:
         raise ChatcloneError(f"LoRA target modules {targets} do not fit {type(model).__name__}: "
                              f"{str(error).splitlines()[0][:200]}; set model.lora_target_modules or "
                              "method.target_modules") from None
+    if cfg.method.fast_dropout:
+        use_fast_dropout(model)
+    return model
 
 
 def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, dtype: str) -> Path:
