@@ -8,6 +8,7 @@ import torch
 from chatclone.training.dropout import FastDropout
 from chatclone.training.models import build_model
 from tests.test_train import compose_train, tiny_overrides
+from tests.tiny_models import build_tiny_model
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
@@ -53,6 +54,21 @@ def test_lora_models_get_fast_dropout_unless_switched_off(dm_tokenized, tiny_lla
         dropouts = [d for m in model.modules() if hasattr(m, "lora_dropout") for d in m.lora_dropout.values()]
         assert len(dropouts) == 7 * model.config.num_hidden_layers  # the 7 Llama projections of every layer
         assert all(type(d) is kind and d.p == 0.05 for d in dropouts)
+
+
+def test_full_training_swaps_the_models_own_dropout_layers(dm_tokenized, embedded_dir, tmp_path):
+    """GPT-2 has dropout layers of its own (embeddings, attention, residuals): method=full swaps them all, and the
+    attention still reads its dropout probability from the swapped layer."""
+    gpt2 = build_tiny_model("gpt2", tmp_path / "gpt2", embedded_dir)
+    kinds = {}
+    for fast in ("true", "false"):
+        cfg = compose_train(tiny_overrides(dm_tokenized, gpt2, "model=gpt2", "method=full", f"method.fast_dropout={fast}"))
+        model = build_model(cfg, str(gpt2), 100)
+        kinds[fast] = [type(m).__name__ for m in model.modules() if getattr(m, "p", 0) > 0]
+        ids = torch.arange(1, 41).reshape(2, 20)
+        assert torch.isfinite(model.train()(input_ids=ids, labels=ids).loss)
+    assert len(kinds["true"]) == len(kinds["false"]) > 3 * model.config.n_layer
+    assert set(kinds["true"]) == {"FastDropout"} and set(kinds["false"]) == {"Dropout"}
 
 
 def test_a_lora_step_gets_the_same_gradients_as_with_nn_dropout_when_nothing_is_dropped(dm_tokenized, tiny_llama):

@@ -36,7 +36,7 @@ class MethodConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    fast_dropout: bool = True                # LoRA dropout masks from cheaper random draws on a CPU
+    fast_dropout: bool = True                # dropout masks from cheaper random draws on a CPU
     target_modules: Optional[list[str]] = None   # null = model.lora_target_modules
     quant_type: str = "nf4"                  # qlora: 4-bit NF4 base weights
     double_quant: bool = True                # qlora: quantise the quantisation constants too

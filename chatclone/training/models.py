@@ -38,7 +38,7 @@ def build_model(cfg: TrainConfig, base: str, vocab_size: int) -> Any:
     if cfg.trainer.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.method.name is Method.full:
-        return model
+        return _with_fast_dropout(model, cfg)
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(
@@ -76,6 +76,10 @@ def _with_lora(model: Any, cfg: TrainConfig) -> Any:
         raise ChatcloneError(f"LoRA target modules {targets} do not fit {type(model).__name__}: "
                              f"{str(error).splitlines()[0][:200]}; set model.lora_target_modules or "
                              "method.target_modules") from None
+    return _with_fast_dropout(model, cfg)
+
+
+def _with_fast_dropout(model: Any, cfg: TrainConfig) -> Any:
     if cfg.method.fast_dropout:
         use_fast_dropout(model)
     return model
