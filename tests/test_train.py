@@ -143,24 +143,35 @@ def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_ll
 
 
 def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
+    """DDP over 2 CPU processes with the regularized preset and a merge: evaluation during and after training and
+    the final saves are collective (a process that skipped them left the other one failing in a gather)."""
     outputs = tmp_path / "outputs"
     torchrun = Path(sys.executable).parent / "torchrun"
     with socket.socket() as probe:  # a free port: parallel test runs must not collide
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run([str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "train.py",
-                             *tiny_overrides(outputs, tiny_llama, "trainer.max_steps=3", "trainer.batch_size=2",
-                                             f"input={dm_tokenized / 'tokenize_dataset' / 'run'}")],
+    overrides = [o for o in tiny_overrides(outputs, tiny_llama, "trainer.max_steps=4", "trainer.batch_size=2",
+                                           "preset=regularized", "export.merge=true",
+                                           f"input={dm_tokenized / 'tokenize_dataset' / 'run'}")
+                 if "save_strategy" not in o]
+    overrides += ["trainer.eval_strategy=steps", "trainer.eval_steps=2", "trainer.save_strategy=steps",
+                  "trainer.save_steps=2"]
+    result = subprocess.run([str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "train.py", *overrides],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = list((outputs / "train").iterdir())
     assert len(run_dirs) == 1 and run_dirs[0].name.endswith("-ddp"), run_dirs
     manifest = runs.read_manifest(run_dirs[0])
-    assert manifest["summary"]["metrics"]["global_step"] == 3
+    assert manifest["summary"]["metrics"]["global_step"] == 4
     # data-parallel for real: one Trainer over 2 processes, not two single-process runs sharing a run dir
     assert manifest["summary"]["metrics"]["world_size"] == 2
-    assert json.loads((run_dirs[0] / "metrics.json").read_text())["world_size"] == 2
-    assert (run_dirs[0] / "final" / "adapter_model.safetensors").is_file()
+    metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["distributed"] == "MULTI_CPU" and "eval_loss" in metrics["eval"]
+    assert metrics["best_checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
+    for folder in ("best", "final"):
+        assert (run_dirs[0] / folder / "adapter_model.safetensors").is_file(), folder
+    assert (run_dirs[0] / "merged" / "model.safetensors").is_file()
+    assert set(manifest["outputs"]) >= {"best", "final", "merged", "metrics.json"}
 
 
 def test_phi3_qlora_composes_for_a_gpu_user():

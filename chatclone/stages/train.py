@@ -43,16 +43,18 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
         runs.write_json(run_dir, "run_info.json", {"dataset": str(data_dir), "base_model": base,
                                                    "method": cfg.method.name.value})
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    # Every process saves and evaluates: FSDP gathers the weights collectively, evaluation is sharded.
+    outputs = _save_models(trainer, cfg, run_dir)
+    final_eval = trainer.evaluate() if cfg.trainer.eval_strategy.value != "no" else None
     if not trainer.is_world_process_zero():
         return {}
-    outputs = _save_models(trainer, cfg, run_dir, base)
+    if cfg.export.merge:
+        outputs.append(_merge(trainer, cfg, run_dir, base, source="best" if "best" in outputs else "final"))
     metrics = {"train": result.metrics, "best_metric": trainer.state.best_metric,
                "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
                "world_size": trainer.args.world_size,
                "distributed": trainer.accelerator.distributed_type.value,
-               "log_history": trainer.state.log_history}
-    if cfg.trainer.eval_strategy.value != "no":
-        metrics["eval"] = trainer.evaluate()
+               "log_history": trainer.state.log_history, **({"eval": final_eval} if final_eval else {})}
     runs.write_json(run_dir, "metrics.json", metrics)
     curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png",
                              f"{cfg.model.group} {cfg.method.name.value}")
@@ -152,25 +154,34 @@ def _arguments(cfg: TrainConfig, run_dir: Path, report_to: list[str]) -> Any:
         ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo")
 
 
-def _save_models(trainer: Any, cfg: TrainConfig, run_dir: Path, base: str) -> list[str]:
-    """final/ = the last weights; best/ = the reloaded best checkpoint (regularized); merged/ on request."""
+def _save_models(trainer: Any, cfg: TrainConfig, run_dir: Path) -> list[str]:
+    """final/ = the last weights; best/ = the reloaded best checkpoint (regularized). Called on every process
+    (the Trainer writes from the main one only)."""
+    main = trainer.is_world_process_zero()
+
+    def folder(name: str) -> str:
+        return str(runs.new_file(run_dir, name) if main else run_dir / name)
+
     outputs = []
     last = _last_checkpoint(run_dir / "checkpoints")
     if cfg.trainer.load_best_model_at_end and trainer.state.best_model_checkpoint:
-        trainer.save_model(str(runs.new_file(run_dir, "best")))
+        trainer.save_model(folder("best"))
         outputs.append("best")
         if last is not None:  # the in-memory model is now the best one: final/ comes from the last checkpoint
-            _copy_model(last, runs.new_file(run_dir, "final"), trainer)
+            if main:
+                _copy_model(last, runs.new_file(run_dir, "final"), trainer)
             outputs.append("final")
     if "final" not in outputs:
-        trainer.save_model(str(runs.new_file(run_dir, "final")))
+        trainer.save_model(folder("final"))
         outputs.append("final")
-    if cfg.export.merge:
-        source = run_dir / ("best" if "best" in outputs else "final")
-        merge_adapter(base, source, runs.new_file(run_dir, "merged"), cfg.export.merged_dtype)
-        trainer.processing_class.save_pretrained(run_dir / "merged")
-        outputs.append("merged")
     return outputs
+
+
+def _merge(trainer: Any, cfg: TrainConfig, run_dir: Path, base: str, source: str) -> str:
+    """merged/: the adapter in `source` merged into a freshly loaded 16-bit base, with the tokenizer."""
+    merge_adapter(base, run_dir / source, runs.new_file(run_dir, "merged"), cfg.export.merged_dtype)
+    trainer.processing_class.save_pretrained(run_dir / "merged")
+    return "merged"
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
