@@ -1,13 +1,13 @@
 """Dropout with cheaper random numbers on a CPU (`method.fast_dropout`, on by default).
 
 peft puts an `nn.Dropout(p)` before every LoRA adapter's first matrix (and some models, GPT-2 among them, have
-dropout layers of their own). On a CPU, torch's dropout draws one
-random number per element from its (serial) generator: profiled on the embedded SmolLM2 with LoRA r=16 on all
-seven projections, `aten::bernoulli_` alone took 16 % of a training step while the other core waited.
-`FastDropout` draws one 64-bit number per four elements and keeps an element when its 16-bit slice is at least
-`p * 65536` above the slice's minimum: the same independent keep/drop decision per element with probability p
-(exact to 1/65536), the same 1 / (1 - p) scaling, from the same torch generator, so `trainer.seed` and the RNG
-state saved in checkpoints (resume) drive it as they drive nn.Dropout. On other devices it is nn.Dropout.
+dropout layers of their own). On a CPU, torch's dropout draws one random number per element from its (serial)
+generator: profiled on the embedded SmolLM2 with LoRA r=16 on all seven projections, `aten::bernoulli_` alone took
+16 % of a training step while the other core waited. `FastDropout` draws one 64-bit number per four elements and
+keeps an element when its 16-bit slice is at least `p * 65536` above the slice's minimum: the same independent
+keep/drop decision per element with probability p (exact to 1/65536), the same 1 / (1 - p) scaling, from the same
+torch generator, so `trainer.seed` and the RNG state saved in checkpoints (resume) drive it as they drive
+nn.Dropout. On other devices it is nn.Dropout.
 """
 
 from __future__ import annotations
