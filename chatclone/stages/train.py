@@ -110,13 +110,14 @@ def _resume_checkpoint(old_run: Path, data_dir: Path) -> Path:
 
 def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_model: dict) -> Any:
     from datasets import load_from_disk
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
 
     from chatclone.modeling import load_tokenizer
     from chatclone.training.loop import LabelledLogitsTrainer
 
     dataset = load_from_disk(str(data_dir / "dataset"))
     tokenizer = load_tokenizer(data_dir / "tokenizer")
+    set_seed(cfg.trainer.seed)  # the adapter's (or new embeddings') random init too, not only batches and dropout
     model = build_model(cfg, base, len(tokenizer))
     callbacks = [chatclone_config_callback(plain(cfg))] if cfg.wandb.mode.value != "disabled" else []
     if cfg.trainer.early_stopping_patience:
