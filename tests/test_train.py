@@ -201,6 +201,35 @@ def test_phi3_qlora_composes_for_a_gpu_user():
     cfg.check()
 
 
+def test_phi3_qlora_trains_a_tiny_local_phi3(dm_tokenized, embedded_dir, tmp_path):
+    """The GPU user's `python train.py model=phi3 method=qlora`, unchanged but for model.name_or_path: a tiny
+    random Phi-3 with a Phi-3-style tokenizer, tokenized with the phi3 group's template, trained on a 4-bit base."""
+    from transformers import AutoModelForCausalLM
+
+    from chatclone.stages.tokenize_dataset import tokenize_dataset
+    from tests.test_formatting import group_tokenizer
+    from tests.test_tokenize_dataset import compose_tokenize
+    from tests.tiny_models import build_tiny_model
+
+    group_tokenizer(embedded_dir, "phi3").save_pretrained(tmp_path / "phi3-tokenizer")
+    phi3 = build_tiny_model("phi3", tmp_path / "phi3", tmp_path / "phi3-tokenizer")
+    outputs = tmp_path / "outputs"
+    tokenize_dataset(compose_tokenize(["model=phi3", f"model.name_or_path={phi3}", "progress=false", "num_proc=1",
+                                       f"input={dm_tokenized / 'process_messages' / 'run'}"]),
+                     outputs / "tokenize_dataset" / "run", console=quiet())
+    cfg = compose_train(tiny_overrides(outputs, phi3, "model=phi3", "method=qlora", "trainer.max_steps=6",
+                                       "trainer.batch_size=4", "trainer.learning_rate=5e-2",
+                                       "trainer.warmup_ratio=0"))
+    metrics = train(cfg, tmp_path / "run", console=quiet())
+    curve = losses(metrics)
+    assert len(curve) == 6 and curve[-1] < curve[0] - 1.0, curve
+    adapter = json.loads((tmp_path / "run" / "final" / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
+    summary = runs.read_manifest(tmp_path / "run")["summary"]
+    assert summary["method"] == "qlora" and summary["model"]["group"] == "phi3"
+    assert type(AutoModelForCausalLM.from_pretrained(phi3)).__name__ == "Phi3ForCausalLM"
+
+
 @pytest.mark.parametrize("group", ["smollm2", "gpt2", "phi3", "mistral"])
 @pytest.mark.parametrize("method", ["lora", "qlora", "full"])
 def test_every_model_and_method_composes(group, method):
