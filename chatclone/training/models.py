@@ -24,7 +24,7 @@ def check_method_supported(cfg: TrainConfig) -> None:
 
 
 def build_model(cfg: TrainConfig, base: str, vocab_size: int) -> Any:
-    """Base model for the method, wrapped in a LoRA adapter for lora/qlora."""
+    """Base model for the method, wrapped in a LoRA adapter for lora/qlora, with fast dropout when asked."""
     import torch
 
     quantization = _quantization(cfg) if cfg.method.name is Method.qlora else None
@@ -37,13 +37,15 @@ def build_model(cfg: TrainConfig, base: str, vocab_size: int) -> Any:
                              "the dataset was tokenized for another model")
     if cfg.trainer.gradient_checkpointing:
         model.config.use_cache = False
-    if cfg.method.name is Method.full:
-        return _with_fast_dropout(model, cfg)
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.trainer.gradient_checkpointing)
-    return _with_lora(model, cfg)
+    if cfg.method.name is not Method.full:
+        model = _with_lora(model, cfg)
+    if cfg.method.fast_dropout:
+        use_fast_dropout(model)
+    return model
 
 
 def _quantization(cfg: TrainConfig) -> Any:
@@ -71,18 +73,11 @@ def _with_lora(model: Any, cfg: TrainConfig) -> Any:
     lora = LoraConfig(r=cfg.method.r, lora_alpha=cfg.method.alpha, lora_dropout=cfg.method.dropout,
                       target_modules=targets, task_type="CAUSAL_LM", bias="none")
     try:
-        model = get_peft_model(model, lora)
+        return get_peft_model(model, lora)
     except ValueError as error:
         raise ChatcloneError(f"LoRA target modules {targets} do not fit {type(model).__name__}: "
                              f"{str(error).splitlines()[0][:200]}; set model.lora_target_modules or "
                              "method.target_modules") from None
-    return _with_fast_dropout(model, cfg)
-
-
-def _with_fast_dropout(model: Any, cfg: TrainConfig) -> Any:
-    if cfg.method.fast_dropout:
-        use_fast_dropout(model)
-    return model
 
 
 def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, dtype: str) -> Path:
