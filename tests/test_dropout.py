@@ -88,3 +88,13 @@ def test_a_lora_step_gets_the_same_gradients_as_with_nn_dropout_when_nothing_is_
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+@pytest.mark.parametrize("override, message", [("method.fast_dropout=maybe", "'maybe' is not a valid bool"),
+                                               ("method.fast_dropot=false", "Key 'fast_dropot' not in 'MethodConfig'")])
+def test_bad_fast_dropout_overrides_name_the_key(override, message):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_train([override])
+    assert message in str(info.value.__cause__)

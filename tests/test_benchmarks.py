@@ -1,0 +1,20 @@
+"""Benchmark scripts refuse bad flags with one line, before any data is built or model loaded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--rounds", "0"], "argument --rounds: must be a whole number >= 1, got '0'"),
+    (["--contenders", "chatclone", "nope"], "argument --contenders: invalid choice: 'nope'"),
+    (["--sessions", "medium"], "argument --sessions: invalid choice: 'medium'")])
+def test_bench_train_refuses_bad_flags(flags, message):
+    result = subprocess.run([sys.executable, "benchmarks/bench_train.py", *flags], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
