@@ -17,7 +17,6 @@ from chatclone.exports.records import Kind
 from chatclone.exports.sources import ReadOptions
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "sample_exports"
 DM = "Direct Messages - Orrin [1118608583297251434]"
 GUILD = "Lantern Hollow - Text Channels - general [888880580528273654]"
 EXPECTED_AUTHORS = {
@@ -35,13 +34,6 @@ COMPARED = ("id", "author_id", "username", "display", "is_bot", "kind", "content
 def read(path: Path, options: ReadOptions | None = None):
     header, messages = read_html(path, options or ReadOptions())
     return header, list(messages)
-
-
-@pytest.fixture
-def shared() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared/sample_exports is not beside the checkout")
-    return SHARED
 
 
 @pytest.mark.parametrize("stem", [DM, GUILD])

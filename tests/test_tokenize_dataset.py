@@ -59,15 +59,6 @@ def samples(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 @pytest.fixture(scope="session")
-def shared(request: pytest.FixtureRequest) -> Path:  # session-scoped twin of conftest's `shared`
-    from tests.conftest import SHARED
-
-    if not SHARED.is_dir():
-        pytest.skip("../shared/sample_exports is not beside the checkout")
-    return SHARED
-
-
-@pytest.fixture(scope="session")
 def models(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny random model per group, saved with the group's test tokenizer."""
     root = tmp_path_factory.mktemp("tiny")
