@@ -49,6 +49,7 @@ class ReadingConfig:
     timezone: str = "UTC"
     date_order: DateOrder = DateOrder.auto
     allow_truncated: bool = False
+    skip_unreadable: bool = False
 
 
 @dataclass
