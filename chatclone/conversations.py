@@ -8,6 +8,8 @@
 - Conversations without a target turn, without anyone else, or shorter than `min_turns` are dropped.
 - Long conversations become windows of at most `max_turns` turns, each ending on a target turn
   and starting with up to `context_turns` turns of what came before (those are not trained twice).
+- The split holds out whole conversations (so every window of one stays on one side) worth about
+  `split.validation_fraction` of the target's trained turns.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from chatclone.config.process_messages import SegmentationConfig, SpeakerNames, SplitConfig, SplitStrategy
+from chatclone.errors import ChatcloneError
 from chatclone.exports.records import Message
 
 
@@ -41,7 +45,18 @@ class Conversation:
 
     @property
     def start(self) -> float:
-        return self.turns[0].start
+        """When the conversation itself began: its first turn that is not context from earlier."""
+        return next(t.start for t in self.turns if not t.context_only)
+
+    @property
+    def id(self) -> str:
+        """Unique per conversation: a channel's conversations start at different messages."""
+        return f"{self.channel}-{iso(self.start)}"
+
+    @property
+    def trained_turns(self) -> int:
+        """Target turns trained on (the unit the split measures)."""
+        return sum(1 for _ in _trained(self))
 
 
 def segment(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
@@ -133,13 +148,70 @@ def _as_context(turn: Turn) -> Turn:
 
 
 def split(conversations: list[Conversation], cfg: SplitConfig) -> tuple[list[Conversation], list[Conversation]]:
-    """Train and validation conversations; no conversation is in both."""
+    """Train and validation conversations; no conversation is in both.
+
+    Validation takes whole conversations from the end of the order (temporal: newest first; random: a
+    seeded shuffle) until it holds about `validation_fraction` of the target's trained turns: a tenth of
+    long and short conversations is not a tenth of the data. At least one conversation when there are
+    two or more and the fraction is above 0; never all of them.
+    """
     ordered = sorted(conversations, key=lambda c: c.start)
     if cfg.strategy is SplitStrategy.random:
         random.Random(cfg.seed).shuffle(ordered)
-    n = len(ordered)
-    n_val = min(max(1, round(n * cfg.validation_fraction)), n - 1) if n >= 2 else 0
-    return ordered[:n - n_val], ordered[n - n_val:]
+    n_val = _validation_count([c.trained_turns for c in ordered], cfg.validation_fraction)
+    return ordered[:len(ordered) - n_val], ordered[len(ordered) - n_val:]
+
+
+def _validation_count(turns: list[int], fraction: float) -> int:
+    """How many conversations from the end bring the validation share of turns closest to `fraction`
+    (on a tie, the count that reaches it)."""
+    n = len(turns)
+    if n < 2 or fraction <= 0:
+        return 0
+    goal, taken = fraction * sum(turns), 0
+    for k in range(1, n):
+        before, taken = taken, taken + turns[n - k]
+        if taken >= goal:
+            return k - 1 if k > 1 and goal - before < taken - goal else k
+    return n - 1
+
+
+def check_no_leak(train: list[Conversation], validation: list[Conversation]) -> list[str]:
+    """Refuse a split where a trained target turn is in both splits: same UTC minute, same text, same
+    channel (by id or by name: a copy that was not recognised as one keeps the name). The same text at
+    the same minute in two different channels may be chance ("lol"): those are returned, to report."""
+    held_out: dict[tuple, list[Conversation]] = {}
+    for conv in validation:
+        for t in _trained(conv):
+            held_out.setdefault((int(t.start // 60), t.content), []).append(conv)
+    elsewhere: list[str] = []
+    if not held_out:
+        return elsewhere
+    for conv in train:
+        for t in _trained(conv):
+            for other in held_out.get((int(t.start // 60), t.content), ()):
+                if other.channel != conv.channel and other.channel_name != conv.channel_name:
+                    elsewhere.append(f"{_sample(t.content)} ({conv.id} and {other.id})")
+                    continue
+                raise ChatcloneError(
+                    f"the target turn {_sample(t.content)} of {iso(t.start)} in {conv.channel_name} is in both "
+                    f"splits: train conversation {conv.id} and validation conversation {other.id}. The same "
+                    "messages were read twice: is one input a copy of another under a different name, time "
+                    "zone or username? Remove the copy from the inputs")
+    return elsewhere
+
+
+def _trained(conv: Conversation) -> Iterable[Turn]:
+    return (t for t in conv.turns if t.is_target and not t.context_only)
+
+
+def _sample(content: str) -> str:
+    return repr(content if len(content) <= 60 else content[:57] + "...")
+
+
+def iso(ts: float) -> str:
+    """A UTC time as ISO 8601 to the second, e.g. 2025-03-27T18:02:14Z."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def turn_counts(conversations: Iterable[Conversation]) -> Counter:

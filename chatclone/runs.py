@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -36,12 +38,29 @@ def new_file(run_dir: Path, name: str) -> Path:
     return path
 
 
+@contextmanager
+def new_files(run_dir: Path, *names: str) -> Iterator[list[Path]]:
+    """Temporary paths (`<name>.partial`) to write new output files to; they are renamed to their names
+    only when the block succeeds, so a failure part-way never leaves a file that looks complete."""
+    finals = [new_file(run_dir, name) for name in names]
+    temps = [path.with_name(path.name + ".partial") for path in finals]
+    try:
+        for temp in temps:
+            temp.unlink(missing_ok=True)  # left by a run that was killed
+        yield temps
+        for temp, final in zip(temps, finals):
+            os.replace(temp, final)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
 def write_json(run_dir: Path, name: str, data: object) -> Path:
-    path = new_file(run_dir, name)
-    with open(path, "x", encoding="utf-8") as f:
-        json.dump(plain(data), f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    return path
+    with new_files(run_dir, name) as (path,):
+        with open(path, "x", encoding="utf-8") as f:
+            json.dump(plain(data), f, indent=2, ensure_ascii=False)
+            f.write("\n")
+    return Path(run_dir) / name
 
 
 def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], outputs: list[str],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -16,7 +15,7 @@ from chatclone import runs
 from chatclone.cleaning import Cleaner
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.errors import ChatcloneError
-from chatclone.conversations import Conversation, Turn, segment, split, turn_counts, windows
+from chatclone.conversations import Conversation, Turn, check_no_leak, iso, segment, split, turn_counts, windows
 from chatclone.exports import ReadOptions, read_channels
 from chatclone.speakers import author_table, resolve_target
 
@@ -49,7 +48,10 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
     options = ReadOptions(timezone=cfg.reading.timezone, date_order=cfg.reading.date_order.value,
                           allow_truncated=cfg.reading.allow_truncated,
                           on_warning=lambda w: console.print(f"[yellow]warning:[/] {w}", highlight=False))
-    channels, report = read_channels(cfg.inputs, options, recursive=cfg.reading.recursive, progress=cfg.progress)
+    channels, report = read_channels(cfg.inputs, options, recursive=cfg.reading.recursive, progress=cfg.progress,
+                                     skip_unreadable=cfg.reading.skip_unreadable)
+    for skipped in report.unreadable_files:
+        options.warn(f"skipped {skipped['file']}: {skipped['reason']}")
     authors = author_table(channels)
     target = resolve_target(cfg.target, authors)
     cleaner, counts = Cleaner(cfg.cleaning), Counter()
@@ -63,10 +65,15 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
         channel.messages = []  # free memory as we go
     _check_not_empty(conversations, target, cleaner, counts)
     train, validation = split(conversations, cfg.split)
+    repeats = check_no_leak(train, validation)
+    if repeats:
+        options.warn(f"{len(repeats)} trained target turn(s) of train recur, same minute and text, in validation "
+                     f"in another channel, e.g. {repeats[0]}; chance, or a channel exported twice under "
+                     "different names (then remove the copy)")
     if not validation:
-        options.warn("only one conversation: the validation split is empty")
-    sizes = {name: _write_split(run_dir, name, convs, cfg) for name, convs in
-             (("train", train), ("validation", validation))}
+        options.warn("only one conversation: the validation split is empty" if len(conversations) < 2
+                     else "split.validation_fraction is 0: the validation split is empty")
+    sizes = _write_splits(run_dir, {"train": train, "validation": validation}, cfg)
     stats = _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes)
     runs.write_json(run_dir, "stats.json", stats)
     _print_summary(console, stats, run_dir)
@@ -88,8 +95,19 @@ def _check_not_empty(conversations, target, cleaner, counts) -> None:
         "Loosen cleaning.* or segmentation.* (e.g. cleaning.max_chars, segmentation.session_gap_minutes)")
 
 
-def _write_split(run_dir: Path, name: str, conversations: list[Conversation], cfg: ProcessMessagesConfig) -> dict:
-    path = runs.new_file(run_dir, f"{name}.jsonl")
+def _write_splits(run_dir: Path, splits: dict[str, list[Conversation]], cfg: ProcessMessagesConfig) -> dict:
+    """Write every split; the files get their names only once all are complete (never a partial file)."""
+    with runs.new_files(run_dir, *(f"{name}.jsonl" for name in splits)) as paths:
+        sizes = {name: _write_split(path, convs, cfg) for (name, convs), path in zip(splits.items(), paths)}
+    total_convs = sum(s["conversations"] for s in sizes.values()) or 1
+    total_turns = sum(s["target_turns"] for s in sizes.values()) or 1
+    for size in sizes.values():
+        size["conversation_share"] = round(size["conversations"] / total_convs, 4)
+        size["target_turn_share"] = round(size["target_turns"] / total_turns, 4)
+    return sizes
+
+
+def _write_split(path: Path, conversations: list[Conversation], cfg: ProcessMessagesConfig) -> dict:
     n_windows = n_target_turns = 0
     with open(path, "xb") as f:
         for conv in conversations:
@@ -102,11 +120,11 @@ def _write_split(run_dir: Path, name: str, conversations: list[Conversation], cf
 
 def _record(conv: Conversation, k: int, window: list[Turn]) -> dict:
     return {
-        "id": f"{conv.channel}-{_iso(conv.start)}-w{k}",
+        "id": f"{conv.id}-w{k}",
         "channel": conv.channel_name,
         "channel_id": conv.channel,
-        "start": _iso(window[0].start),
-        "end": _iso(window[-1].end),
+        "start": iso(window[0].start),
+        "end": iso(window[-1].end),
         "messages": [_message(t) for t in window],
     }
 
@@ -118,16 +136,13 @@ def _message(t: Turn) -> dict:
     return out
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes) -> dict:
     return {
         "inputs": cfg.inputs,
         "files": report.files,
         "skipped_files": report.skipped_files,
         "duplicate_messages_removed": report.duplicates_removed,
+        "duplicates": runs.plain(report.duplicates),
         "warnings": options.warnings,
         "target": {"query": target.query, "ids": sorted(target.ids), "usernames": sorted(target.usernames),
                    "names": sorted(target.names)},
@@ -148,8 +163,12 @@ def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
     table = Table(title=f"process_messages: target {', '.join(stats['target']['names'])}", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")
-    rows = [("files read", len(stats["files"])), ("files skipped", len(stats["skipped_files"])),
-            ("messages read", stats["messages"]["read"]), ("messages kept", stats["messages"]["kept"])]
+    rows = [("files read", len(stats["files"])), ("files skipped", len(stats["skipped_files"]))]
+    rows += [(f"  unreadable: {f['file']}", f["reason"].removeprefix("unreadable: "))
+             for f in stats["skipped_files"] if f["reason"].startswith("unreadable: ")]
+    rows += [("duplicate messages removed", stats["duplicate_messages_removed"])]
+    rows += [(f"  {k.replace('_', ' ')}", v) for k, v in stats["duplicates"].items() if v]
+    rows += [("messages read", stats["messages"]["read"]), ("messages kept", stats["messages"]["kept"])]
     rows += [(f"  removed: {k}", v) for k, v in stats["removed"].items()]
     rows += [(f"  changed: {k}", v) for k, v in stats["changed"].items()]
     rows += [(k.replace("_", " "), v) for k, v in stats["segmentation"].items()]
@@ -157,6 +176,8 @@ def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
     for name, size in stats["split"].items():
         rows.append((f"{name}: conversations / examples / target turns",
                      f"{size['conversations']} / {size['examples']} / {size['target_turns']}"))
+        rows.append((f"{name}: share of conversations / of target turns",
+                     f"{size['conversation_share']:.1%} / {size['target_turn_share']:.1%}"))
     for what, value in rows:
         table.add_row(what, str(value))
     console.print(table)
