@@ -8,7 +8,9 @@ so memory stays bounded by the largest group. Times come from the snowflake in `
 a group's first message is carried to the messages after it; the content is turned back into
 markdown from the `chatlog__markdown-preserve` span (see `_markdown` for what cannot be recovered).
 Layouts of DCE 2.34-2.37 (`chatlog__reference*`) and <=2.33 (`chatlog__author-name`,
-`preserve-whitespace`) are read as well.
+`preserve-whitespace`) are read as well. No message vanishes unseen: a message element without
+`data-message-id` is an error, and so is a postamble whose "Exported N message(s)" differs from the
+count read.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ DCE writes JSON with a fixed 2-space layout, so each message object sits between
 `    {` and a line `    }`. We cut those objects out of fixed-size blocks and hand each one to
 orjson (about twice as fast as an event parser). Files with any other layout (re-saved,
 minified) go through ijson's streaming parser instead.
+
+Both paths build messages with the same `_to_message`, which checks the type of every field it uses
+with class tests cheap enough for the hot loop; a message with a field DCE would not write (null
+content, a numeric author name, a date without offset or outside the years 1-9999) is refused with one
+line naming the file, line, position and message id, worked out by `message_problem` only then.
 """
 
 from __future__ import annotations
@@ -187,9 +192,13 @@ def _ijson_messages(path: Path, options: ReadOptions, channel_key: str) -> Itera
 
 
 def _not_a_message(path: Path, d, error: Exception, index: int) -> ChatcloneError:
-    """The one-line error for a message the reader cannot take: which field is wrong, and the message id."""
-    problem = message_problem(d) or (
-        "a field DiscordChatExporter does not write" if isinstance(error, _Invalid) else f"{type(error).__name__}: {error}")
+    """The one-line error for a message the reader cannot take: which field is wrong, and the message id.
+    Such a message is refused, never skipped: like malformed JSON it means the file is not what DCE wrote,
+    and a skipped message would silently change the conversation around it."""
+    problem = message_problem(d)
+    if problem is None:
+        problem = "a value DiscordChatExporter does not write" if isinstance(error, _Invalid) else (
+            f"{type(error).__name__}: {error}")
     raw_id = d.get("id") if isinstance(d, dict) else None
     known = f" (message id {raw_id})" if isinstance(raw_id, str) and raw_id.isdigit() else ""
     return ChatcloneError(f"not a DiscordChatExporter message: {problem}{known}",

@@ -4,7 +4,8 @@ Layout: a `=`*62 header block (Guild, Channel, ...), then per message `[date] us
 the content (which may itself hold blank lines), a blank line, optional `{Attachments}`, `{Embed}`,
 `{Stickers}`, `{Forwarded Message}` blocks each closed by a blank line, an optional `{Reactions}`
 line, a final blank line; then a `=`*62 footer `Exported N message(s)`. Dates have minutes only and
-no offset: the user's `timezone` and `date_order` say how to read them.
+no offset: the user's `timezone` and `date_order` say how to read them. The footer's count is a
+checksum: a file whose header lines disagree with it is refused (see `_message_starts`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _message_starts(path: Path, lines: list[str], start: int, end: int, expected
         else:
             unread.append((i, problem))
     if expected is None or expected != len(starts):
-        _check_count(path, lines, starts, unread, expected, end)
+        _check_count(path, starts, unread, expected, end)
     if not starts and end > start and any(lines[start:end]):
         raise ChatcloneError("no message header lines like '[3/27/2025 7:02 PM] username' found", path,
                              line=start + 1)
@@ -112,7 +113,7 @@ def _timestamp(text: str, d: re.Match | None, order: str, tz) -> tuple[float | N
     return (ts, None) if ts is not None else (None, f"unreadable date '{text}'")
 
 
-def _check_count(path: Path, lines: list[str], starts: list, unread: list, expected: int | None, end: int) -> None:
+def _check_count(path: Path, starts: list, unread: list, expected: int | None, end: int) -> None:
     """Header lines and the footer's count disagree (or there is no footer): say which line is at fault."""
     if unread and (expected is None or len(starts) + len(unread) == expected):
         i, problem = unread[0]
@@ -120,12 +121,15 @@ def _check_count(path: Path, lines: list[str], starts: list, unread: list, expec
                              else f"message header: {problem}", path, line=i + 1)
     if expected is None:
         return
-    suspect = _suspect(starts) if len(starts) > expected else None
-    hint = (f"; line {suspect + 1} looks like a header but may be text inside a message" if suspect is not None
-            else "; a message header not where DiscordChatExporter writes one (after a blank line)?"
-            if len(starts) < expected else "; a line of message text that looks like a header?")
-    raise ChatcloneError(f"footer says {expected} messages but {len(starts)} message headers were found{hint}",
-                         path, line=suspect + 1 if suspect is not None else end + 2)
+    found = f"footer says {expected} messages but {len(starts)} message headers were found"
+    if len(starts) < expected:
+        raise ChatcloneError(f"{found}; a message header not where DiscordChatExporter writes one "
+                             "(after a blank line)?", path, line=end + 2)
+    suspect = _suspect(starts)
+    if suspect is None:
+        raise ChatcloneError(f"{found}; a line of message text that looks like a header?", path, line=end + 2)
+    raise ChatcloneError(f"{found}; line {suspect + 1} looks like a header but may be text inside a message",
+                         path, line=suspect + 1)
 
 
 def _suspect(starts: list) -> int | None:
