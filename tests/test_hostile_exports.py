@@ -6,6 +6,7 @@ a null channel id, CSV oddities. Each is refused with one line naming the file a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -140,6 +141,15 @@ def test_a_message_that_is_no_object(shared, tmp_path):
     doc["messages"][3] = 42
     text = read_error(write_json(tmp_path / f"{DM}.json", doc, minified=True))
     assert "(message 4)" in text and "a message is the number 42, expected an object" in text
+
+
+def test_malformed_minified_json_is_one_line(shared, tmp_path):
+    """ijson's C backend appends the text and a caret on further lines: only the first is kept."""
+    path = write_json(tmp_path / f"{DM}.json", dm_doc(shared), minified=True)
+    text = path.read_text(encoding="utf-8")
+    at = [i for i in range(len(text)) if text.startswith('"isPinned":false', i)][4]   # in message 5
+    path.write_text(text[:at] + '"isPinned":fals' + text[at + len('"isPinned":false'):], encoding="utf-8")
+    assert re.search(r": malformed JSON after message [0-4]: \S", read_error(path))  # the count ijson reached
 
 
 @LAYOUTS

@@ -188,7 +188,8 @@ def _ijson_messages(path: Path, options: ReadOptions, channel_key: str) -> Itera
             if "premature EOF" in str(e) or "incomplete" in str(e).lower():
                 _check_tail(path, b"", lambda: None, index, True, options)
                 return
-            raise ChatcloneError(f"malformed JSON after message {index}: {e}", path) from None
+            reason = (str(e).strip().splitlines() or ["?"])[0]  # yajl adds the text and a caret below
+            raise ChatcloneError(f"malformed JSON after message {index}: {reason}", path) from None
 
 
 def _not_a_message(path: Path, d, error: Exception, index: int) -> ChatcloneError:
