@@ -217,22 +217,21 @@ class _Invalid(ValueError):
 
 def _to_message(d: dict, channel_key: str, order: int, authors: dict[tuple, tuple]) -> Message:
     a = d["author"]
-    bot = a.get("isBot", False)
-    key = (a["id"], a["name"], a.get("nickname"), a.get("discriminator"))  # webhooks share one id under many names
+    key = (a["id"], a["name"], a.get("nickname"))  # webhooks share one id under many names
     author = authors.get(key)
     if author is None:
         author = authors[key] = _author(a)
-    raw_id, stamp, content = d["id"], d["timestamp"], d["content"]
+    raw_id, content, bot = d["id"], d["content"], a.get("isBot", False)
     attachments, stickers = d.get("attachments"), d.get("stickers")
-    # The type checks the hot path can afford (class and identity tests); `message_problem` says what is wrong.
-    if (str is not type(raw_id) or str is not type(stamp) or str is not type(content) or not raw_id.isdigit()
-            or (bot is not False and bot is not True)
-            or (attachments is not None and list is not type(attachments))
-            or (stickers is not None and list is not type(stickers))):
+    # The type checks the hot path can afford (class and identity tests; fromisoformat and int check the
+    # rest); on failure `message_problem` says what is wrong.
+    if (str is not type(raw_id) or str is not type(content) or (bot is not False and bot is not True)
+            or (list is not type(attachments) and attachments is not None)
+            or (list is not type(stickers) and stickers is not None)):
         raise _Invalid
-    when = fromisoformat(stamp)
+    when = fromisoformat(d["timestamp"])
     ts = when.timestamp()
-    if when.tzinfo is None or not MIN_TS <= ts <= MAX_TS:
+    if not MIN_TS <= ts <= MAX_TS or when.tzinfo is None:
         raise _Invalid
     kind, reply_to, forwarded = _kind(d)
     return Message(channel_key, int(raw_id), author[0], author[1], author[2], bot, kind, ts, content, reply_to,
@@ -266,7 +265,8 @@ def _is_text(value) -> bool:
 
 
 def _author(a: dict) -> tuple:
-    """(user id, username, display name) of an author object, checked once per distinct author."""
+    """(user id, username, display name) of an author object, checked once per distinct author (the
+    discriminator too: a later copy of the same id, name and nickname is not read again)."""
     name, nickname, disc = a["name"], a.get("nickname"), a.get("discriminator") or "0000"
     if (str is not type(a["id"]) or not a["id"].isdigit() or str is not type(name) or not name
             or (nickname is not None and str is not type(nickname)) or str is not type(disc)):
