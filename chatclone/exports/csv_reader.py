@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 from chatclone.errors import ChatcloneError
@@ -62,6 +61,10 @@ def _to_message(row, index, parse_date, path, line, channel, order) -> Message:
     attachments = row[index["Attachments"]] if "Attachments" in index else ""
     ts = parse_date(row[index["Date"]], line)
     author_id = row[index["AuthorID"]] if "AuthorID" in index else None
+    if not author.strip():
+        raise ChatcloneError("empty Author (DiscordChatExporter always names the author)", path, line=line)
+    if author_id and not (author_id.isascii() and author_id.isdigit()):
+        raise ChatcloneError(f"AuthorID {author_id[:40]!r} is no user id (a string of digits)", path, line=line)
     return Message(channel=channel, id=None, author_id=author_id or None, username=author, display=author,
                    is_bot=False, kind=kind_from_text(content), ts=ts, content=content,
                    attachments=len([a for a in attachments.split(",") if a]), order=order)
@@ -74,9 +77,11 @@ def _date_parser(path: Path, options: ReadOptions):
 
     def parse(text: str, line: int) -> float:
         try:
-            return datetime.fromisoformat(text).timestamp() if "T" in text else _text_date(text)
+            return dates.iso_timestamp(text, tz) if "T" in text else _text_date(text)
+        except dates.BadDate as e:
+            raise ChatcloneError(f"date '{text[:40]}' {e}", path, line=line) from None
         except (ValueError, KeyError):
-            raise ChatcloneError(f"unreadable date '{text}'", path, line=line) from None
+            raise ChatcloneError(f"unreadable date '{text[:40]}'", path, line=line) from None
 
     def _text_date(text: str) -> float:
         unix = dates.unix_timestamp(text)

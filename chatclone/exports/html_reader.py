@@ -8,7 +8,9 @@ so memory stays bounded by the largest group. Times come from the snowflake in `
 a group's first message is carried to the messages after it; the content is turned back into
 markdown from the `chatlog__markdown-preserve` span (see `_markdown` for what cannot be recovered).
 Layouts of DCE 2.34-2.37 (`chatlog__reference*`) and <=2.33 (`chatlog__author-name`,
-`preserve-whitespace`) are read as well.
+`preserve-whitespace`) are read as well. No message vanishes unseen: a message element without
+`data-message-id` is an error, and so is a postamble whose "Exported N message(s)" differs from the
+count read.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ QUOTE = {"chatlog__markdown-quote", "quote"}
 INLINE_CODE = {"chatlog__markdown-pre--inline", "pre--inline"}
 BLOCK_CODE = {"chatlog__markdown-pre--multiline", "pre--multiline"}
 PRESERVE = {"chatlog__markdown-preserve", "preserve-whitespace"}
+AUTHOR_CLASSES = {"chatlog__author", "chatlog__author-name", "chatlog__system-notification-author"}
+MESSAGE_CLASSES = {"chatlog__message-container", "chatlog__message"}   # one message: 2.34+, <=2.33
 UNKNOWN_REPLY = ("chatlog__reply-unknown", "chatlog__reference-unknown")   # deleted or unloadable original
 BOT_TAGS = {"chatlog__author-tag", "chatlog__bot-label", "chatlog__bot-tag"}
 CAPITALISED = ("added ", "removed ", "left the group", "started a ", "changed the channel", "joined the server")
@@ -116,15 +120,29 @@ def _messages(path: Path, channel_key: str, options: ReadOptions) -> Iterator[Me
     order = 0
     for line, piece, last in _pieces(path):
         root = _parse(path, piece, line)
-        truncated = last and _find(root, {"postamble"}) is None
+        postamble = _find(root, {"postamble"}) if last else None
+        truncated = last and postamble is None
         # Cut off mid-export: the last group counts only if its line was written out in full.
         complete = not truncated or bool(COMPLETE_GROUP_RE.search(piece))
         group = _find(root, {"chatlog__message-group"}) if complete else None
         messages = [] if group is None else _group(path, line, group, channel_key, order, bots)
         if truncated:
             _truncated(path, line, order + len(messages), complete, options)
+        if postamble is not None:
+            _check_count(path, line + piece.count("\n", 0, piece.rfind("postamble")), postamble,
+                         order + len(messages))
         yield from messages
         order += len(messages)
+
+
+def _check_count(path: Path, line: int, postamble: etree._Element, count: int) -> None:
+    """The postamble's "Exported N message(s)" must match the messages read: none may vanish unseen."""
+    stated = next((" ".join(e.text.split()) for e in postamble.iter(etree.Element)
+                   if (e.text or "").strip().startswith("Exported ")), None)
+    digits = re.sub(r"\D", "", stated or "")
+    if digits and int(digits) != count:
+        raise ChatcloneError(f"postamble says '{stated}' but {count} messages were read "
+                             "(a message element without data-message-id, or an edited page?)", path, line=line)
 
 
 def _parse(path: Path, piece: str, line: int) -> etree._Element:
@@ -149,15 +167,18 @@ def _truncated(path: Path, line: int, count: int, complete: bool, options: ReadO
 def _group(path: Path, line: int, group: etree._Element, channel_key: str, order: int,
            bots: dict[str, bool]) -> list[Message]:
     """The messages of one group: author carried forward, reply block applying to the first only."""
-    shared, messages = _index(group)
+    shared, messages, orphan = _index(group)
+    if orphan is not None:
+        _orphan(path, line, order, group, orphan, messages)
     reply_to, is_command = _reply(shared, messages[0][1] if messages else {})
     found = shared.get("chatlog__author-name")  # <=2.33: one author span for the whole group
     author = _author(found[0], bots) if found else None
     out = []
     for index, (node, classes) in enumerate(messages):
         raw_id = node.get("data-message-id")
-        if not raw_id.isdigit():
-            raise ChatcloneError(f"bad data-message-id {raw_id!r}", path, line=line, record=order + index + 1)
+        if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) >= 1 << 64:
+            raise ChatcloneError(f"bad data-message-id {raw_id[:40]!r} (a snowflake id is a number below 2^64)",
+                                 path, line=line, record=order + index + 1)
         found = classes.get("chatlog__author") or classes.get("chatlog__system-notification-author")
         if found:
             author = _author(found[0], bots)
@@ -169,19 +190,41 @@ def _group(path: Path, line: int, group: etree._Element, channel_key: str, order
     return out
 
 
-def _index(group: etree._Element) -> tuple[dict, list[tuple[etree._Element, dict]]]:
+def _orphan(path: Path, line: int, order: int, group: etree._Element, orphan: tuple[int, etree._Element],
+            messages: list) -> None:
+    """A message element without data-message-id: refused, naming where it is, who wrote it and when."""
+    before, el = orphan
+    shown = [f"after message {messages[before - 1][0].get('data-message-id')}" if before else "first in its group"]
+    author = _find(el, AUTHOR_CLASSES)
+    if author is None:
+        author = _find(group, AUTHOR_CLASSES)  # a DCE group has one author
+    if author is not None:
+        shown.append(f"by {_text(author)}")
+    stamp = _find(el, {"chatlog__timestamp", "chatlog__short-timestamp"})
+    if stamp is not None:
+        shown.append(f"at {_text(stamp)}")
+    raise ChatcloneError(f"a message element without data-message-id ({', '.join(shown)})", path, line=line,
+                         record=order + before + 1)
+
+
+def _index(group: etree._Element) -> tuple[dict, list[tuple[etree._Element, dict]], tuple | None]:
     """Elements by class name, in one pass: those before the first message (the group's own), and
-    for each `data-message-id` element those from it up to the next one."""
+    for each `data-message-id` element those from it up to the next one; and the first message
+    element that has no `data-message-id` (with how many messages precede it), if any."""
     shared: dict[str, list[etree._Element]] = {}
     messages: list[tuple[etree._Element, dict]] = []
-    current = shared
+    current, node, orphan = shared, None, None
     for el in group.iter(etree.Element):
+        names = (el.get("class") or "").split()
         if el.get("data-message-id") is not None:
-            current = {}
+            current, node = {}, el
             messages.append((el, current))
-        for name in (el.get("class") or "").split():
+        elif orphan is None and MESSAGE_CLASSES.intersection(names) and (
+                "chatlog__message-container" in names or node is None or node not in el.iterancestors()):
+            orphan = (len(messages), el)
+        for name in names:
             current.setdefault(name, []).append(el)
-    return shared, messages
+    return shared, messages, orphan
 
 
 def _find(root: etree._Element, names: set[str]) -> etree._Element | None:

@@ -4,12 +4,14 @@ Layout: a `=`*62 header block (Guild, Channel, ...), then per message `[date] us
 the content (which may itself hold blank lines), a blank line, optional `{Attachments}`, `{Embed}`,
 `{Stickers}`, `{Forwarded Message}` blocks each closed by a blank line, an optional `{Reactions}`
 line, a final blank line; then a `=`*62 footer `Exported N message(s)`. Dates have minutes only and
-no offset: the user's `timezone` and `date_order` say how to read them.
+no offset: the user's `timezone` and `date_order` say how to read them. The footer's count is a
+checksum: a file whose header lines disagree with it is refused (see `_message_starts`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +33,7 @@ def read_txt(path: Path, options: ReadOptions) -> tuple[FileHeader, Iterator[Mes
     name = " / ".join(v for v in (fields.get("Guild"), fields.get("Channel")) if v)
     header = FileHeader.from_path(path, channel_id=None, is_dm=fields.get("Guild") == "Direct Messages",
                                   name=name or path.stem)
-    starts = _message_starts(path, lines, body_start, body_end, options)
-    if expected is not None and expected != len(starts):
-        options.warn(f"{path}: footer says {expected} messages, {len(starts)} were found")
+    starts = _message_starts(path, lines, body_start, body_end, expected, options)
     return header, _messages(lines, starts, body_end, header.channel_key)
 
 
@@ -63,33 +63,88 @@ def _footer(path: Path, lines: list[str], options: ReadOptions) -> tuple[int, in
     return len(lines), None
 
 
-def _message_starts(path: Path, lines: list[str], start: int, end: int,
+def _message_starts(path: Path, lines: list[str], start: int, end: int, expected: int | None,
                     options: ReadOptions) -> list[tuple[int, float, str, bool]]:
-    """(line index, timestamp, author, pinned) of every message header line."""
-    candidates = [(i, m) for i in range(start, end) if (i == start or lines[i - 1] == "")
-                  and (m := HEADER_RE.match(lines[i]))]
-    parsed = [(i, m, dates.split_date(m["date"])) for i, m in candidates]
+    """(line index, timestamp, author, pinned) of every message header line.
+
+    A header is a `[date] author` line where DCE puts one: after the blank line that ends the previous
+    message, itself after the content's blank line or a `{Reactions}` line (or after the header rule).
+    Anywhere else such a line is message text, and so is one whose date does not read, if the footer's
+    count agrees; when it does not, the file is refused with the line at fault: text is never given to
+    another author."""
+    found = [(i, m) for i in range(start, end) if _header_place(lines, i, start) and (m := HEADER_RE.match(lines[i]))]
+    parsed = [(i, m, dates.split_date(m["date"])) for i, m in found]
     order = options.date_order
     if order == "auto":
         order = dates.guess_order(d for _, _, d in parsed if d)
     tz = dates.zone(options.timezone)
-    starts = []
+    starts, unread = [], []
     for i, m, d in parsed:
-        ts = dates.unix_timestamp(m["date"]) if d is None else _timestamp(path, i, d, order, tz)
-        if ts is not None:
+        ts, problem = _timestamp(m["date"], d, order, tz)
+        if problem is None:
             starts.append((i, ts, m["author"], bool(m["pinned"])))
+        else:
+            unread.append((i, problem))
+    if expected is None or expected != len(starts):
+        _check_count(path, starts, unread, expected, end)
     if not starts and end > start and any(lines[start:end]):
         raise ChatcloneError("no message header lines like '[3/27/2025 7:02 PM] username' found", path,
                              line=start + 1)
     return starts
 
 
-def _timestamp(path: Path, i: int, d: re.Match, order: str, tz) -> float:
+def _header_place(lines: list[str], i: int, start: int) -> bool:
+    """Whether line i stands where DCE writes a message header (see `_message_starts`)."""
+    if i == start:
+        return True
+    if lines[i - 1] != "":
+        return False
+    return i - 1 == start or lines[i - 2] == "" or (i - 3 >= start and lines[i - 3] == "{Reactions}")
+
+
+def _timestamp(text: str, d: re.Match | None, order: str, tz) -> tuple[float | None, str | None]:
+    """(timestamp, None), or (None, what is wrong with the header's date)."""
     try:
-        return dates.to_timestamp(d, order, tz)
+        ts = dates.unix_timestamp(text) if d is None else dates.to_timestamp(d, order, tz)
+    except dates.OutOfRange as e:
+        return None, f"date '{text}' {e}"
     except (ValueError, KeyError):
-        raise ChatcloneError(f"date '{d.string}' does not read as {order}; set date_order=mdy|dmy|ymd",
-                             path, line=i + 1) from None
+        return None, f"date '{text}' does not read as {order}; set date_order=mdy|dmy|ymd"
+    return (ts, None) if ts is not None else (None, f"unreadable date '{text}'")
+
+
+def _check_count(path: Path, starts: list, unread: list, expected: int | None, end: int) -> None:
+    """Header lines and the footer's count disagree (or there is no footer): say which line is at fault."""
+    if unread and (expected is None or len(starts) + len(unread) == expected):
+        i, problem = unread[0]
+        raise ChatcloneError(f"message header with an {problem}" if problem.startswith("unreadable")
+                             else f"message header: {problem}", path, line=i + 1)
+    if expected is None:
+        return
+    found = f"footer says {expected} messages but {len(starts)} message headers were found"
+    if len(starts) < expected:
+        raise ChatcloneError(f"{found}; a message header not where DiscordChatExporter writes one "
+                             "(after a blank line)?", path, line=end + 2)
+    suspect = _suspect(starts)
+    if suspect is None:
+        raise ChatcloneError(f"{found}; a line of message text that looks like a header?", path, line=end + 2)
+    raise ChatcloneError(f"{found}; line {suspect + 1} looks like a header but may be text inside a message",
+                         path, line=suspect + 1)
+
+
+def _suspect(starts: list) -> int | None:
+    """The header most likely to be message text: its time is out of order with both neighbours (DCE
+    writes messages oldest first), else it goes back in time, else its author speaks nowhere else."""
+    times = [ts for _, ts, _, _ in starts]
+    for k in range(1, len(starts)):
+        after = times[k + 1] if k + 1 < len(times) else float("inf")
+        if times[k - 1] <= after and not times[k - 1] <= times[k] <= after:
+            return starts[k][0]
+    back = next((starts[k][0] for k in range(1, len(starts)) if times[k] < times[k - 1]), None)
+    if back is not None:
+        return back
+    authors = Counter(author for _, _, author, _ in starts)
+    return next((i for i, _, author, _ in starts[1:] if authors[author] == 1), None)
 
 
 def _messages(lines: list[str], starts: list, end: int, channel: str) -> Iterator[Message]:
