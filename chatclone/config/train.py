@@ -58,11 +58,13 @@ class TrainerConfig:
     group_by_length: bool = True
     labelled_logits: bool = True
     logging_steps: int = 5
+    curve_points: int = 10                   # short runs log more often (see sizing.schedule); 0 = as given
+    min_steps: int = 10                      # epochs grow on tiny datasets up to this many steps; 0 = as given
     eval_strategy: Strategy = Strategy.no
     eval_steps: int = 50
-    save_strategy: Strategy = Strategy.epoch
-    save_steps: int = 50
-    save_total_limit: Optional[int] = 3
+    save_strategy: Strategy = Strategy.steps
+    save_steps: int = 100
+    save_total_limit: Optional[int] = 2      # null = keep every checkpoint
     early_stopping_patience: Optional[int] = None
     load_best_model_at_end: bool = False
     seed: int = 42
@@ -90,6 +92,7 @@ class TrainConfig:
     outputs_root: str = "outputs"
     resume: Optional[str] = None
     preset: str = "default"
+    min_target_turns: int = 300              # fewer trained target turns than this: warn (too few for a style)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -122,6 +125,29 @@ class TrainConfig:
              "must equal trainer.eval_strategy with load_best_model_at_end (the best model is a saved checkpoint)"),
             (not (self.export.merge and self.method.name is Method.full), "export.merge",
              "applies to lora/qlora adapters (a full fine-tune is already a whole model)"),
+        ]
+        for ok, key, why in checks:
+            if not ok:
+                raise ChatcloneError(f"{key}: {why}")
+        self._check_sizes_and_saves()
+
+    def _check_sizes_and_saves(self) -> None:
+        """The small-data and checkpoint keys: what a tiny dataset adapts, and what bounds the disk."""
+        t = self.trainer
+        checks = [
+            (t.curve_points >= 0, "trainer.curve_points", "must be >= 0 (0 = logging_steps as given)"),
+            (t.min_steps >= 0, "trainer.min_steps", "must be >= 0 (0 = epochs as given)"),
+            (self.min_target_turns >= 0, "min_target_turns", "must be >= 0 (0 = never warn)"),
+            (t.save_steps >= 1, "trainer.save_steps", "must be at least 1"),
+            (t.eval_steps >= 1, "trainer.eval_steps", "must be at least 1"),
+            (t.save_total_limit is None or t.save_total_limit >= 1, "trainer.save_total_limit",
+             "must be at least 1 (or null = keep every checkpoint)"),
+            (not t.load_best_model_at_end or t.save_total_limit is None or t.save_total_limit >= 2,
+             "trainer.save_total_limit", "must be at least 2 with load_best_model_at_end (the best checkpoint "
+             "and the newest, which final/ is copied from)"),
+            (not (t.load_best_model_at_end and t.save_strategy is Strategy.steps) or t.save_steps % t.eval_steps == 0,
+             "trainer.save_steps", "must be a multiple of trainer.eval_steps with load_best_model_at_end (the best "
+             "model is a saved checkpoint)"),
         ]
         for ok, key, why in checks:
             if not ok:

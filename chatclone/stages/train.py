@@ -19,7 +19,9 @@ from chatclone.evaluation.training import FIDELITY_DIR, evaluate_after_training
 from chatclone.runs import plain
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model, check_method_supported, merge_adapter
-from chatclone.training.reporting import chatclone_config_callback, configure_wandb, finish_wandb, plot_loss_curves
+from chatclone.training.reporting import (chatclone_config_callback, configure_wandb, disk_usage, finish_wandb,
+                                          human_bytes, plot_loss_curves, warn)
+from chatclone.training.sizing import Schedule, check_sizes, read_sizes, schedule
 
 STAGE, INPUT_STAGE = "train", "tokenize_dataset"
 MODEL_FILES = ("adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json",
@@ -32,13 +34,17 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     cfg.check()
     check_method_supported(cfg)
     runs.start_run(run_dir)
-    data_dir = runs.resolve_input(cfg.input, Path(cfg.outputs_root), INPUT_STAGE)
+    old_run = Path(cfg.resume).expanduser().resolve() if cfg.resume else None
+    data_dir = _dataset_dir(cfg, old_run)
+    resume_from = _resume_checkpoint(old_run) if old_run else None
     data_model = runs.read_manifest(data_dir)["summary"]["model"]
     base = _check_same_model(cfg, data_model, data_dir)
+    warnings = check_sizes(cfg, read_sizes(data_dir), data_dir)
+    for warning in warnings:
+        warn(warning)
     # eval.fidelity: load the validation data now: fail in seconds, not after training, if it cannot be scored
     fidelity_data = load_fidelity_data(data_dir, cfg.eval.max_contexts) if cfg.eval.fidelity else None
-    resume_from = _resume_checkpoint(Path(cfg.resume), data_dir) if cfg.resume else None
-    trainer = _trainer(cfg, run_dir, data_dir, base, data_model)
+    trainer, plan = _trainer(cfg, run_dir, data_dir, base, data_model)
     if trainer.is_world_process_zero():
         runs.write_json(run_dir, "run_info.json", {"dataset": str(data_dir), "base_model": base,
                                                    "method": cfg.method.name.value})
@@ -53,27 +59,50 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     metrics = {"train": result.metrics, "best_metric": trainer.state.best_metric,
                "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
                "world_size": trainer.args.world_size,
-               "distributed": trainer.accelerator.distributed_type.value,
+               "distributed": trainer.accelerator.distributed_type.value, "schedule": plan,
                "log_history": trainer.state.log_history, **({"eval": final_eval} if final_eval else {})}
     runs.write_json(run_dir, "metrics.json", metrics)
     curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png",
                              f"{cfg.model.group} {cfg.method.name.value}")
     outputs += ["metrics.json"] + (["loss_curve.png"] if curve else [])
-    console.print(f"trained {cfg.model.group} with {cfg.method.name.value}: "
-                  f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}")
-    headline = {"global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
-                "distributed": metrics["distributed"], "train_loss": result.training_loss,
-                "best_eval_loss": trainer.state.best_metric, **{k: v for k, v in metrics.get("eval", {}).items()}}
+    headline = _report_training(trainer, result, metrics, cfg, "best" in outputs, run_dir, console)
     if cfg.eval.fidelity:
         headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console,
                                                        fidelity_data)
         outputs.append(FIDELITY_DIR)
     finish_wandb(headline)
-    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(data_dir)] + ([cfg.resume] if cfg.resume else []),
+    disk = _report_disk(run_dir, cfg, console)
+    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(data_dir)] + ([str(old_run)] if old_run else []),
                     outputs=outputs, summary={"base_model": base, "model": data_model, "method": cfg.method.name.value,
                                               "preset": cfg.preset, "adapter": cfg.method.name is not Method.full,
-                                              "metrics": headline})
+                                              "metrics": headline, "schedule": plan, "warnings": warnings,
+                                              "disk": disk})
     return metrics
+
+
+def _report_training(trainer: Any, result: Any, metrics: dict, cfg: TrainConfig, kept_best: bool, run_dir: Path,
+                     console: Console) -> dict:
+    """Print what training did (and the best checkpoint, when best/ was kept); the manifest's headline numbers."""
+    console.print(f"trained {cfg.model.group} with {cfg.method.name.value}: "
+                  f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}")
+    best = trainer.state.best_model_checkpoint
+    if kept_best and best:
+        console.print(f"best checkpoint: {Path(best).name} (validation loss {trainer.state.best_metric:.4f}), "
+                      "saved as best/", highlight=False)
+    return {"global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
+            "distributed": metrics["distributed"], "train_loss": result.training_loss,
+            "best_eval_loss": trainer.state.best_metric, "best_checkpoint": Path(best).name if best else None,
+            **{k: v for k, v in metrics.get("eval", {}).items()}}
+
+
+def _report_disk(run_dir: Path, cfg: TrainConfig, console: Console) -> dict:
+    """Print and return the disk the run dir takes (manifest.json aside), checkpoints/ apart."""
+    total, checkpoints = disk_usage(run_dir), disk_usage(run_dir / "checkpoints")
+    kept = len(list((run_dir / "checkpoints").glob("checkpoint-*")))
+    limit = cfg.trainer.save_total_limit
+    console.print(f"disk: {human_bytes(total)} in {run_dir} (checkpoints/ {human_bytes(checkpoints)}: {kept} kept, "
+                  f"trainer.save_total_limit={limit if limit is not None else 'null'})", highlight=False)
+    return {"run_dir_bytes": total, "checkpoints_bytes": checkpoints, "checkpoints_kept": kept}
 
 
 def _check_same_model(cfg: TrainConfig, data_model: dict, data_dir: Path) -> str:
@@ -91,15 +120,24 @@ def _check_same_model(cfg: TrainConfig, data_model: dict, data_dir: Path) -> str
     return wanted
 
 
-def _resume_checkpoint(old_run: Path, data_dir: Path) -> Path:
-    """Last checkpoint of a killed (or finished) train run, checked to be over the same dataset."""
+def _dataset_dir(cfg: TrainConfig, old_run: Path | None) -> Path:
+    """The tokenize_dataset run to train on, resolved: `input=` (latest = the newest); with `resume=`, the resumed
+    run's own dataset, and an explicit `input=` naming another one is refused."""
+    if old_run is None:
+        return runs.resolve_input(cfg.input, Path(cfg.outputs_root), INPUT_STAGE).resolve()
     info_path = old_run / "run_info.json"
     if not info_path.is_file():
         raise ChatcloneError("not a train run dir (no run_info.json): nothing to resume", path=old_run)
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    if info["dataset"] != str(data_dir):
-        raise ChatcloneError(f"that run trained on {info['dataset']}, this one would use {data_dir}; pass "
-                             f"input={info['dataset']} to resume it", path=old_run)
+    # older runs recorded the path as given (relative to the directory train.py ran in, as now)
+    trained_on = Path(json.loads(info_path.read_text(encoding="utf-8"))["dataset"]).resolve()
+    if cfg.input != "latest" and Path(cfg.input).expanduser().resolve() != trained_on:
+        raise ChatcloneError(f"that run trained on {trained_on}, not input={cfg.input}: a resumed run continues on "
+                             "its own dataset; drop input= (or start a new run without resume=)", path=old_run)
+    return runs.resolve_input(str(trained_on), Path(cfg.outputs_root), INPUT_STAGE)
+
+
+def _resume_checkpoint(old_run: Path) -> Path:
+    """Last complete checkpoint of a killed (or finished) train run."""
     checkpoints = sorted((p for p in (old_run / "checkpoints").glob("checkpoint-*")
                           if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
     if not checkpoints:
@@ -108,7 +146,7 @@ def _resume_checkpoint(old_run: Path, data_dir: Path) -> Path:
     return checkpoints[-1]
 
 
-def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_model: dict) -> Any:
+def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_model: dict) -> tuple[Any, Schedule]:
     from datasets import load_from_disk
     from transformers import EarlyStoppingCallback, Trainer, set_seed
 
@@ -117,6 +155,9 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
 
     dataset = load_from_disk(str(data_dir / "dataset"))
     tokenizer = load_tokenizer(data_dir / "tokenizer")
+    plan = schedule(cfg.trainer, len(dataset["train"]), int(os.environ.get("WORLD_SIZE", "1")))
+    for note in plan.notes:
+        warn(f"small dataset: {note}")
     set_seed(cfg.trainer.seed)  # the adapter's (or new embeddings') random init too, not only batches and dropout
     model = build_model(cfg, base, len(tokenizer))
     callbacks = [chatclone_config_callback(plain(cfg))] if cfg.wandb.mode.value != "disabled" else []
@@ -125,26 +166,27 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
     evaluating = cfg.trainer.eval_strategy.value != "no" and len(dataset["validation"]) > 0
     labelled = cfg.trainer.labelled_logits
     trainer_class = LabelledLogitsTrainer if labelled else Trainer
-    return trainer_class(model=model, args=_arguments(cfg, run_dir, configure_wandb(cfg, run_dir)),
-                         train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
-                         data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
-                         processing_class=tokenizer, callbacks=callbacks)
+    trainer = trainer_class(model=model, args=_arguments(cfg, plan, run_dir, configure_wandb(cfg, run_dir)),
+                            train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
+                            data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
+                            processing_class=tokenizer, callbacks=callbacks)
+    return trainer, plan
 
 
-def _arguments(cfg: TrainConfig, run_dir: Path, report_to: list[str]) -> Any:
+def _arguments(cfg: TrainConfig, plan: Schedule, run_dir: Path, report_to: list[str]) -> Any:
     import torch
     from transformers import TrainingArguments
 
     t = cfg.trainer
     return TrainingArguments(
         output_dir=str(run_dir / "checkpoints"), run_name=run_dir.name, report_to=report_to,
-        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=cfg.learning_rate,
+        num_train_epochs=plan.epochs, max_steps=t.max_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps, activation_checkpointing=t.gradient_checkpointing,
         warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random", length_column_name="length",
-        logging_steps=t.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy.value,
-        eval_steps=t.eval_steps, save_strategy=t.save_strategy.value, save_steps=t.save_steps,
+        logging_steps=plan.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy.value,
+        eval_steps=plan.eval_steps, save_strategy=t.save_strategy.value, save_steps=plan.save_steps,
         save_total_limit=t.save_total_limit, load_best_model_at_end=t.load_best_model_at_end,
         metric_for_best_model="eval_loss", greater_is_better=False, seed=t.seed, data_seed=t.seed,
         dataloader_num_workers=t.num_workers, dataloader_pin_memory=torch.cuda.is_available(),

@@ -1,4 +1,5 @@
-"""What a training run reports: W&B (offline by default, never chat text unless opted in) and a loss-curve PNG."""
+"""What a training run reports: W&B (offline by default, never chat text unless opted in), warnings on stderr, the
+disk its run dir takes, and a loss-curve PNG."""
 
 from __future__ import annotations
 
@@ -27,6 +28,29 @@ def configure_wandb(cfg: TrainConfig, run_dir: Path) -> list[str]:
         env["WANDB_TAGS"] = ",".join(cfg.wandb.tags)
     os.environ.update(env)
     return ["wandb"]
+
+
+def warn(text: str) -> None:
+    """A warning for the user on stderr, never stdout (once under torchrun: the main process says it)."""
+    import sys
+
+    if os.environ.get("RANK", "0") == "0":
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes in the files under `folder` (links not followed), as `du --apparent-size` counts them."""
+    return sum(p.lstat().st_size for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def human_bytes(size: int) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks are sold)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
 
 
 def chatclone_config_callback(config: dict) -> Any:
