@@ -207,7 +207,7 @@ def attribution_figure(metrics: dict):
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("attributed to the target")
-    title = f"replies attributed to {target} by the style classifier (bars: 95 % interval)"
+    title = f"replies attributed to {target} by the style classifier (error bars: 95 % interval)"
     if not check["separable"]:
         title += f"\ncannot tell {target} apart on this data: not evidence"
     ax.set_title(title, fontsize=10, color="black" if check["separable"] else "#B22222")
