@@ -173,26 +173,32 @@ def evaluate_run(args, run: Path, with_base: bool) -> dict:
 
 
 def print_table(rows: list, extremes: dict, steps: int) -> None:
-    print(f"\n{'model':44} {'train s':>8} {'held-out ppl':>13} {'attributed':>11} {'P(target)':>10} "
+    from chatclone.evaluation.fidelity import caveat
+    from chatclone.metrics.rates import format_rate
+
+    print(f"\n{'model':44} {'train s':>8} {'held-out ppl':>13} {'attributed [95 % CI] n':>24} {'P(target)':>10} "
           f"{'mean chars':>11}")
     for name, seconds, metrics, key in rows:
         m = metrics["models"][key]
         print(f"{name:44} {'' if seconds is None else f'{seconds:.0f}':>8} {m['perplexity']['perplexity']:13.2f} "
-              f"{m['attribution']['target_rate']:11.1%} {m['attribution']['mean_target_prob']:10.3f} "
+              f"{format_rate(m['attribution']):>24} {m['attribution']['mean_target_prob']:10.3f} "
               f"{m['surface']['mean_chars']:11.1f}")
     target = extremes["target"]
     for label, part, chars in ((f"ceiling: {target}'s own held-out replies", "ceiling",
                                 extremes["reference_surface"]["mean_chars"]),
                                ("floor: other speakers' held-out messages", "floor", None)):
         p = extremes[part]
-        print(f"{label:44} {'':>8} {'':>13} {p['rate']:11.1%} {p['mean_prob']:10.3f} "
+        print(f"{label:44} {'':>8} {'':>13} {format_rate(p):>24} {p['mean_prob']:10.3f} "
               f"{'' if chars is None else f'{chars:.1f}':>11}")
     base, ours = extremes["models"]["base"], extremes["models"]["fine_tuned"]
     ppl = (base["perplexity"]["perplexity"], ours["perplexity"]["perplexity"])
     rate = (base["attribution"]["target_rate"], ours["attribution"]["target_rate"])
+    check = extremes["attribution_check"]
+    attribution = (f"attribution {rate[1]:.1%} vs base {rate[0]:.1%}: {'above' if rate[1] > rate[0] else 'NOT above'}"
+                   " it" if check["separable"] else caveat(extremes["target"], check))
     print(f"\nchatclone recipe after {steps} steps: held-out perplexity {ppl[1]:.2f} vs base {ppl[0]:.2f} "
           f"({ppl[1] / ppl[0] - 1:+.0%}): {'below' if ppl[1] < ppl[0] else 'NOT below'} the base model's; "
-          f"attribution {rate[1]:.1%} vs base {rate[0]:.1%}: {'above' if rate[1] > rate[0] else 'NOT above'} it")
+          + attribution)
 
 
 if __name__ == "__main__":

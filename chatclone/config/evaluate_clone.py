@@ -16,6 +16,7 @@ from chatclone.evaluation.settings import FidelityConfig
 @dataclass
 class EvaluateCloneConfig(CloneStageConfig):
     eval: FidelityConfig = field(default_factory=FidelityConfig)
+    progress: bool = True   # the bar while replies are generated (on stderr); the log line is always written
 
     def check(self) -> None:
         super().check()

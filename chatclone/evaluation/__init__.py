@@ -3,6 +3,7 @@
 - `settings`: the `eval` section (evaluate_clone.py and train.py's `eval.fidelity=true`); imports nothing heavy;
 - `data`: the validation sequences, contexts and held-out texts, checked before any model loads;
 - `passes`: per model, the perplexity pass and the generation pass (through chatclone.generation);
+- `progress`: the generation pass's bar (replies done / total, time left) and its plain lines in the run's log;
 - `fidelity`: both models scored with the chatclone.metrics modules, metrics assembled;
 - `report`: metrics.json, samples.jsonl, report.md, plots, W&B; `sweep`: one row per job of a sweep;
 - `training`: the same scoring at the end of train.py.

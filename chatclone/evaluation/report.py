@@ -11,7 +11,8 @@ from pathlib import Path
 from chatclone import runs
 from chatclone.config.train import WandbConfig, WandbMode
 from chatclone.evaluation.data import FidelityData
-from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, ModelScore
+from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, ModelScore, caveat
+from chatclone.metrics.rates import format_rate, intervals_overlap
 
 REPORT, METRICS, SAMPLES = "report.md", "metrics.json", "samples.jsonl"
 PLOTS = ("perplexity.png", "attribution.png", "lengths.png")
@@ -66,11 +67,7 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
     head = ["measure", *(LABELS[n] for n in names), "target's real replies (ceiling)", "other speakers (floor)"]
     rows = [["held-out perplexity of the target's replies (lower is better)",
              *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "—", "—"],
-            ["replies attributed to the target (higher is better, up to the ceiling)",
-             *(f"{m[n]['attribution']['target_rate']:.1%}" for n in names),
-             f"{metrics['ceiling']['rate']:.1%}", f"{metrics['floor']['rate']:.1%}"],
-            ["mean P(target) from the style classifier", *(f"{m[n]['attribution']['mean_target_prob']:.3f}" for n in names),
-             f"{metrics['ceiling']['mean_prob']:.3f}", f"{metrics['floor']['mean_prob']:.3f}"],
+            *_attribution_rows(metrics, names),
             ["reply length vs the real replies: KS statistic (lower is closer)",
              *(f"{m[n]['surface']['length_ks']:.2f}" for n in names), "0", "—"]]
     rows += [[label, *(_cell(m[n]["surface"][key], fmt) for n in names),
@@ -83,9 +80,44 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
              "(attribution, surface)",
              f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
              f"repetition_penalty {s['repetition_penalty']}, max_new_tokens {s['max_new_tokens']}, seed {s['seed']}",
+             "", *attribution_verdict(metrics, names),
              "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines + MEANING + _samples_markdown(samples, names)) + "\n"
+
+
+def _attribution_rows(metrics: dict, names: list[str]) -> list[list[str]]:
+    """The table's attribution rows: rates as 'rate [95 % interval] n', the normalised score when it means
+    something."""
+    m, check = metrics["models"], metrics["attribution_check"]
+    label = ("replies attributed to the target (higher is better, up to the ceiling)" if check["separable"] else
+             "replies attributed to the target (**cannot tell the target apart here**: see above)")
+    rows = [[label, *(format_rate(m[n]["attribution"]) for n in names), format_rate(metrics["ceiling"]),
+             format_rate(metrics["floor"])]]
+    if check["separable"]:
+        rows.append(["normalised attribution: (rate - floor) / (ceiling - floor)",
+                     *(f"{m[n]['attribution']['normalised']:.2f}" for n in names), "1", "0"])
+    rows.append(["mean P(target) from the style classifier",
+                 *(f"{m[n]['attribution']['mean_target_prob']:.3f}" for n in names),
+                 f"{metrics['ceiling']['mean_prob']:.3f}", f"{metrics['floor']['mean_prob']:.3f}"])
+    return rows
+
+
+def attribution_verdict(metrics: dict, names: list[str]) -> list[str]:
+    """What the attribution says, in words, above the table: that it cannot tell (and why), or the rates with
+    their intervals and whether base and fine-tuned differ by more than chance."""
+    m, check, target = metrics["models"], metrics["attribution_check"], metrics["target"]
+    if not check["separable"]:
+        return [f"**{caveat(target, check)}** Score more contexts (`eval.max_contexts`, at least "
+                f"`eval.min_contexts`) or a corpus where the target writes differently from the others."]
+    lines = [f"Style attribution: the classifier tells {target} apart (ceiling {format_rate(metrics['ceiling'])}, "
+             f"floor {format_rate(metrics['floor'])}); "
+             + ", ".join(f"{LABELS[n]} {format_rate(m[n]['attribution'])} (normalised "
+                         f"{m[n]['attribution']['normalised']:.2f})" for n in names) + "."]
+    if len(names) == 2 and intervals_overlap(m[BASE]["attribution"], m[FINE_TUNED]["attribution"]):
+        lines[0] += (" The base model's and the fine-tuned model's 95 % intervals overlap: at this n their "
+                     "difference is not clearly more than chance.")
+    return lines
 
 
 MEANING = ["", "## What the numbers mean", "",
@@ -97,7 +129,12 @@ MEANING = ["", "## What the numbers mean", "",
            "messages only (the target's against everybody else's), reads each generated reply; this is the share it "
            "takes for the target's (P > 0.5). Judge a clone against the **ceiling**, the rate of the target's own "
            "held-out replies (a perfect clone scores about that, not 100 %), and the **floor**, how often other "
-           "speakers' held-out messages are taken for the target's.",
+           "speakers' held-out messages are taken for the target's. Every rate is given as `rate [95 % interval] "
+           "n=count`: the interval is the Wilson score interval, the range the true rate lies in given only n "
+           "texts. The **normalised** score places a model between the floor (0) and the ceiling (1). When the "
+           "ceiling's interval does not lie above the floor's, when ceiling - floor is below "
+           "`eval.min_attribution_gap` or when fewer than `eval.min_contexts` replies were scored, the classifier "
+           "cannot tell the target apart on this data: the rates are shown, but they are not evidence.",
            "- **Surface statistics**: the generated replies against the target's real replies to the same contexts "
            "(length, casing, emoji, punctuation, questions, diversity). A clone should move each from the base "
            "model's value towards the real one.",
@@ -124,33 +161,75 @@ def write_plots(out_dir: Path, metrics: dict, scores: dict[str, ModelScore], dat
     import matplotlib
 
     matplotlib.use("Agg")
+    lengths = [(f"{metrics['target']} (real)", [len(c.reply) for c in data.contexts])]
+    lengths += [(LABELS[n], [len(r.text) for r in scores[n].replies]) for n in (BASE, FINE_TUNED) if n in scores]
+    for name, fig in zip(PLOTS, (perplexity_figure(metrics), attribution_figure(metrics), lengths_figure(lengths))):
+        _save(fig, out_dir / name)
+    return list(PLOTS)
+
+
+def perplexity_figure(metrics: dict):
+    """Bars of the held-out perplexity per model, with the number of target tokens it is measured on."""
     import matplotlib.pyplot as plt
 
-    names = [n for n in (BASE, FINE_TUNED) if n in scores]
-    target = metrics["target"]
-    bars = [("perplexity.png", f"held-out perplexity of {target}'s replies (lower is better)",
-             [(LABELS[n], metrics["models"][n]["perplexity"]["perplexity"]) for n in names], "{:.2f}"),
-            ("attribution.png", f"replies attributed to {target} by the style classifier",
-             [("other speakers\n(floor)", metrics["floor"]["rate"])]
-             + [(LABELS[n], metrics["models"][n]["attribution"]["target_rate"]) for n in names]
-             + [(f"{target}'s own\n(ceiling)", metrics["ceiling"]["rate"])], "{:.0%}")]
-    for name, title, points, fmt in bars:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        drawn = ax.bar([p[0] for p in points], [p[1] for p in points], color="#4C72B0", edgecolor="black")
-        ax.bar_label(drawn, labels=[fmt.format(p[1]) for p in points])
-        ax.set_title(title, fontsize=10)
-        ax.margins(y=0.15)
-        _save(fig, out_dir / name)
+    names = [n for n in (BASE, FINE_TUNED) if n in metrics["models"]]
+    values = [metrics["models"][n]["perplexity"]["perplexity"] for n in names]
+    tokens = metrics["models"][names[0]]["perplexity"]["tokens"]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    series = [(f"{target} (real)", [len(c.reply) for c in data.contexts])]
-    series += [(LABELS[n], [len(r.text) for r in scores[n].replies]) for n in names]
-    top = max(1, max(max(v) for _, v in series if v))
+    drawn = ax.bar([LABELS[n] for n in names], values, color="#4C72B0", edgecolor="black")
+    ax.bar_label(drawn, labels=[f"{v:.2f}" for v in values])
+    ax.set_title(f"held-out perplexity of {metrics['target']}'s replies (lower is better)\n"
+                 f"over {tokens} target tokens", fontsize=10)
+    ax.set_ylabel("perplexity")
+    ax.margins(y=0.15)
+    return fig
+
+
+def attribution_figure(metrics: dict):
+    """Floor, each model and ceiling as bars with their 95 % intervals as error bars and n under each bar; the
+    title says so when the classifier cannot tell the target apart."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    target, check = metrics["target"], metrics["attribution_check"]
+    points = [("other speakers\n(floor)", metrics["floor"])]
+    points += [(LABELS[n], metrics["models"][n]["attribution"]) for n in (BASE, FINE_TUNED) if n in metrics["models"]]
+    points += [(f"{target}'s own\n(ceiling)", metrics["ceiling"])]
+    rates = [r["rate"] for _, r in points]
+    errors = [[r["rate"] - r["ci95"][0] for _, r in points], [r["ci95"][1] - r["rate"] for _, r in points]]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    x = range(len(points))
+    ax.bar(x, rates, color=["#999999"] + ["#4C72B0"] * (len(points) - 2) + ["#55A868"], edgecolor="black",
+           yerr=errors, capsize=6, error_kw={"elinewidth": 1.2})
+    for i, (_, r) in enumerate(points):
+        ax.text(i, r["ci95"][1] + 0.02, f"{r['rate']:.0%}", ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(list(x), [f"{label}\nn={r['n']}" for label, r in points])
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("attributed to the target")
+    title = f"replies attributed to {target} by the style classifier (error bars: 95 % interval)"
+    if not check["separable"]:
+        title += f"\ncannot tell {target} apart on this data: not evidence"
+    ax.set_title(title, fontsize=10, color="black" if check["separable"] else "#B22222")
+    return fig
+
+
+def lengths_figure(series: list[tuple[str, list[int]]]):
+    """Histograms of reply lengths, one per (label, lengths), with n in the legend and whole-number axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    top = max(1, max((max(v) for _, v in series if v), default=1))
     for label, values in series:
-        ax.hist(values, bins=20, range=(0, top), histtype="step", linewidth=1.8, label=label)
-    ax.set(xlabel="reply length (characters)", ylabel="replies", title=f"reply lengths, {len(data.contexts)} contexts")
+        ax.hist(values, bins=min(20, top), range=(0, top), histtype="step", linewidth=1.8,
+                label=f"{label}, n={len(values)}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="reply length (characters)", ylabel="replies",
+           title=f"reply lengths, {len(series[0][1])} contexts")
     ax.legend()
-    _save(fig, out_dir / "lengths.png")
-    return list(PLOTS)
+    return fig
 
 
 def _save(fig, path: Path) -> None:

@@ -23,7 +23,8 @@ from chatclone.runs import MANIFEST
 TABLE_MD, TABLE_CSV = "sweep_table.md", "sweep_table.csv"
 SETTINGS = ("sampling", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "seed")
 NUMBERS = ("perplexity_base", "perplexity_fine_tuned", "attribution_base", "attribution_fine_tuned",
-           "attribution_ceiling", "attribution_floor", "mean_chars_fine_tuned", "mean_chars_reference",
+           "attribution_ceiling", "attribution_floor", "attribution_separable", "attribution_normalised_fine_tuned",
+           "mean_chars_fine_tuned", "mean_chars_reference",
            "length_ks_fine_tuned", "empty_replies_fine_tuned", "contexts")
 COLUMNS = ("job", "overrides", "checkpoint", *SETTINGS, *NUMBERS)
 
@@ -84,7 +85,9 @@ def write_sweep_table(sweep_dir: Path) -> Path:
     lines = [f"# evaluate_clone sweep {Path(sweep_dir).name}: {len(rows)} finished jobs", "",
              "Perplexity: held-out perplexity of the target's real replies (lower is better; it does not depend on "
              "sampling). Attribution: share of generated replies the style classifier attributes to the target "
-             "(ceiling: the target's own held-out replies; floor: other speakers').", ""]
+             "(ceiling: the target's own held-out replies; floor: other speakers'). attribution_separable False: the "
+             "classifier cannot tell the target apart on that job's data (see its report.md): its attribution "
+             "numbers are not evidence.", ""]
     if unfinished:
         lines += [f"Unfinished or failed jobs (no manifest.json or metrics.json): {', '.join(unfinished)}", ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]

@@ -34,7 +34,7 @@ def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, 
     eval_cfg.check()
     spec = clone_spec(Path(run_dir), checkpoint, base, Path(data_dir), data_model)
     data = data if data is not None else load_fidelity_data(Path(data_dir), settings.max_contexts)
-    metrics, scores = score_fidelity(spec, eval_cfg, settings, data, console)
+    metrics, scores = score_fidelity(spec, eval_cfg, settings, data, console, progress=console)
     out_dir = Path(run_dir) / FIDELITY_DIR
     write_outputs(out_dir, metrics, scores, data, settings.samples_in_report)
     log_wandb(cfg.wandb, out_dir, metrics, sample_rows(scores, data), {})

@@ -12,6 +12,9 @@ Metrics:
 - perplexity: of the target's real replies given their real context, from `scoring.score_nll`;
 - style_attribution: would a char n-gram classifier of the target's style take these texts for theirs;
 - surface_stats: lengths, distinct-n, repetition, emoji, punctuation, casing and questions vs the target's.
+
+`rates` (a plain module, not a metric) is the one home of rates with their 95 % Wilson intervals and of the check
+whether a rate can be read between a floor and a ceiling (`separation`), for every metric that reports a share.
 """
 
 from __future__ import annotations

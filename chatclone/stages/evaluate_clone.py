@@ -14,17 +14,20 @@ from rich.table import Table
 from chatclone import runs
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.evaluation.data import load_fidelity_data
-from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, score_fidelity
+from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, caveat, score_fidelity
 from chatclone.evaluation.report import log_wandb, sample_rows, write_outputs
 from chatclone.evaluation.sweep import write_sweep_table
 from chatclone.generation.clone import locate
+from chatclone.metrics.rates import format_rate
 
 STAGE = "evaluate_clone"
 
 
 def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | None = None,
                    sweep_dir: Path | None = None) -> dict:
-    """Write metrics.json, samples.jsonl, report.md, plots (W&B) and manifest.json into run_dir; the metrics."""
+    """Write metrics.json, samples.jsonl, report.md, plots (W&B) and manifest.json into run_dir; the metrics.
+    The generation progress bar draws on `console` when one is given, else on stderr (none with progress=false)."""
+    bar = (console or Console(stderr=True)) if cfg.progress else None
     console = console or Console()
     cfg.check()
     runs.start_run(run_dir)
@@ -32,7 +35,7 @@ def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | N
     data = load_fidelity_data(spec.data_dir, cfg.eval.max_contexts)
     console.print(f"scoring {spec.target}'s clone ({spec.kind} {spec.weights}) on {len(data.examples)} validation "
                   f"sequences and {len(data.contexts)} of {data.target_turns} target turns", highlight=False)
-    metrics, scores = score_fidelity(spec, cfg, cfg.eval, data, console)
+    metrics, scores = score_fidelity(spec, cfg, cfg.eval, data, console, progress=bar)
     outputs = write_outputs(run_dir, metrics, scores, data, cfg.eval.samples_in_report)
     outputs += log_wandb(cfg.wandb, run_dir, metrics, sample_rows(scores, data), runs.plain(cfg))
     print_summary(console, metrics, run_dir)
@@ -45,14 +48,23 @@ def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | N
 
 
 def print_summary(console: Console, metrics: dict, where: Path) -> None:
+    """The result table: every rate with its 95 % interval and n; when the style classifier cannot tell the target
+    apart, the attribution row says so (the caption gives the reasons) and no normalised score is shown."""
     names = [n for n in (BASE, FINE_TUNED) if n in metrics["models"]]
-    table = Table(title=f"clone fidelity: {metrics['target']}")
+    check = metrics["attribution_check"]
+    caption = None if check["separable"] else caveat(metrics["target"], check)
+    table = Table(title=f"clone fidelity: {metrics['target']}", caption=caption, caption_justify="left",
+                  caption_style="bold")
     for column in ("", *(LABELS[n] for n in names), "ceiling", "floor"):
         table.add_column(column, justify="right" if column else "left")
     m = metrics["models"]
     table.add_row("held-out perplexity", *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "", "")
-    table.add_row("attributed to target", *(f"{m[n]['attribution']['target_rate']:.1%}" for n in names),
-                  f"{metrics['ceiling']['rate']:.1%}", f"{metrics['floor']['rate']:.1%}")
+    label = "attributed to target" + ("" if check["separable"] else " (cannot tell: see below)")
+    table.add_row(label, *(format_rate(m[n]["attribution"]) for n in names),
+                  format_rate(metrics["ceiling"]), format_rate(metrics["floor"]))
+    if check["separable"]:
+        table.add_row("normalised attribution", *(f"{m[n]['attribution']['normalised']:.2f}" for n in names),
+                      "1", "0")
     table.add_row("mean reply chars", *(f"{m[n]['surface']['mean_chars']:.1f}" for n in names),
                   f"{metrics['reference_surface']['mean_chars']:.1f}", "")
     console.print(table)

@@ -15,6 +15,8 @@ Results, for the candidate texts (`predictions`):
   replies, what a perfect clone would score; a clone is judged against this, not against 1.0;
 - `floor_rate` / `floor_mean_prob` (with `other_texts`): the same for other people's held-out
   messages, how often the classifier takes a non-target for the target.
+- `target`, `ceiling`, `floor`: each rate with its count, n and 95 % Wilson interval (`chatclone.metrics.rates`);
+  `separation(...)` of that module says whether ceiling and floor are far enough apart to read a rate between them.
 `classifier=` in compute uses an already fitted classifier (`metric.classifier` of another instance).
 """
 
@@ -24,6 +26,7 @@ import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics.rates import rate
 
 RANDOM_STATE = 0
 _DESCRIPTION = "Share of texts a char n-gram TF-IDF + logistic regression style classifier attributes to the target."
@@ -34,7 +37,8 @@ Args:
     other_texts (list of str, optional): other speakers' held-out messages (the floor).
     classifier (optional): a fitted classifier; defaults to the one `fit` trained on this instance.
 Returns:
-    target_rate, mean_target_prob, texts; ceiling_rate, ceiling_mean_prob; floor_rate, floor_mean_prob.
+    target_rate, mean_target_prob, texts; ceiling_rate, ceiling_mean_prob; floor_rate, floor_mean_prob;
+    target, ceiling, floor: {rate, successes, n, ci95} (the 95 % Wilson interval).
 """
 
 
@@ -81,6 +85,12 @@ class StyleAttribution(evaluate.Metric):
         column = list(classifier.classes_).index(True)
         return classifier.predict_proba(list(texts))[:, column].tolist()
 
+    def rates(self, texts: list[str], classifier=None) -> dict:
+        """Share of `texts` attributed to the target with its interval (`rate`, `successes`, `n`, `ci95`), and
+        their mean P(target) (`mean_prob`)."""
+        probs = self.target_probabilities(texts, classifier)
+        return {**rate(sum(p > 0.5 for p in probs), len(probs)), "mean_prob": sum(probs) / len(probs)}
+
     def _compute(self, predictions: list[str], target_replies: list[str] | None = None,
                  other_texts: list[str] | None = None, classifier=None) -> dict:
         if not predictions:
@@ -88,8 +98,9 @@ class StyleAttribution(evaluate.Metric):
         result = {"texts": len(predictions)}
         for prefix, texts in (("target", predictions), ("ceiling", target_replies), ("floor", other_texts)):
             if texts:
-                probs = self.target_probabilities(texts, classifier)
+                measured = self.rates(texts, classifier)
                 mean_key = "mean_target_prob" if prefix == "target" else f"{prefix}_mean_prob"
-                result[f"{prefix}_rate"] = sum(p > 0.5 for p in probs) / len(probs)
-                result[mean_key] = sum(probs) / len(probs)
+                result[f"{prefix}_rate"] = measured["rate"]
+                result[mean_key] = measured["mean_prob"]
+                result[prefix] = measured
         return result
