@@ -73,6 +73,9 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
                     outputs=outputs, summary={"base_model": base, "model": data_model, "method": cfg.method.name.value,
                                               "preset": cfg.preset, "adapter": cfg.method.name is not Method.full,
                                               "metrics": headline})
+    console.print(f"next: {runs.next_command('inference.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (chat), or "
+                  f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
+                  highlight=False)
     return metrics
 
 
