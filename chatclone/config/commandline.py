@@ -21,7 +21,8 @@ from typing import Any
 
 from chatclone.errors import ChatcloneError
 
-TEXT, LIST, PATHS = "text", "list", "paths"        # str; list[str]; Any (a path or a list of paths)
+# Optional[str]; str (where `null` is the word); list[str]; Any (a path or a list of paths)
+TEXT, REQUIRED_TEXT, LIST, PATHS = "text", "required text", "list", "paths"
 FLAGS_WITH_VALUE = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
                     "--config-dir", "--experimental-rerun", "-i", "--info"}
 MULTIRUN_FLAGS = {"-m", "--multirun"}
@@ -49,7 +50,7 @@ def schema_of(config_name: str) -> type:
 
 
 def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[str, str]:
-    """Dotted key -> TEXT | LIST | PATHS for every free-text field of a dataclass schema, config groups left out
+    """Dotted key -> TEXT | REQUIRED_TEXT | LIST | PATHS for every free-text field of a dataclass schema, config groups left out
     (`preset=overfit` picks conf/preset/overfit.yaml: it must stay unquoted)."""
     keys: dict[str, str] = {}
     hints = typing.get_type_hints(schema)
@@ -61,8 +62,10 @@ def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[st
             continue
         elif hint is Any:
             keys[key] = PATHS
-        elif hint is str or hint == typing.Optional[str]:
+        elif hint == typing.Optional[str]:
             keys[key] = TEXT
+        elif hint is str:
+            keys[key] = REQUIRED_TEXT
         elif typing.get_origin(hint) is list and typing.get_args(hint) == (str,):
             keys[key] = LIST
     return keys
@@ -97,7 +100,7 @@ def _parse(override: str) -> Any:
 
 def _rewrite(key: str, value: str, kind: str, multirun: bool) -> str:
     parsed = _parse(f"{key}={value}")
-    if value == "null" or (parsed is not None and (_is_quoted(parsed) or "${" in value
+    if (value == "null" and kind != REQUIRED_TEXT) or (parsed is not None and (_is_quoted(parsed) or "${" in value
                                                     or (multirun and parsed.is_sweep_override()))):
         return value
     if kind == PATHS and Path(value.strip()).expanduser().exists():

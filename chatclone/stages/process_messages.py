@@ -76,7 +76,7 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
     runs.finish_run(run_dir, STAGE, cfg, inputs=cfg.inputs, outputs=["train.jsonl", "validation.jsonl", "stats.json"],
                     summary={"target": stats["target"], "split": sizes})
     console.print(f"next: {runs.next_command('tokenize_dataset.py', run_dir, cfg.outputs_root, STAGE)}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return stats
 
 

@@ -99,7 +99,7 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
                     summary={"model": stats["model"], "target": target, "system_prompt": system_prompt,
                              "splits": {s: {k: v[k] for k in ("sequences", "tokens", "trained_tokens")}
                                         for s, v in split_stats.items()}})
-    console.print(f"next: {next_command(cfg, run_dir)}", highlight=False)
+    console.print(f"next: {next_command(cfg, run_dir)}", highlight=False, soft_wrap=True)
     return stats
 
 

@@ -75,7 +75,7 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
                                               "metrics": headline})
     console.print(f"next: {runs.next_command('inference.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (chat), or "
                   f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return metrics
 
 
