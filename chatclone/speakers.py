@@ -91,7 +91,7 @@ def did_you_mean(query: str, table: dict[str, Author]) -> str:
 
 def _handle(author: Author) -> str:
     """What to pass as target: the username (unique), else the id."""
-    return sorted(author.usernames)[0] if author.usernames else sorted(author.ids)[0]
+    return min(author.usernames) if author.usernames else min(author.ids)
 
 
 def _strip_legacy(username: str) -> str:

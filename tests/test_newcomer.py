@@ -26,7 +26,7 @@ from chatclone.config.commandline import free_text_keys, plain_text_overrides, q
 from chatclone.errors import ChatcloneError
 from chatclone.generation.session import CUT_MARK, NO_REPLY, next_speaker
 from chatclone.stages.generate_from_prompt import generate_from_prompt
-from tests.conftest import DM, ROOT, SHARED, quiet
+from tests.conftest import DM, ROOT, SHARED
 from tests.test_generation import SMALL, clone_root, compose_cfg, read_jsonl  # noqa: F401  (clone_root: a fixture)
 
 DCE_JSON = f"{DM}.json"   # "Direct Messages - Orrin [1118608583297251434].json", as DCE names it
@@ -284,7 +284,7 @@ def test_txt_dates_read_as_utc_are_said_once(tmp_path, timezone, warned):
     warnings = [w for w in json.loads((run / "stats.json").read_text())["warnings"] if "UTC offset" in w]
     assert len(warnings) == output.count("UTC offset") == int(warned), output
     if warned:
-        assert f"2 file(s)" in warnings[0] and f"{DM}.txt" in warnings[0] and "[1].txt" in warnings[0]
+        assert "2 file(s)" in warnings[0] and f"{DM}.txt" in warnings[0] and "[1].txt" in warnings[0]
         assert "reading.timezone=Europe/Berlin" in warnings[0] and ".json" not in warnings[0]
 
 
