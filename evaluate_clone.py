@@ -25,4 +25,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    chatclone.config.accept_plain_text("evaluate_clone")  # free text needs no Hydra quoting
     main()

@@ -23,4 +23,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    chatclone.config.accept_plain_text("inference")  # free text needs no Hydra quoting
     main()

@@ -22,4 +22,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    chatclone.config.accept_plain_text("process_messages")  # free text needs no Hydra quoting
     main()

@@ -24,4 +24,5 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    chatclone.config.accept_plain_text("train")  # free text needs no Hydra quoting
     main()

@@ -151,7 +151,16 @@ def _resolve(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
         return snapshot_download(text, local_files_only=True), {"local_files_only": True}
     except Exception as error:  # not cached, or not a valid repo id
         raise ChatcloneError(f"{text!r} is neither a local model folder nor a model in the local Hugging Face "
-                             "cache (chatclone never downloads models)") from error
+                             f"cache (chatclone never downloads models). {download_hint(text)}") from error
+
+
+def download_hint(repo_id: str) -> str:
+    """How to get a hub model onto this machine: the command to run where there is network, then where to put it."""
+    folder = f"models/{repo_id.rsplit('/', 1)[-1]}"
+    return (f"To fetch it, run `hf download {repo_id} --local-dir {folder}` (older huggingface_hub: "
+            f"`huggingface-cli download {repo_id} --local-dir {folder}`) on a machine with network, copy {folder} "
+            f"here and pass model.name_or_path={folder}; or run `hf download {repo_id}` here if this machine has "
+            "network (it fills the Hugging Face cache, which chatclone then reads)")
 
 
 def _from_pretrained(loader: Any, name_or_path: str | Path, **kwargs: Any) -> Any:

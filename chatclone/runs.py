@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from chatclone import __version__
 from chatclone.errors import ChatcloneError
 
 MANIFEST = "manifest.json"
+DEFAULT_OUTPUTS_ROOT = "outputs"   # every script's outputs_root default
 
 
 def start_run(run_dir: Path) -> Path:
@@ -131,3 +133,15 @@ def plain(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def next_command(script: str, run_dir: Path, outputs_root: str | Path, stage: str, key: str = "input",
+                 extra: list[str] | tuple[str, ...] = ()) -> str:
+    """`python <script> ...`: the next stage, reading this finished run. Its `latest` default finds the run when
+    the run lives under outputs_root/stage; otherwise the command names it (`key=<run dir>`)."""
+    args = list(extra)
+    if Path(run_dir).resolve().parent != (Path(outputs_root) / stage).resolve():
+        args.insert(0, f"{key}={run_dir}")
+    elif str(outputs_root) != DEFAULT_OUTPUTS_ROOT:
+        args.insert(0, f"outputs_root={outputs_root}")
+    return " ".join(["python", script, *(shlex.quote(a) for a in args)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -68,7 +69,29 @@ def resolve_target(query: str | None, table: dict[str, Author]) -> Target:
             return Target(query=str(query), ids=set(author.ids), names=set(author.names),
                           usernames={u.lower() for u in author.usernames})
     raise ChatcloneError(f"target '{query}' never speaks in these exports (match is by user id or "
-                         "username, never by nickname). " + top_authors(table))
+                         f"username, never by nickname).{did_you_mean(str(query).strip(), table)} " + top_authors(table))
+
+
+def did_you_mean(query: str, table: dict[str, Author]) -> str:
+    """` Did you mean target=tamsin.vale (display name Tamsin)?` for a display name, or a username or id one typo
+    away; "" when nothing is close."""
+    wanted = query.lower()
+    authors = sorted(table.values(), key=lambda a: -a.messages)
+    named = [a for a in authors if wanted in {n.lower() for n in a.names}]
+    if not named:
+        handles = {u.lower(): a for a in authors for u in [*a.usernames, *a.ids]}
+        named = [handles[h] for h in difflib.get_close_matches(wanted, list(handles), n=3, cutoff=0.75)]
+    if not named:
+        return ""
+    unique = [a for i, a in enumerate(named) if all(a is not b for b in named[:i])]
+    options = [f"target={_handle(a)} ({'display name ' + ', '.join(sorted(a.names)) if a.names else 'no name'})"
+               for a in unique]
+    return f" Did you mean {' or '.join(options)}?"
+
+
+def _handle(author: Author) -> str:
+    """What to pass as target: the username (unique), else the id."""
+    return min(author.usernames) if author.usernames else min(author.ids)
 
 
 def _strip_legacy(username: str) -> str:

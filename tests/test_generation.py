@@ -189,8 +189,9 @@ def test_prompt_renders_like_the_training_template(clone_root):
 def test_chat_in_process_with_stringio(clone_root, tmp_path):
     summary, out, err = run_stage(inference, "inference", clone_root, tmp_path, [],
                                   stdin="hey\n\n/reset\nsaturday?\n/quit\nnever read\n")
-    lines = [line for line in out.split("\n") if line and not line.startswith(" ")]
-    assert len(lines) == 2 and all(line.startswith("Tamsin:") for line in lines), out
+    lines = [line for line in out.split("\n") if line and not line.startswith(" ")]  # piped: your lines are echoed
+    assert [line[:8] for line in lines] == ["Orrin: h", "Tamsin: ", "Orrin: s", "Tamsin: "], out
+    assert lines[0] == "Orrin: hey" and lines[2] == "Orrin: saturday?", out
     assert "Orrin>" not in out and "(conversation reset)" in err
     transcript = read_jsonl(tmp_path / "run" / "conversation.jsonl")
     assert [(t["speaker"], t["by"], t["conversation"]) for t in transcript] == [
@@ -221,7 +222,9 @@ def test_chat_through_a_pipe(clone_root, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.split("\n") if line and not line.startswith(" ")]
-    assert len(lines) == 2 and all(line.startswith("Tamsin:") for line in lines), result.stdout
+    # stdout reads as the conversation: each piped line, then the reply (its further lines indented)
+    assert len(lines) == 4 and lines[0] == "Orrin: hey" and lines[2] == "Orrin: saturday?", result.stdout
+    assert lines[1].startswith("Tamsin: ") and lines[3].startswith("Tamsin: "), result.stdout
     assert runs.read_manifest(tmp_path / "run")["summary"]["replies"] == 2
 
 
@@ -258,7 +261,7 @@ def test_compiled_decode_steps_stop_at_end_of_turn_in_a_chat(clone_root, tmp_pat
                                 stdin="hey\n", logits_processor=[forced])
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert (turn["text"], turn["stopped"], turn["tokens"]) == ("see you then", "end_of_turn", 4)
-    assert out == "Tamsin: see you then\n"
+    assert out == "Orrin: hey\nTamsin: see you then\n"
 
 
 def test_compiled_decode_step_matches_the_eager_one(clone_root):
@@ -287,7 +290,7 @@ def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_p
     forced = scripted(clone_root, "Tamsin: ok\nsure\nOrrin: great see you", end=False)
     summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path, ["sampling.max_new_tokens=30"],
                                 stdin="hey\n", logits_processor=[forced])
-    assert out == "Tamsin: ok\n        sure\n", out
+    assert out == "Orrin: hey\nTamsin: ok\n        sure\n", out
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert turn["text"] == "ok\nsure" and turn["cut_at"] == "Orrin" and turn["stopped"] == "speaker"
     from transformers import AutoTokenizer
@@ -304,8 +307,13 @@ def test_a_turn_cut_to_nothing_is_drawn_again(clone_root, tmp_path, sampling, at
                                 stdin="hey\n", logits_processor=[forced])
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert turn["attempts"] == attempts and turn["text"] == "" and turn["cut_at"] == "Orrin"
-    assert summary["replies"] == summary["speaker_cuts"] == summary["empty_replies"] == attempts
-    assert out == "Tamsin: \n"
+    # one turn shown, honestly: `(no reply)`; the draws before it are in generations.jsonl, marked not shown
+    assert (summary["replies"], summary["empty_replies"], summary["speaker_cuts"]) == (1, 1, 0)
+    assert (summary["draws"], summary["redrawn"]) == (attempts, attempts - 1)
+    rows = read_jsonl(tmp_path / "run" / "generations.jsonl")
+    assert [(r["attempt"], r["shown"]) for r in rows] == [(k, k == attempts) for k in range(1, attempts + 1)]
+    assert out == "Orrin: hey\nTamsin: (no reply)\n"
+    assert "Tamsin: (no reply)" in (tmp_path / "run" / "conversation.txt").read_text(encoding="utf-8")
 
 
 def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):

@@ -12,6 +12,7 @@ from datetime import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.process_messages import ProcessMessagesConfig

@@ -101,7 +101,18 @@ class CloneStageConfig:
 
 
 @dataclass
-class InferenceConfig(CloneStageConfig):
+class ConversationStageConfig(CloneStageConfig):
+    """What the three talking scripts add: how often a turn that comes out empty is drawn again."""
+    reply_attempts: int = 3              # draws for a sampled turn that keeps coming out empty, then `(no reply)`
+
+    def check(self) -> None:
+        super().check()
+        if self.reply_attempts < 1:
+            raise ChatcloneError(f"reply_attempts={self.reply_attempts}: must be at least 1")
+
+
+@dataclass
+class InferenceConfig(ConversationStageConfig):
     mode: Mode = Mode.chat
     prompt: Optional[str] = None         # mode=prompt: the message to answer; mode=chat: an opening message
     user_name: Optional[str] = None      # null = the target's most frequent partner in the training data
@@ -110,7 +121,7 @@ class InferenceConfig(CloneStageConfig):
         super().check()
         _check_names([self.user_name] if self.user_name is not None else [], "user_name")
         if self.mode is Mode.prompt and (self.prompt is None or not str(self.prompt).strip()):
-            raise ChatcloneError('prompt is empty: mode=prompt answers one message, e.g. prompt="\'hey, you up?\'" '
+            raise ChatcloneError('prompt is empty: mode=prompt answers one message, e.g. prompt="hey, you up?" '
                                  "(or prompt=- to read it from stdin)")
         if self.mode is Mode.chat:
             self.check_one_sequence("mode=chat streams one reply at a time")
@@ -119,17 +130,18 @@ class InferenceConfig(CloneStageConfig):
 
 
 @dataclass
-class GenerateFromPromptConfig(CloneStageConfig):
+class GenerateFromPromptConfig(ConversationStageConfig):
     prompt: str = ""                     # the opening message(s); `Name: text` lines name their speakers
     speakers: list[str] = field(default_factory=list)   # [] = the target's most frequent partners
     num_speakers: int = 2                # how many partners `speakers: []` takes from the training data
     turns: int = 8
+    allow_same_speaker: bool = False     # true: a speaker may take two turns in a row (a double text)
 
     def check(self) -> None:
         super().check()
         if not str(self.prompt or "").strip():
-            raise ChatcloneError('prompt is empty: pass the opening message, e.g. prompt="\'who is up for '
-                                 'saturday?\'" (or prompt=- to read it from stdin)')
+            raise ChatcloneError('prompt is empty: pass the opening message, e.g. prompt="who is up for '
+                                 'saturday?" (or prompt=- to read it from stdin)')
         if self.turns < 1:
             raise ChatcloneError(f"turns={self.turns}: must be at least 1")
         if self.num_speakers < 1:
@@ -139,7 +151,7 @@ class GenerateFromPromptConfig(CloneStageConfig):
 
 
 @dataclass
-class SimulateConversationConfig(CloneStageConfig):
+class SimulateConversationConfig(ConversationStageConfig):
     play: Optional[str] = None           # null = the target's most frequent partner; `target` = you play the target
     speakers: list[str] = field(default_factory=list)   # [] = the target's most frequent partners
     num_speakers: int = 2

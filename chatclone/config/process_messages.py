@@ -46,7 +46,7 @@ class DateOrder(str, Enum):
 @dataclass
 class ReadingConfig:
     recursive: bool = True
-    timezone: str = "UTC"
+    timezone: Optional[str] = None   # null: UTC, with a warning naming the TXT/HTML files read
     date_order: DateOrder = DateOrder.auto
     allow_truncated: bool = False
     skip_unreadable: bool = False

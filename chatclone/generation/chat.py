@@ -2,8 +2,8 @@
 user plays one participant (simulate_conversation.py).
 
 Both read one message a line from an injected stdin and stream replies to an injected stdout. At a terminal the
-user gets an input prompt and a help line (on stderr); from a pipe, stdout holds nothing but the conversation: the
-clone's replies (chat), or every turn, the piped ones included (simulation).
+user gets an input prompt and a help line (on stderr); from a pipe, stdout holds nothing but the conversation, every
+turn as `Name: text`, the piped ones included (`Orrin: hey` then `Tamsin: ...`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def chat(session: Session, user: str, stdin: TextIO, out: TextIO, err: TextIO, i
             return
         if action is None:
             session.add(user, line.strip(), "user")
+            if not interactive:  # piped: stdout reads as the conversation (a person sees what they typed)
+                session.printer.turn(user, line.strip())
             _reply(session, err)
 
 
@@ -82,7 +84,7 @@ def simulate(session: Session, player: str, others: list[str], rng: random.Rando
     rotation = [n for n in dict.fromkeys(others + ([player] if player != session.target else []))]
     for _ in range(max_turns):
         opener = player if player != session.target and not session.history else None
-        speaker = opener or next_speaker(session.history, session.target, rotation, rng)
+        speaker = opener or next_speaker(session.last_speaker, session.target, rotation, rng)
         if speaker != player:
             _reply(session, err, speaker)
             continue

@@ -32,6 +32,8 @@ class Reply:
     stopped: str                  # end_of_turn | max_new_tokens | speaker (cut at another speaker) | interrupted
     cut_at: str | None = None     # the speaker whose `Name:` line the turn was cut at
     candidate: int = 0
+    attempt: int = 1              # which draw of its turn this was (an empty draw is drawn again)
+    shown: bool = True            # false: an empty draw that was drawn again, never shown
 
     @property
     def tokens_per_s(self) -> float:
@@ -41,7 +43,8 @@ class Reply:
         return {"speaker": self.speaker, "candidate": self.candidate, "text": self.text, "tokens": self.tokens,
                 "prompt_tokens": self.prompt_tokens, "seconds": round(self.seconds, 4),
                 "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
-                "tokens_per_s": round(self.tokens_per_s, 2), "stopped": self.stopped, "cut_at": self.cut_at}
+                "tokens_per_s": round(self.tokens_per_s, 2), "stopped": self.stopped, "cut_at": self.cut_at,
+                "attempt": self.attempt, "shown": self.shown}
 
 
 def generation_config(sampling: SamplingConfig, stop_ids: list[int], pad_id: int, n: int | None = None) -> Any:

@@ -17,6 +17,7 @@ from chatclone import runs
 from chatclone.config.generation import CloneStageConfig
 from chatclone.config.train import WandbMode
 from chatclone.generation.generate import Reply
+from chatclone.generation.session import CUT_MARK, NO_REPLY
 
 GENERATIONS = "generations.jsonl"
 CONVERSATION = "conversation.jsonl"
@@ -50,26 +51,61 @@ def write_conversation(run_dir: Path, transcript: list[dict], header: str) -> li
             current = turn["conversation"]
             lines += ["", f"--- conversation {current + 1} (after /reset) ---", ""]
         label = f"{turn['speaker']}: "
-        note = f"  [cut before {turn['cut_at']}'s line]" if turn.get("cut_at") else ""
-        lines.append(label + turn["text"].replace("\n", "\n" + " " * len(label)) + note)
+        lines.append(label + _shown(turn).replace("\n", "\n" + " " * len(label)) + _note(turn))
     with open(runs.new_file(run_dir, CONVERSATION_TEXT), "x", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return [CONVERSATION, CONVERSATION_TEXT]
 
 
+def _shown(turn: dict) -> str:
+    """A transcript turn as the conversation showed it (model turns: `(no reply)`, `…` after a max_new_tokens cut)."""
+    if turn["by"] != "model":
+        return turn["text"]
+    return (turn["text"] + (CUT_MARK if turn.get("stopped") == "max_new_tokens" else "")) or NO_REPLY
+
+
+def _note(turn: dict) -> str:
+    draws = turn.get("attempts", 1)
+    if turn["by"] != "model" or not (turn.get("cut_at") or draws > 1):
+        return ""
+    cut = f"cut before {turn['cut_at']}'s line" if turn.get("cut_at") else ""
+    return f"  [{cut}{', ' if cut and draws > 1 else ''}{f'{draws} draws' if draws > 1 else ''}]"
+
+
 def summarize(replies: list[Reply]) -> dict:
-    """Counts and speeds over a run's model turns (speaker_cuts = turns cut at a speaker's `Name:` line)."""
+    """Counts over the model turns shown (replies; a candidate of mode=prompt is one each) and speeds over every
+    draw. The shown ones partition into: ended at their end of turn, speaker_cuts (ended where another speaker's
+    `Name:` line began), truncated (cut at max_new_tokens, shown with `…`), interrupted, and empty_replies (shown
+    as `(no reply)`: every draw was empty). redrawn: empty draws drawn again, never shown."""
+    shown = [r for r in replies if r.shown]
+    said = [r for r in shown if r.text]
     timed = [r for r in replies if r.seconds > 0]
     # the candidates of one generate call share its wall time: count it once (at candidate 0), or n candidates
     # generated together would show 1/n of the real tokens/s
     seconds = sum(r.seconds for r in timed if r.candidate == 0)
     firsts = [r.first_token_s for r in replies if r.first_token_s is not None]
-    return {"replies": len(replies), "tokens": sum(r.tokens for r in replies),
-            "empty_replies": sum(not r.text for r in replies),
-            "speaker_cuts": sum(r.cut_at is not None for r in replies),
-            "stopped": dict(Counter(r.stopped for r in replies)),
+    return {"replies": len(shown), "tokens": sum(r.tokens for r in replies),
+            "empty_replies": len(shown) - len(said),
+            "speaker_cuts": sum(r.stopped == "speaker" for r in said),
+            "truncated": sum(r.stopped == "max_new_tokens" for r in said),
+            "interrupted": sum(r.stopped == "interrupted" for r in said),
+            "draws": len(replies), "redrawn": len(replies) - len(shown),
+            "stopped": dict(Counter(r.stopped for r in shown)),
             "tokens_per_s": round(sum(r.tokens for r in timed) / seconds, 2) if seconds else None,
             "mean_first_token_s": round(sum(firsts) / len(firsts), 4) if firsts else None}
+
+
+def describe(summary: dict) -> str:
+    """The summary line: counts of the replies as they were shown."""
+    ended = (summary["replies"] - summary["empty_replies"] - summary["speaker_cuts"] - summary["truncated"]
+             - summary["interrupted"])
+    parts = [f"{ended} ended their turn"]
+    parts += [f"{summary['speaker_cuts']} stopped where another speaker's line began"] * bool(summary["speaker_cuts"])
+    parts += [f"{summary['truncated']} cut at sampling.max_new_tokens (shown with …)"] * bool(summary["truncated"])
+    parts += [f"{summary['interrupted']} interrupted"] * bool(summary["interrupted"])
+    parts += [f"{summary['empty_replies']} (no reply)"] * bool(summary["empty_replies"])
+    redrawn = f"; {summary['redrawn']} empty draws drawn again" if summary["redrawn"] else ""
+    return f"{summary['replies']} replies: {', '.join(parts)}{redrawn}"
 
 
 def log_wandb(cfg: CloneStageConfig, run_dir: Path, stage: str, rows: list[dict], summary: dict) -> list[str]:

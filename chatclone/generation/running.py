@@ -15,7 +15,7 @@ from chatclone import runs
 from chatclone.config.generation import BASE_RUN, STDIN_PROMPT, CloneStageConfig
 from chatclone.generation.clone import Clone, CloneSpec, load_clone, locate
 from chatclone.generation.generate import Generator, Reply
-from chatclone.generation.records import GENERATIONS, generation_rows, log_wandb, summarize, write_jsonl
+from chatclone.generation.records import GENERATIONS, describe, generation_rows, log_wandb, summarize, write_jsonl
 from chatclone.generation.session import Printer, Session
 
 FALLBACK_PARTNER = "Friend"   # a partner's name when the training data names none
@@ -82,7 +82,7 @@ def new_session(clone: Clone, cfg: CloneStageConfig, names: list[str], out: Text
     known = list(dict.fromkeys([*names, *clone.spec.partners]))
     generator = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id,
                           [clone.spec.target, *known], logits_processor)
-    return Session(clone, generator, Printer(out), known)
+    return Session(clone, generator, Printer(out), known, cfg.reply_attempts)
 
 
 def rng(cfg: CloneStageConfig) -> random.Random:
@@ -100,6 +100,5 @@ def finish(cfg: CloneStageConfig, run_dir: Path, stage: str, spec: CloneSpec, re
     inputs = [str(spec.run_dir)] if cfg.run != BASE_RUN else [spec.base_model, str(spec.run_dir)]
     runs.finish_run(run_dir, stage, cfg, inputs=inputs, outputs=outputs, summary=summary)
     speed = f", {summary['tokens_per_s']} tokens/s" if summary["tokens_per_s"] else ""
-    console.print(f"{summary['replies']} replies generated ({summary['speaker_cuts']} cut at a speaker's `Name:` "
-                  f"line, {summary['empty_replies']} empty){speed}; wrote {run_dir}", highlight=False)
+    console.print(f"{describe(summary)}{speed}; wrote {run_dir}", highlight=False)
     return summary

@@ -15,7 +15,15 @@ from chatclone.errors import ChatcloneError
 from chatclone.generation.clone import Clone
 from chatclone.generation.generate import Generator, Reply
 
-EMPTY_RETRIES = 2   # further draws for a sampled turn that came out empty
+NO_REPLY = "(no reply)"   # shown for a turn whose every draw was empty (cut at another speaker's line at once)
+CUT_MARK = "…"            # shown after a reply cut at sampling.max_new_tokens
+
+
+def shown_text(reply: Reply) -> str:
+    """A model turn as printed: its text, `…` when max_new_tokens cut it, or `(no reply)`."""
+    if not reply.text:
+        return NO_REPLY
+    return reply.text + (CUT_MARK if reply.stopped == "max_new_tokens" else "")
 
 
 class Printer:
@@ -48,8 +56,9 @@ class Printer:
 class Session:
     """History (process_messages-style messages), the transcript of every turn, and the model's replies."""
 
-    def __init__(self, clone: Clone, generator: Generator, printer: Printer, names: list[str]):
+    def __init__(self, clone: Clone, generator: Generator, printer: Printer, names: list[str], attempts: int = 3):
         self.clone, self.generator, self.printer = clone, generator, printer
+        self.attempts = attempts   # draws for a sampled turn that keeps coming out empty
         self.names = list(dict.fromkeys([clone.spec.target, *names]))
         self.history: list[dict] = []
         self.transcript: list[dict] = []
@@ -67,7 +76,9 @@ class Session:
                                 "by": by, "text": content, "time": time.time()})
 
     def generate(self, speaker: str, stream: bool = True, n: int = 1, show: bool = True) -> list[Reply]:
-        """The model's next turn(s) for `speaker`; the first candidate joins the history (if not empty)."""
+        """The model's next turn(s) for `speaker`; the first candidate joins the history (if not empty). A streamed
+        turn that comes out empty (it began with someone's `Name:`) is drawn again, up to `attempts` draws (one when
+        greedy: it would come out the same), and then shown as `(no reply)`; only its last draw counts as shown."""
         budget = self.clone.spec.format.max_length - self.generator.sampling.max_new_tokens
         if budget < 1:
             raise ChatcloneError(f"sampling.max_new_tokens={self.generator.sampling.max_new_tokens} leaves no room "
@@ -75,24 +86,36 @@ class Session:
         ids, _ = self.clone.prompts.fit(self.history, speaker, budget)
         stop_texts = (self.clone.spec.format.end_of_turn, self.clone.prompts.turn_end(speaker))
         if stream and show and n == 1:
-            emit, attempts = self.printer.start(speaker), 0
-            while True:  # a sampled turn cut to nothing (it began with someone's `Name:`) gets another draw
-                replies, attempts = self.generator.turn(ids, speaker, stop_texts, 1, emit), attempts + 1
+            emit = self.printer.start(speaker)
+            draws = 1 if self.generator.sampling.greedy else self.attempts
+            for attempt in range(1, draws + 1):
+                replies = self.generator.turn(ids, speaker, stop_texts, 1, emit)
+                done = bool(replies[0].text) or replies[0].stopped == "interrupted" or attempt == draws
+                replies[0].attempt, replies[0].shown = attempt, done
                 self.replies += replies
-                if replies[0].text or self.generator.sampling.greedy or attempts > EMPTY_RETRIES:
+                if done:
                     break
+            emit(shown_text(replies[0])[len(replies[0].text):])   # the `…` mark, or `(no reply)`
             self.printer.end()
         else:
-            replies, attempts = self.generator.turn(ids, speaker, stop_texts, n), 1
+            replies = self.generator.turn(ids, speaker, stop_texts, n)
             self.replies += replies
             for reply in replies if show else ():
-                self.printer.turn(speaker, reply.text, reply.candidate + 1 if n > 1 else None)
+                self.printer.turn(speaker, shown_text(reply), reply.candidate + 1 if n > 1 else None)
         first = replies[0]
         if first.text:
             self.history.append(self.clone.prompts.message(speaker, first.text))
         self.transcript.append({"conversation": self.conversation, "turn": len(self.history), "speaker": speaker,
-                                "by": "model", "time": time.time(), **first.record(), "attempts": attempts})
+                                "by": "model", "time": time.time(), **first.record(), "attempts": first.attempt})
+        for key in ("attempt", "shown"):   # `attempts` says it for the transcript
+            self.transcript[-1].pop(key)
         return replies
+
+    @property
+    def last_speaker(self) -> str | None:
+        """Who spoke the last turn shown in the current conversation (a `(no reply)` turn included)."""
+        last = self.transcript[-1] if self.transcript else None
+        return last["speaker"] if last and last["conversation"] == self.conversation else None
 
     def reset(self) -> None:
         self.history.clear()
@@ -104,17 +127,20 @@ class Session:
             self.printer.turn(message["name"], message["content"])
 
 
-def next_speaker(history: list[dict], target: str, others: list[str], rng: random.Random) -> str:
-    """The target answers anyone else; after the target (or at the start) one of the others speaks."""
-    if history and history[-1]["name"] != target:
-        return target
-    return rng.choice(others)
+def next_speaker(last: str | None, target: str, others: list[str], rng: random.Random,
+                 allow_same: bool = False) -> str:
+    """The target answers anyone else; after the target (or at the start) one of the others speaks. Nobody speaks
+    twice in a row unless `allow_same`, which lets the last speaker go on as one more choice."""
+    choices = [target] if last is not None and last != target else list(others)
+    if allow_same and last is not None:
+        choices = list(dict.fromkeys([*choices, last]))
+    return choices[0] if len(choices) == 1 else rng.choice(choices)
 
 
-def grow(session: Session, others: list[str], turns: int, rng: random.Random) -> None:
+def grow(session: Session, others: list[str], turns: int, rng: random.Random, allow_same: bool = False) -> None:
     """Generate `turns` further turns of the conversation, each printed as it streams."""
     for _ in range(turns):
-        session.generate(next_speaker(session.history, session.target, others, rng))
+        session.generate(next_speaker(session.last_speaker, session.target, others, rng, allow_same))
 
 
 def read_line(stdin: TextIO, out: TextIO, err: TextIO, prompt: str, interactive: bool) -> str | None:

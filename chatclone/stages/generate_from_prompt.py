@@ -29,7 +29,7 @@ def generate_from_prompt(cfg: GenerateFromPromptConfig, run_dir: Path, stdin: Te
     clone = running.load(spec, cfg, console)
     session = running.new_session(clone, cfg, speakers, streams.out, logits_processor)
     session.open_with(opening)
-    grow(session, speakers, cfg.turns, running.rng(cfg))
+    grow(session, speakers, cfg.turns, running.rng(cfg), cfg.allow_same_speaker)
     header = f"# {spec.target} with {', '.join(speakers)} (run={cfg.run}, sampling={cfg.sampling.name}, " \
              f"T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p}, seed={cfg.seed})"
     outputs = write_conversation(run_dir, session.transcript, header)

@@ -20,6 +20,8 @@ from chatclone.exports import ReadOptions, read_channels
 from chatclone.speakers import author_table, resolve_target
 
 STAGE = "process_messages"
+DEFAULT_TIMEZONE = "UTC"                  # reading.timezone=null: TXT/HTML dates read as UTC, with a warning
+OFFSET_FREE_FORMATS = ("txt", "html")     # formats whose dates carry no UTC offset
 
 
 def process_messages(cfg: ProcessMessagesConfig, run_dir: Path, console: Console | None = None) -> dict:
@@ -45,13 +47,14 @@ def gc_paused():
 
 
 def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dict:
-    options = ReadOptions(timezone=cfg.reading.timezone, date_order=cfg.reading.date_order.value,
+    options = ReadOptions(timezone=cfg.reading.timezone or DEFAULT_TIMEZONE, date_order=cfg.reading.date_order.value,
                           allow_truncated=cfg.reading.allow_truncated,
                           on_warning=lambda w: console.print(f"[yellow]warning:[/] {w}", highlight=False))
     channels, report = read_channels(cfg.inputs, options, recursive=cfg.reading.recursive, progress=cfg.progress,
                                      skip_unreadable=cfg.reading.skip_unreadable)
     for skipped in report.unreadable_files:
         options.warn(f"skipped {skipped['file']}: {skipped['reason']}")
+    _warn_offset_free_dates(cfg, report, options)
     authors = author_table(channels)
     target = resolve_target(cfg.target, authors)
     cleaner, counts = Cleaner(cfg.cleaning), Counter()
@@ -79,7 +82,19 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
     _print_summary(console, stats, run_dir)
     runs.finish_run(run_dir, STAGE, cfg, inputs=cfg.inputs, outputs=["train.jsonl", "validation.jsonl", "stats.json"],
                     summary={"target": stats["target"], "split": sizes})
+    console.print(f"next: {runs.next_command('tokenize_dataset.py', run_dir, cfg.outputs_root, STAGE)}",
+                  highlight=False, soft_wrap=True)
     return stats
+
+
+def _warn_offset_free_dates(cfg: ProcessMessagesConfig, report, options: ReadOptions) -> None:
+    """TXT and HTML dates carry no UTC offset: with reading.timezone unset they are read as UTC, said once a run."""
+    files = [f["file"] for f in report.files if f["format"] in OFFSET_FREE_FORMATS]
+    if cfg.reading.timezone is None and files:
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        options.warn(f"{len(files)} file(s) with dates that carry no UTC offset (TXT/HTML) were read as UTC: "
+                     f"{shown}; set reading.timezone to the exporting machine's zone (e.g. "
+                     "reading.timezone=Europe/Berlin), or reading.timezone=UTC to confirm UTC")
 
 
 def _check_not_empty(conversations, target, cleaner, counts) -> None:

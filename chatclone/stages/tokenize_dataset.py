@@ -31,6 +31,7 @@ from chatclone.formatting import ChatEncoder, Style
 
 STAGE = "tokenize_dataset"
 INPUT_STAGE = "process_messages"
+DEFAULT_MODEL_GROUP = "smollm2"   # train.py's default `model` group (conf/train.yaml)
 SPLITS = ("train", "validation")
 COLUMNS = ("input_ids", "labels", "length")
 BOOKKEEPING = ("trained_tokens", "target_turns", "window", "skipped_turns", "skipped_tokens")
@@ -98,6 +99,7 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
                     summary={"model": stats["model"], "target": target, "system_prompt": system_prompt,
                              "splits": {s: {k: v[k] for k in ("sequences", "tokens", "trained_tokens")}
                                         for s, v in split_stats.items()}})
+    console.print(f"next: {next_command(cfg, run_dir)}", highlight=False, soft_wrap=True)
     return stats
 
 
@@ -362,3 +364,15 @@ def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
     console.print(f"model {model['name_or_path']}: end of turn {model['end_of_turn']!r} (id "
                   f"{model['end_of_turn_id']}), max_length {model['max_length']}", highlight=False)
     console.print(f"wrote {run_dir}/dataset, tokenizer/, stats.json, length_histogram.png", highlight=False)
+
+
+def next_command(cfg: TokenizeDatasetConfig, run_dir: Path) -> str:
+    """`python train.py` with the model this dataset was tokenized for (train.py refuses any other)."""
+    extra = [f"model={cfg.model.group}"] if cfg.model.group != DEFAULT_MODEL_GROUP else []
+    group_file = Path(__file__).resolve().parents[2] / "conf" / "model" / f"{cfg.model.group}.yaml"
+    from omegaconf import OmegaConf
+
+    default_path = OmegaConf.load(group_file).get("name_or_path") if group_file.is_file() else None
+    if cfg.model.name_or_path != default_path:
+        extra.append(f"model.name_or_path={cfg.model.name_or_path}")
+    return runs.next_command("train.py", run_dir, cfg.outputs_root, STAGE, extra=extra)

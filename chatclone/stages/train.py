@@ -77,6 +77,9 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
                                               "preset": cfg.preset, "adapter": cfg.method.name is not Method.full,
                                               "metrics": headline, "schedule": plan, "warnings": warnings,
                                               "disk": disk})
+    console.print(f"next: {runs.next_command('inference.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (chat), or "
+                  f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
+                  highlight=False, soft_wrap=True)
     return metrics
 
 
