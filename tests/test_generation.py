@@ -223,6 +223,9 @@ def test_chat_through_a_pipe(clone_root, tmp_path):
     lines = [line for line in result.stdout.split("\n") if line and not line.startswith(" ")]
     assert len(lines) == 2 and all(line.startswith("Tamsin:") for line in lines), result.stdout
     assert runs.read_manifest(tmp_path / "run")["summary"]["replies"] == 2
+    # stdout is exactly the replies, as printed (a turn's further lines indented under its first): no log lines
+    replies = [t["text"] for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
+    assert result.stdout == "".join("Tamsin: " + text.replace("\n", "\n" + " " * 8) + "\n" for text in replies)
 
 
 def test_prompt_mode_candidates(clone_root, tmp_path):
