@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from chatclone.errors import ChatcloneError
 
+HYDRA_SUBDIR = ".hydra"
+
 
 def run_stage(stage: Callable[..., object], cfg: object) -> object:
-    """Call `stage(cfg, run_dir)` in the current Hydra run dir; ChatcloneError -> `error: ...`, exit 2."""
+    """Call `stage(cfg, run_dir)` in the current Hydra run dir; ChatcloneError -> `error: ...`, exit 2.
+
+    A run dir that already holds a finished run is refused before anything is written into it."""
     from hydra.core.hydra_config import HydraConfig
 
+    from chatclone import runs
+    from chatclone.logs import silence_known_warnings
+    from chatclone.modeling import keep_bitsandbytes_unloaded
+
+    silence_known_warnings()
+    keep_bitsandbytes_unloaded()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        runs.start_run(run_dir)
+        save_hydra_record(run_dir, cfg)
         return stage(cfg, run_dir)
     except ChatcloneError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def save_hydra_record(run_dir: Path, cfg: object) -> Path:
+    """.hydra/config.yaml, hydra.yaml and overrides.yaml, as Hydra writes them (the sweep tables read
+    overrides.yaml). The scripts set hydra.output_subdir=null so that Hydra does not write them itself: it would,
+    before the run dir is checked, into a finished run too. Each file is replaced atomically (DDP ranks share
+    the run dir and all write the same record)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hydra = HydraConfig.instance().cfg  # {"hydra": ...}, what Hydra saves as hydra.yaml
+    record = {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(hydra),
+              "overrides.yaml": OmegaConf.to_yaml(hydra.hydra.overrides.task)}
+    folder = Path(run_dir) / HYDRA_SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in record.items():
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, folder / name)
+    return folder

@@ -201,3 +201,29 @@ def load_model(name_or_path: str | Path, dtype: Any = "float32", **kwargs: Any) 
             raise ChatcloneError(f"unknown dtype {dtype!r}: use e.g. float32, bfloat16, float16 or auto")
         dtype = resolved
     return _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=dtype, **kwargs)
+
+
+BITSANDBYTES = "bitsandbytes"
+
+
+def keep_bitsandbytes_unloaded() -> None:
+    """In a process that loads no 4-bit weights, make `import bitsandbytes` fail as if it were not installed.
+
+    peft imports bitsandbytes whenever it is installed: at `import peft` (which transformers' Trainer does too) and
+    for every LoRA layer it creates, though only a 4-bit (qlora) base uses it. That import costs 1-2 s and, on a
+    CPU with AVX512-BF16, logs a warning. A None entry in sys.modules is Python's way to mark a module absent:
+    peft catches the ImportError, and peft's and transformers' availability checks (importlib.util.find_spec)
+    answer "not installed". Every script calls this first (chatclone.cli.run_stage); `allow_bitsandbytes` undoes it
+    where 4-bit weights are loaded. Already imported: nothing changes.
+    """
+    sys.modules.setdefault(BITSANDBYTES, None)
+
+
+def allow_bitsandbytes() -> None:
+    """Undo `keep_bitsandbytes_unloaded` (method=qlora), before anything is loaded."""
+    if BITSANDBYTES in sys.modules and sys.modules[BITSANDBYTES] is None:
+        del sys.modules[BITSANDBYTES]
+        # Availability checks that ran meanwhile are cached by the libraries; forget their answers.
+        for module, check in (("peft.import_utils", "is_bnb_available"), ("peft.import_utils", "is_bnb_4bit_available"),
+                              ("transformers.utils.import_utils", "is_bitsandbytes_available")):
+            getattr(getattr(sys.modules.get(module), check, None), "cache_clear", lambda: None)()

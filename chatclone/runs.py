@@ -4,6 +4,7 @@ stage's `input=latest` finds the newest finished run of the stage before it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shlex
@@ -20,6 +21,7 @@ from chatclone.errors import ChatcloneError
 
 MANIFEST = "manifest.json"
 DEFAULT_OUTPUTS_ROOT = "outputs"   # every script's outputs_root default
+log = logging.getLogger(__name__)
 
 
 def start_run(run_dir: Path) -> Path:
@@ -90,7 +92,19 @@ def read_manifest(run_dir: Path) -> dict:
     if not path.exists():
         raise ChatcloneError("not a finished chatclone run (no manifest.json): it failed or is still running",
                              run_dir)
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _load_manifest(path)
+
+
+def _load_manifest(path: Path) -> dict:
+    """The manifest as a dict; an unreadable one (truncated, hand-edited, not JSON) is one line naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ChatcloneError(f"unreadable manifest ({detail}): not a trustworthy finished run", path) from None
+    if not isinstance(data, dict):
+        raise ChatcloneError("unreadable manifest (not a JSON object): not a trustworthy finished run", path)
+    return data
 
 
 def resolve_input(value: str, outputs_root: Path, stage: str) -> Path:
@@ -107,11 +121,16 @@ def resolve_input(value: str, outputs_root: Path, stage: str) -> Path:
 
 
 def latest_run(outputs_root: Path, stage: str) -> Path:
-    """Newest finished run of a stage under outputs_root/stage (single runs and multirun jobs)."""
+    """Newest finished run of a stage under outputs_root/stage (single runs and multirun jobs); a run with an
+    unreadable manifest is skipped with a warning: it is not a trustworthy finished run."""
     root = Path(outputs_root) / stage
     finished = []
     for manifest in root.glob(f"**/{MANIFEST}"):
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        try:
+            data = _load_manifest(manifest)
+        except ChatcloneError as error:
+            log.warning("`latest` skips %s", error)
+            continue
         if data.get("stage") == stage:
             finished.append((data.get("finished_at", ""), str(manifest.parent)))
     if not finished:

@@ -226,6 +226,9 @@ def test_chat_through_a_pipe(clone_root, tmp_path):
     assert len(lines) == 4 and lines[0] == "Orrin: hey" and lines[2] == "Orrin: saturday?", result.stdout
     assert lines[1].startswith("Tamsin: ") and lines[3].startswith("Tamsin: "), result.stdout
     assert runs.read_manifest(tmp_path / "run")["summary"]["replies"] == 2
+    # stdout is exactly the replies, as printed (a turn's further lines indented under its first): no log lines
+    replies = [t["text"] for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
+    assert result.stdout == "".join("Tamsin: " + text.replace("\n", "\n" + " " * 8) + "\n" for text in replies)
 
 
 def test_prompt_mode_candidates(clone_root, tmp_path):

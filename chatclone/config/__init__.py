@@ -18,6 +18,7 @@ from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfi
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.config.train import TrainConfig
+from chatclone.logs import HYDRA_LOGGING, JOB_LOGGING
 
 STAMP = "%Y-%m-%d_%H-%M-%S-%f"
 
@@ -66,6 +67,9 @@ def register() -> None:
     # options merge into the typed SamplingConfig node.
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
+    # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
+    cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
+    cs.store(group="hydra/hydra_logging", name="chatclone", node=HYDRA_LOGGING)
     if not OmegaConf.has_resolver("run_stamp"):
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
     if not OmegaConf.has_resolver("config_groups"):

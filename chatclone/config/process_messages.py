@@ -115,6 +115,7 @@ class ProcessMessagesConfig:
              "must be between 0 and segmentation.max_turns - 1"),
             (self.segmentation.merge_gap_minutes >= 0, "segmentation.merge_gap_minutes", "must be >= 0"),
             (self.segmentation.session_gap_minutes > 0, "segmentation.session_gap_minutes", "must be > 0"),
+            (self.cleaning.max_chars >= 1, "cleaning.max_chars", "must be at least 1"),
             (0 <= self.cleaning.min_chars <= self.cleaning.max_chars, "cleaning.min_chars",
              "must be between 0 and cleaning.max_chars"),
             (bool(self.input), "input", "name an export file or folder"),

@@ -23,6 +23,15 @@ class Strategy(str, Enum):
     steps = "steps"
 
 
+# The lr schedulers transformers runs without scheduler arguments (this config has none to give them):
+# cosine_with_min_lr, cosine_warmup_with_min_lr and warmup_stable_decay need some; greedy's default min_lr (1e-3)
+# is above the methods' learning rates.
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau")
+DTYPES = ("float32", "bfloat16", "float16")
+QUANT_TYPES = ("nf4", "fp4")
+
+
 class WandbMode(str, Enum):
     online = "online"
     offline = "offline"
@@ -125,7 +134,7 @@ class TrainConfig:
              "must equal trainer.eval_strategy with load_best_model_at_end (the best model is a saved checkpoint)"),
             (not (self.export.merge and self.method.name is Method.full), "export.merge",
              "applies to lora/qlora adapters (a full fine-tune is already a whole model)"),
-        ]
+        ] + self._late_failure_checks()
         for ok, key, why in checks:
             if not ok:
                 raise ChatcloneError(f"{key}: {why}")
@@ -138,8 +147,6 @@ class TrainConfig:
             (t.curve_points >= 0, "trainer.curve_points", "must be >= 0 (0 = logging_steps as given)"),
             (t.min_steps >= 0, "trainer.min_steps", "must be >= 0 (0 = epochs as given)"),
             (self.min_target_turns >= 0, "min_target_turns", "must be >= 0 (0 = never warn)"),
-            (t.save_steps >= 1, "trainer.save_steps", "must be at least 1"),
-            (t.eval_steps >= 1, "trainer.eval_steps", "must be at least 1"),
             (t.save_total_limit is None or t.save_total_limit >= 1, "trainer.save_total_limit",
              "must be at least 1 (or null = keep every checkpoint)"),
             (not t.load_best_model_at_end or t.save_total_limit is None or t.save_total_limit >= 2,
@@ -152,3 +159,32 @@ class TrainConfig:
         for ok, key, why in checks:
             if not ok:
                 raise ChatcloneError(f"{key}: {why}")
+
+    def _late_failure_checks(self) -> list[tuple[bool, str, str]]:
+        """Values that transformers, torch or numpy would reject only once the data and the model are loaded."""
+        t, m, merged = self.trainer, self.method, self.export.merged_dtype
+        return [
+            (t.eval_batch_size >= 1, "trainer.eval_batch_size", "must be at least 1"),
+            (t.lr_scheduler in SCHEDULERS, "trainer.lr_scheduler",
+             f"is {t.lr_scheduler!r}; use one of {', '.join(SCHEDULERS)}"),
+            (t.lr_scheduler != "reduce_lr_on_plateau" or t.eval_strategy is not Strategy.no, "trainer.lr_scheduler",
+             "reduce_lr_on_plateau needs trainer.eval_strategy=epoch or steps (it steps on the validation loss)"),
+            # transformers reads a warmup below 1 as a fraction of the steps, from 1 up as a number of steps
+            (0 <= t.warmup_ratio < 1, "trainer.warmup_ratio",
+             f"is {t.warmup_ratio}; must be in [0, 1) (a fraction of the training steps)"),
+            (t.weight_decay >= 0, "trainer.weight_decay", "must be >= 0"),
+            (t.logging_steps >= 1, "trainer.logging_steps", "must be at least 1 (log every N optimizer steps)"),
+            (t.eval_steps >= 1, "trainer.eval_steps", "must be at least 1"),
+            (t.save_steps >= 1, "trainer.save_steps", "must be at least 1"),
+            (t.early_stopping_patience is None or t.early_stopping_patience >= 1, "trainer.early_stopping_patience",
+             "must be at least 1 (null = no early stopping)"),
+            (0 <= t.seed < 2**32, "trainer.seed", "must be in [0, 2**32)"),
+            (t.num_workers >= 0, "trainer.num_workers", "must be >= 0"),
+            (m.alpha > 0, "method.alpha", "must be > 0"),
+            (m.compute_dtype in DTYPES, "method.compute_dtype",
+             f"is {m.compute_dtype!r}; use one of {', '.join(DTYPES)}"),
+            (m.quant_type in QUANT_TYPES, "method.quant_type",
+             f"is {m.quant_type!r}; use one of {', '.join(QUANT_TYPES)}"),
+            (merged in (*DTYPES, "auto"), "export.merged_dtype",
+             f"is {merged!r}; use one of {', '.join(DTYPES)}, auto"),
+        ]

@@ -218,13 +218,9 @@ def _load_model(spec: CloneSpec, cfg: CloneStageConfig, device: str) -> Any:
     else:
         model = load_model(base, dtype=dtype)
         if spec.kind == "adapter":
-            import warnings
-
             from peft import PeftModel
 
-            with warnings.catch_warnings():  # peft 0.21 reads transformers' deprecated is_gradient_checkpointing
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-                model = PeftModel.from_pretrained(model, str(spec.weights), is_trainable=False)
+            model = PeftModel.from_pretrained(model, str(spec.weights), is_trainable=False)
             if cfg.fuse_adapter:
                 model = model.merge_and_unload()
     return model.to(device).eval()

@@ -12,13 +12,16 @@ from typing import Any
 
 from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
-from chatclone.modeling import load_model
+from chatclone.modeling import allow_bitsandbytes, load_model
 from chatclone.training.dropout import use_fast_dropout
 
 
 def check_method_supported(cfg: TrainConfig) -> None:
-    """qlora needs bitsandbytes; say so before anything loads."""
-    if cfg.method.name is Method.qlora and importlib.util.find_spec("bitsandbytes") is None:
+    """qlora needs bitsandbytes (the scripts keep it unloaded until then); say so before anything loads."""
+    if cfg.method.name is not Method.qlora:
+        return
+    allow_bitsandbytes()
+    if importlib.util.find_spec("bitsandbytes") is None:
         raise ChatcloneError("method=qlora needs bitsandbytes (pip install bitsandbytes==0.50.2), "
                              "or use method=lora")
 

@@ -1,0 +1,68 @@
+"""Where log records and warnings go, and the known-harmless third-party ones silenced, in one place.
+
+Every script selects `hydra/job_logging: chatclone` and `hydra/hydra_logging: chatclone` (registered in
+`chatclone/config`): records of every logger (ours, Hydra's, third-party) go to stderr and to the run's
+`<script>.log`, never to stdout, which carries only what the script is for (a piped chat's replies, a stage's
+summary). `silence_known_warnings` (called by `chatclone.cli.run_stage`) routes Python warnings there too.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+# (logger name, start of the message): records known to be harmless, dropped from stderr and the log.
+KNOWN_HARMLESS_LOGS = (
+    # bitsandbytes on a CPU with AVX512-BF16 (at import) looks for an optional fused 4-bit kernel in the `kernels`
+    # package (which would fetch it from the hub); without it, its own CPU kernel runs. Nothing is wrong.
+    ("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community"),
+)
+# (category, regex matched at the start of the message): warnings known to be harmless, ignored.
+KNOWN_HARMLESS_WARNINGS = (
+    # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing` when it wraps or loads an adapter.
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    # torch's own modules (torch._inductor -> torch.utils.mkldnn) still decorate with TorchScript at import.
+    (DeprecationWarning, r"`torch\.jit\.\w+` is (deprecated|not supported)"),
+)
+
+
+class KnownHarmless(logging.Filter):
+    """Drops the records in KNOWN_HARMLESS_LOGS; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.name == name and str(record.msg).startswith(start)
+                       for name, start in KNOWN_HARMLESS_LOGS)
+
+
+def silence_known_warnings() -> None:
+    """Ignore KNOWN_HARMLESS_WARNINGS; route every other warning through logging (stderr and the run's log)."""
+    for category, message in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    logging.captureWarnings(True)
+
+
+# Hydra's job logging (`hydra/job_logging: chatclone`): Hydra's default sends records to stdout. The log file is
+# opened at the first record (`delay`), so a run refused before doing anything (a finished run dir) leaves no trace.
+JOB_LOGGING = {
+    "version": 1,
+    "formatters": {"simple": {"format": FORMAT}},
+    "filters": {"known_harmless": {"()": f"{__name__}.KnownHarmless"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stderr",
+                    "filters": ["known_harmless"]},
+        "file": {"class": "logging.FileHandler", "formatter": "simple", "delay": True,
+                 "filename": "${hydra.runtime.output_dir}/${hydra.job.name}.log", "filters": ["known_harmless"]},
+    },
+    "root": {"level": "INFO", "handlers": ["console", "file"]},
+    "disable_existing_loggers": False,
+}
+# Hydra's own records (`hydra/hydra_logging: chatclone`), such as a multirun's "Launching 2 jobs locally".
+HYDRA_LOGGING = {
+    "version": 1,
+    "formatters": {"simple": {"format": "[%(asctime)s][HYDRA] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "disable_existing_loggers": False,
+}
