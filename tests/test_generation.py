@@ -226,9 +226,13 @@ def test_chat_through_a_pipe(clone_root, tmp_path):
     assert len(lines) == 4 and lines[0] == "Orrin: hey" and lines[2] == "Orrin: saturday?", result.stdout
     assert lines[1].startswith("Tamsin: ") and lines[3].startswith("Tamsin: "), result.stdout
     assert runs.read_manifest(tmp_path / "run")["summary"]["replies"] == 2
-    # stdout is exactly the replies, as printed (a turn's further lines indented under its first): no log lines
-    replies = [t["text"] for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
-    assert result.stdout == "".join("Tamsin: " + text.replace("\n", "\n" + " " * 8) + "\n" for text in replies)
+    # stdout is exactly the conversation, as printed (a turn's further lines indented under its first, a reply
+    # cut at max_new_tokens marked with …): no log lines
+    def shown(turn: dict) -> str:
+        text = turn["text"] + ("…" if turn.get("stopped") == "max_new_tokens" else "")
+        return f"{turn['speaker']}: " + text.replace("\n", "\n" + " " * (len(turn["speaker"]) + 2)) + "\n"
+
+    assert result.stdout == "".join(shown(t) for t in read_jsonl(tmp_path / "run" / "conversation.jsonl"))
 
 
 def test_prompt_mode_candidates(clone_root, tmp_path):
