@@ -126,8 +126,12 @@ def test_piped_chat_prints_exactly_the_replies(lora_root, hook_dir, tmp_path):
     turns = [json.loads(line) for line in (run_dir / "conversation.jsonl").read_text(encoding="utf-8").splitlines()]
     replies = [t for t in turns if t["by"] == "model"]
     assert len(replies) == 2
-    pad = "\n" + " " * len("Tamsin: ")
-    assert result.stdout == "".join(f"Tamsin: {t['text'].replace(chr(10), pad)}\n" for t in replies)
+    # exactly the conversation as shown: each piped line echoed, each reply (a max_new_tokens cut marked with …)
+    def shown(turn: dict) -> str:
+        text = turn["text"] + ("…" if turn.get("stopped") == "max_new_tokens" else "")
+        return f"{turn['speaker']}: " + text.replace("\n", "\n" + " " * (len(turn["speaker"]) + 2)) + "\n"
+
+    assert result.stdout == "".join(shown(t) for t in turns)
     assert_routed(result, run_dir / "inference.log")
     names = imported(modules)
     assert "peft" in names and not any(n.split(".")[0] == "bitsandbytes" for n in names)

@@ -103,6 +103,8 @@ def _rewrite(key: str, value: str, kind: str, multirun: bool) -> str:
     if (value == "null" and kind != REQUIRED_TEXT) or (parsed is not None and (_is_quoted(parsed) or "${" in value
                                                     or (multirun and parsed.is_sweep_override()))):
         return value
+    if kind != LIST and parsed is not None and not parsed.is_sweep_override() and parsed.value() == value:
+        return value  # Hydra reads it as typed: leave it (and .hydra/overrides.yaml) as the user wrote it
     if kind == PATHS and Path(value.strip()).expanduser().exists():
         return quote(value.strip())
     bracketed = value.startswith("[") and value.endswith("]")
