@@ -9,6 +9,8 @@ summary). `silence_known_warnings` (called by `chatclone.cli.run_stage`) routes 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
@@ -36,6 +38,25 @@ class KnownHarmless(logging.Filter):
                        for name, start in KNOWN_HARMLESS_LOGS)
 
 
+SHOWN = "chatclone_shown"  # a record's attribute: the user already saw it on stderr (the console handler skips it)
+
+
+class AlreadyShown(logging.Filter):
+    """Drops records that `warn` already printed, so that stderr shows each warning once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, SHOWN, False)
+
+
+def warn(text: str) -> None:
+    """A warning for the user: `warning: text` on stderr (never stdout; under torchrun only the main process
+    says it), and the same record in the run's log."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+    logging.getLogger("chatclone").warning(text, extra={SHOWN: True})
+
+
 def silence_known_warnings() -> None:
     """Ignore KNOWN_HARMLESS_WARNINGS; route every other warning through logging (stderr and the run's log)."""
     for category, message in KNOWN_HARMLESS_WARNINGS:
@@ -48,10 +69,11 @@ def silence_known_warnings() -> None:
 JOB_LOGGING = {
     "version": 1,
     "formatters": {"simple": {"format": FORMAT}},
-    "filters": {"known_harmless": {"()": f"{__name__}.KnownHarmless"}},
+    "filters": {"known_harmless": {"()": f"{__name__}.KnownHarmless"},
+                "already_shown": {"()": f"{__name__}.AlreadyShown"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stderr",
-                    "filters": ["known_harmless"]},
+                    "filters": ["known_harmless", "already_shown"]},
         "file": {"class": "logging.FileHandler", "formatter": "simple", "delay": True,
                  "filename": "${hydra.runtime.output_dir}/${hydra.job.name}.log", "filters": ["known_harmless"]},
     },

@@ -137,6 +137,18 @@ def test_piped_chat_prints_exactly_the_replies(lora_root, hook_dir, tmp_path):
     assert "peft" in names and not any(n.split(".")[0] == "bitsandbytes" for n in names)
 
 
+def test_a_stage_warning_goes_to_stderr_once_and_to_the_log_never_stdout(tmp_path):
+    """process_messages on a TXT export with reading.timezone unset warns that its dates were read as UTC."""
+    run_dir = tmp_path / "run"
+    result = run_script("process_messages", [f"input={SHARED / 'Direct Messages - Orrin [1118608583297251434].txt'}",
+                                             f"target={TARGET_USERNAME}", "progress=false", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "UTC offset" not in result.stdout and "warning:" not in result.stdout
+    assert [line.startswith("warning: ") for line in result.stderr.splitlines() if "UTC offset" in line] == [True]
+    assert "UTC offset" in (run_dir / "process_messages.log").read_text(encoding="utf-8")
+    assert "next: python tokenize_dataset.py" in result.stdout  # the summary stays on stdout
+
+
 @pytest.mark.parametrize("method", ["lora", "qlora"])
 def test_train_imports_bitsandbytes_only_for_qlora(method, dm_tokenized, tiny_llama, hook_dir, tmp_path):
     run_dir, modules = tmp_path / "run", tmp_path / "modules.txt"

@@ -17,6 +17,7 @@ from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.errors import ChatcloneError
 from chatclone.conversations import Conversation, Turn, check_no_leak, iso, segment, split, turn_counts, windows
 from chatclone.exports import ReadOptions, read_channels
+from chatclone.logs import warn
 from chatclone.speakers import author_table, resolve_target
 
 STAGE = "process_messages"
@@ -49,7 +50,7 @@ def gc_paused():
 def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dict:
     options = ReadOptions(timezone=cfg.reading.timezone or DEFAULT_TIMEZONE, date_order=cfg.reading.date_order.value,
                           allow_truncated=cfg.reading.allow_truncated,
-                          on_warning=lambda w: console.print(f"[yellow]warning:[/] {w}", highlight=False))
+                          on_warning=warn)
     channels, report = read_channels(cfg.inputs, options, recursive=cfg.reading.recursive, progress=cfg.progress,
                                      skip_unreadable=cfg.reading.skip_unreadable)
     for skipped in report.unreadable_files:

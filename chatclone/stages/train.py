@@ -19,8 +19,9 @@ from chatclone.evaluation.training import FIDELITY_DIR, evaluate_after_training
 from chatclone.runs import plain
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model, check_method_supported, merge_adapter
+from chatclone.logs import warn
 from chatclone.training.reporting import (chatclone_config_callback, configure_wandb, disk_usage, finish_wandb,
-                                          human_bytes, plot_loss_curves, warn)
+                                          human_bytes, plot_loss_curves)
 from chatclone.training.sizing import Schedule, check_sizes, read_sizes, schedule
 
 STAGE, INPUT_STAGE = "train", "tokenize_dataset"

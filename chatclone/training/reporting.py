@@ -30,14 +30,6 @@ def configure_wandb(cfg: TrainConfig, run_dir: Path) -> list[str]:
     return ["wandb"]
 
 
-def warn(text: str) -> None:
-    """A warning for the user on stderr, never stdout (once under torchrun: the main process says it)."""
-    import sys
-
-    if os.environ.get("RANK", "0") == "0":
-        print(f"warning: {text}", file=sys.stderr, flush=True)
-
-
 def disk_usage(folder: Path) -> int:
     """Bytes in the files under `folder` (links not followed), as `du --apparent-size` counts them."""
     return sum(p.lstat().st_size for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())
