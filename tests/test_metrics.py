@@ -214,5 +214,5 @@ def test_turn_texts_counts_window_overlaps_once(tmp_path):
     path.write_text("".join(json.dumps({"id": str(i), "messages": m}) + "\n" for i, m in enumerate(records)))
     assert turn_texts(path) == (["a1", "t1", "b1", "t2"], [False, True, False, True])
     path.write_text('{"id": "x"}\n')
-    with pytest.raises(ChatcloneError, match=r"train.jsonl:1: not a chat record"):
+    with pytest.raises(ChatcloneError, match=r"train.jsonl:1: record has no `messages` list"):
         turn_texts(path)

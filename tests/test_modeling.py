@@ -130,8 +130,9 @@ def test_missing_local_paths_fail_clearly(tmp_path: Path) -> None:
 def test_a_gguf_file_resolves_to_its_folder_offline(tmp_path: Path) -> None:
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
-    assert modeling._resolve(gguf) == (str(tmp_path), {"gguf_file": "model.gguf", "local_files_only": True})
-    assert modeling._resolve(tmp_path) == (str(tmp_path), {"local_files_only": True})
+    assert modeling.resolve_model(gguf).from_pretrained_args() == (str(tmp_path), {"gguf_file": "model.gguf",
+                                                                                   "local_files_only": True})
+    assert modeling.resolve_model(tmp_path).from_pretrained_args() == (str(tmp_path), {"local_files_only": True})
 
 
 def test_hub_ids_load_only_from_the_local_hf_cache(embedded_dir: Path, tmp_path: Path,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from chatclone import runs
+from chatclone.chat_records import ChatMessage, is_trained, read_records
 from chatclone.errors import ChatcloneError
 from chatclone.formatting import IGNORE
 from chatclone.metrics.splits import turn_texts
@@ -106,23 +106,15 @@ def _process_run(data_dir: Path) -> Path:
 
 
 def _contexts(path: Path) -> list[Context]:
-    """Every target turn of the split that is not a repeat (`train: false`), with the messages before it."""
-    import orjson
-
+    """Every trained target turn of the split (not a repeat from the window before), with the messages before it."""
     found: list[Context] = []
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                record = orjson.loads(line) if line.strip() else {}
-                messages = record.get("messages", []) if record else []
-            except (orjson.JSONDecodeError, AttributeError):
-                raise ChatcloneError("not a chat record with a 'messages' list", path, line=number) from None
-            for i, message in enumerate(messages):
-                if message.get("role") == "assistant" and message.get("train", True) is not False:
-                    found.append(Context(len(found), str(record.get("id", number)), [_plain(m) for m in messages[:i]],
-                                         message.get("content") or ""))
+    for record in read_records(path):
+        for i, message in enumerate(record.messages):
+            if is_trained(message):
+                found.append(Context(len(found), record.id, [_plain(m) for m in record.messages[:i]],
+                                     message.content))
     return found
 
 
-def _plain(message: dict[str, Any]) -> dict:
-    return {"role": message.get("role"), "name": message.get("name"), "content": message.get("content") or ""}
+def _plain(message: ChatMessage) -> dict:
+    return {"role": message.role, "name": message.name, "content": message.content}

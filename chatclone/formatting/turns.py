@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from chatclone.chat_records import ASSISTANT, USER, is_trained
 from chatclone.errors import ChatcloneError
 
-SYSTEM, USER, ASSISTANT = "system", "user", "assistant"
+SYSTEM = "system"  # USER and ASSISTANT are the roles process_messages writes (chatclone.chat_records)
 SYSTEM_FOLD_SEPARATOR = "\n\n"
 RESERVED = "\ue000\ue001\ue002"  # private-use characters render.py marks message text with; dropped from messages
 _DROP_RESERVED = str.maketrans("", "", RESERVED)
@@ -73,7 +74,7 @@ def build_units(messages: Iterable[Mapping], style: Style) -> list[Unit]:
         name = message.get("name")
         if role == USER and style.speaker_names and name:
             text = f"{name}: {text}"
-        trained = role == ASSISTANT and message.get("train") is not False
+        trained = is_trained(message)
         if style.alternating_roles and units and units[-1].role == role:
             units[-1].parts.append(Part(text, trained, style.merge_separator))
         else:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from chatclone import runs
+from chatclone.chat_records import USER, read_records, split_file
 from chatclone.config.generation import BASE_RUN, Checkpoint, CloneStageConfig, Device
 from chatclone.errors import ChatcloneError
 from chatclone.formatting import Style
 from chatclone.generation.prompt import PromptBuilder, PromptFormat
+from chatclone.modeling import load_model, load_tokenizer, same_model
 
 TRAIN_STAGE = "train"
 SPEAKER_RECORDS = 2000   # records of train.jsonl read to find the target's partners
@@ -100,21 +102,8 @@ def _checkpoint(run_dir: Path, checkpoint: Checkpoint) -> tuple[str, Path]:
     raise ChatcloneError("holds neither a LoRA adapter (adapter_config.json) nor a model (config.json)", path=folder)
 
 
-def _same_model(a: str, b: str) -> bool:
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
-    if pa.exists() and pb.exists():
-        return pa.resolve() == pb.resolve()
-    return str(pa) == str(pb)
-
-
 def _check_requested_base(requested: str | None, base: str) -> None:
-    if requested is None:
-        return
-    if requested == "embedded":
-        from chatclone.modeling import embedded_model_dir
-
-        requested = str(embedded_model_dir())
-    if not _same_model(requested, base):
+    if requested is not None and not same_model(requested, base):
         raise ChatcloneError(f"base_model={requested}, but this run was trained on {base}: an adapter only fits "
                              "the base it was trained on (leave base_model out to use the run's own)")
 
@@ -124,7 +113,7 @@ def _check_adapter_base(weights: Path, base: str) -> None:
         adapter_base = json.loads((weights / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (OSError, ValueError) as error:
         raise ChatcloneError(f"unreadable adapter config: {error}", path=weights / ADAPTER_CONFIG) from None
-    if adapter_base and not _same_model(adapter_base, base):
+    if adapter_base and not same_model(adapter_base, base):
         raise ChatcloneError(f"this adapter was trained on {adapter_base}, but the run's manifest says its base is "
                              f"{base}: the adapter does not belong to this run's base model",
                              path=weights / ADAPTER_CONFIG)
@@ -152,24 +141,16 @@ def _prompt_format(data_dir: Path, model_info: dict) -> tuple[PromptFormat, dict
 def _partners(data_manifest: dict, target: str) -> list[str]:
     """The target's partners in the training data, most frequent first (from the process_messages run)."""
     inputs = data_manifest.get("inputs") or []
-    train = Path(inputs[0]) / "train.jsonl" if inputs else None
+    train = Path(inputs[0]) / split_file("train") if inputs else None
     if train is None or not train.is_file():
         return []
-    counts: Counter = Counter()
-    with open(train, encoding="utf-8") as f:
-        for line in islice(f, SPEAKER_RECORDS):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            counts.update(m.get("name") for m in record.get("messages", ()) if m.get("role") == "user")
+    counts = Counter(m.name for record in islice(read_records(train), SPEAKER_RECORDS) for m in record.messages
+                     if m.role == USER)
     return [name for name, _ in counts.most_common() if name and name != target and ":" not in name]
 
 
 def load_clone(spec: CloneSpec, cfg: CloneStageConfig) -> Clone:
     """Tokenizer (with the training chat template) and model, on the device, in eval mode."""
-    from chatclone.modeling import load_tokenizer
-
     tokenizer = load_tokenizer(spec.data_dir / "tokenizer")
     fmt = spec.format
     if not fmt.template:  # an older tokenizer folder with the template inside tokenizer_config.json
@@ -209,14 +190,11 @@ def _device(choice: Device) -> str:
 
 
 def _load_model(spec: CloneSpec, cfg: CloneStageConfig, device: str) -> Any:
-    from chatclone.modeling import load_model
-
     dtype = cfg.dtype or spec.model_info.get("dtype") or "float32"
-    base = _base_path(spec.base_model)
     if spec.kind in ("merged", "full"):
         model = load_model(spec.weights, dtype=dtype)
     else:
-        model = load_model(base, dtype=dtype)
+        model = load_model(spec.base_model, dtype=dtype)  # resolve_model: a deleted embedded cache is re-converted
         if spec.kind == "adapter":
             from peft import PeftModel
 
@@ -224,12 +202,3 @@ def _load_model(spec: CloneSpec, cfg: CloneStageConfig, device: str) -> Any:
             if cfg.fuse_adapter:
                 model = model.merge_and_unload()
     return model.to(device).eval()
-
-
-def _base_path(base: str) -> str:
-    """The run's base; the embedded model is re-converted if its cache folder was deleted since training."""
-    from chatclone.modeling import EMBEDDED_DIRNAME, default_cache_root, embedded_model_dir
-
-    if not Path(base).exists() and Path(base) == default_cache_root() / EMBEDDED_DIRNAME:
-        return str(embedded_model_dir())
-    return base

@@ -173,7 +173,11 @@ class Generator:
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    def _generate(self, prompt_ids: list[int], cut: SpeakerCut, n: int, streamer: Any, cache: Any = None) -> Any:
+    def generate(self, prompt_ids: list[int], cut: SpeakerCut | None = None, n: int = 1, streamer: Any = None,
+                 cache: Any = None) -> Any:
+        """`model.generate` for `n` sequences after the prompt (the returned ids include it), stopped by the stop
+        tokens, max_new_tokens and, with `cut`, another speaker's line. No decoding, no speaker net on the text:
+        `turn` does those (benchmarks time this raw call)."""
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
@@ -189,14 +193,14 @@ class Generator:
             cache = StaticCache(config=self.model.config, max_cache_len=length)
         if cache is not None:
             extra["past_key_values"] = cache
-        stop = _Stop(cut, self.tokenizer, len(prompt_ids))
+        stops = [_Stop(cut, self.tokenizer, len(prompt_ids))] if cut is not None else []
         with torch.inference_mode():
             return self.model.generate(**self._inputs(prompt_ids), generation_config=config, streamer=streamer,
-                                       stopping_criteria=StoppingCriteriaList([stop]), **extra)
+                                       stopping_criteria=StoppingCriteriaList(stops), **extra)
 
     def _batch(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut, n: int) -> list[Reply]:
         timer, started = _Timer(), time.perf_counter()
-        out = self._generate(prompt_ids, cut, n, timer)
+        out = self.generate(prompt_ids, cut, n, timer)
         seconds = time.perf_counter() - started
         first = timer.first - started if timer.first else None
         return [self._reply(row[len(prompt_ids):].tolist(), speaker, cut, seconds, first, len(prompt_ids), i)
@@ -208,7 +212,7 @@ class Generator:
         streamer = _text_streamer(self.tokenizer, gate)
         cache = self.prefix.take(self.model, prompt_ids) if self.prefix else None
         try:
-            new_ids = self._generate(prompt_ids, cut, 1, streamer, cache)[0][len(prompt_ids):].tolist()
+            new_ids = self.generate(prompt_ids, cut, 1, streamer, cache)[0][len(prompt_ids):].tolist()
         except KeyboardInterrupt:  # the cache is dropped: it may hold a half-written step
             new_ids, interrupted = streamer.ids, True
             streamer.end()  # shows the words it was holding back

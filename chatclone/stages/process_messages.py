@@ -7,11 +7,12 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
 from chatclone import runs
+from chatclone.chat_records import (ASSISTANT, USER, ChatMessage, ChatRecord, is_trained, split_file,
+                                    write_records)
 from chatclone.cleaning import Cleaner
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.errors import ChatcloneError
@@ -113,7 +114,7 @@ def _check_not_empty(conversations, target, cleaner, counts) -> None:
 
 def _write_splits(run_dir: Path, splits: dict[str, list[Conversation]], cfg: ProcessMessagesConfig) -> dict:
     """Write every split; the files get their names only once all are complete (never a partial file)."""
-    with runs.new_files(run_dir, *(f"{name}.jsonl" for name in splits)) as paths:
+    with runs.new_files(run_dir, *(split_file(name) for name in splits)) as paths:
         sizes = {name: _write_split(path, convs, cfg) for (name, convs), path in zip(splits.items(), paths)}
     total_convs = sum(s["conversations"] for s in sizes.values()) or 1
     total_turns = sum(s["target_turns"] for s in sizes.values()) or 1
@@ -127,29 +128,18 @@ def _write_split(path: Path, conversations: list[Conversation], cfg: ProcessMess
     n_windows = n_target_turns = 0
     with open(path, "xb") as f:
         for conv in conversations:
-            for k, window in enumerate(windows(conv, cfg.segmentation)):
-                f.write(orjson.dumps(_record(conv, k, window)) + b"\n")
-                n_windows += 1
-                n_target_turns += sum(t.is_target and not t.context_only for t in window)
+            records = [_record(conv, k, window) for k, window in enumerate(windows(conv, cfg.segmentation))]
+            write_records(f, records)
+            n_windows += len(records)
+            n_target_turns += sum(is_trained(m) for record in records for m in record.messages)
     return {"conversations": len(conversations), "examples": n_windows, "target_turns": n_target_turns}
 
 
-def _record(conv: Conversation, k: int, window: list[Turn]) -> dict:
-    return {
-        "id": f"{conv.id}-w{k}",
-        "channel": conv.channel_name,
-        "channel_id": conv.channel,
-        "start": iso(window[0].start),
-        "end": iso(window[-1].end),
-        "messages": [_message(t) for t in window],
-    }
-
-
-def _message(t: Turn) -> dict:
-    out = {"role": "assistant" if t.is_target else "user", "name": t.name, "content": t.content}
-    if t.is_target and t.context_only:
-        out["train"] = False
-    return out
+def _record(conv: Conversation, k: int, window: list[Turn]) -> ChatRecord:
+    return ChatRecord(id=f"{conv.id}-w{k}", channel=conv.channel_name, channel_id=conv.channel,
+                      start=iso(window[0].start), end=iso(window[-1].end),
+                      messages=[ChatMessage(ASSISTANT if t.is_target else USER, t.content, t.name,
+                                            train=not (t.is_target and t.context_only)) for t in window])
 
 
 def _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes) -> dict:

@@ -7,32 +7,29 @@ conversations, max_length) is checked before the long `datasets.map`.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
 from chatclone import runs
-from chatclone.config.model import EMBEDDED, ModelConfig
+from chatclone.chat_records import ASSISTANT, SPLITS, ChatRecord, read_records, split_file
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.errors import ChatcloneError
 from chatclone.formatting import ChatEncoder, Style
+from chatclone.modeling import ModelTokenizer, load_model_tokenizer, save_tokenizer
 
 STAGE = "tokenize_dataset"
 INPUT_STAGE = "process_messages"
 DEFAULT_MODEL_GROUP = "smollm2"   # train.py's default `model` group (conf/train.yaml)
-SPLITS = ("train", "validation")
 COLUMNS = ("input_ids", "labels", "length")
 BOOKKEEPING = ("trained_tokens", "target_turns", "window", "skipped_turns", "skipped_tokens")
 PREFLIGHT_RECORDS = 32
@@ -46,24 +43,6 @@ PROBE = [{"role": "user", "name": "Pippa", "content": "probe one"},
          {"role": "assistant", "name": "T", "content": "probe four"},
          {"role": "user", "name": "Pippa", "content": "probe five"},
          {"role": "assistant", "name": "T", "content": "probe six"}]
-
-
-@dataclass
-class ModelTokenizer:
-    """The tokenizer as configured for one model group, and what train.py must match."""
-    tokenizer: Any
-    template: str
-    end_of_turn: str
-    end_of_turn_id: int
-    name_or_path: str
-
-    def info(self, model: ModelConfig) -> dict:
-        return {"group": model.group, "name_or_path": self.name_or_path,
-                "chat_template_sha256": hashlib.sha256(self.template.encode("utf-8")).hexdigest(),
-                "end_of_turn": self.end_of_turn, "end_of_turn_id": self.end_of_turn_id,
-                "eos_token_id": self.tokenizer.eos_token_id, "pad_token_id": self.tokenizer.pad_token_id,
-                "vocab_size": len(self.tokenizer), "max_length": model.max_length, "dtype": model.dtype.value,
-                "lora_target_modules": list(model.lora_target_modules)}
 
 
 def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console | None = None) -> dict:
@@ -82,13 +61,13 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
     encoder = build_encoder(model, cfg, system_prompt)
     _preflight(encoder, paths["train"], cfg.model.max_length)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".work-") as work:
-        tokenized = {split: _tokenize_split(_read_split(paths[split], Path(work)), encoder, cfg, split)
+        tokenized = {split: tokenize_split(read_split(paths[split], Path(work)), encoder, cfg, split)
                      for split in SPLITS}
         split_stats = {split: _split_stats(ds, summary_in, split) for split, ds in tokenized.items()}
         _check_trained(split_stats["train"], cfg.model.max_length, paths["train"])
         lengths = [length for ds in tokenized.values() for length in _lengths(ds)]
         _save_dataset(tokenized, run_dir / "dataset")
-    _save_tokenizer(model, run_dir / "tokenizer")
+    save_tokenizer(model.tokenizer, runs.new_file(run_dir, "tokenizer"))
     histogram = _histogram(lengths, cfg.model.max_length, run_dir / "length_histogram.png", cfg.model.group)
     stats = {"input": str(input_dir), "model": model.info(cfg.model), "target": target,
              "system_prompt": system_prompt, "splits": split_stats, "length_histogram": histogram}
@@ -101,36 +80,6 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
                                         for s, v in split_stats.items()}})
     console.print(f"next: {next_command(cfg, run_dir)}", highlight=False, soft_wrap=True)
     return stats
-
-
-def load_model_tokenizer(model: ModelConfig) -> ModelTokenizer:
-    """The group's tokenizer with its chat template and end-of-turn token checked; never touches the network."""
-    from chatclone.modeling import embedded_model_dir, load_tokenizer
-
-    where = f"model={model.group}"
-    source = str(embedded_model_dir()) if model.name_or_path == EMBEDDED else model.name_or_path
-    resolved = str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source
-    tokenizer = load_tokenizer(resolved)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ChatcloneError(f"{where}: {type(tokenizer).__name__} is not a fast tokenizer; labels need its "
-                             "character offsets (save the model with a tokenizer.json)", path=resolved)
-    own = tokenizer.chat_template
-    own = own.get("default") if isinstance(own, dict) else own
-    template = model.chat_template or own or model.fallback_chat_template
-    if not template:
-        raise ChatcloneError(f"{where}: the tokenizer has no chat template; set model.chat_template", path=resolved)
-    end_of_turn = model.end_of_turn or tokenizer.eos_token
-    if not end_of_turn:
-        raise ChatcloneError(f"{where}: the tokenizer has no eos token; set model.end_of_turn", path=resolved)
-    ids = tokenizer(end_of_turn, add_special_tokens=False)["input_ids"]
-    if len(ids) != 1:
-        raise ChatcloneError(f"{where}: model.end_of_turn={end_of_turn!r} is not a single token of this tokenizer "
-                             f"(it encodes to {len(ids)}); name the token its chat template ends turns with",
-                             path=resolved)
-    if tokenizer.pad_token is None:  # train.py pads; labels never depend on the pad id
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.chat_template = template
-    return ModelTokenizer(tokenizer, template, end_of_turn, ids[0], resolved)
 
 
 def build_encoder(model: ModelTokenizer, cfg: TokenizeDatasetConfig, system_prompt: str) -> ChatEncoder:
@@ -151,7 +100,7 @@ def _set_progress(enabled: bool) -> None:
 
 
 def _input_paths(input_dir: Path) -> dict[str, Path]:
-    paths = {split: input_dir / f"{split}.jsonl" for split in SPLITS}
+    paths = {split: input_dir / split_file(split) for split in SPLITS}
     for path in paths.values():
         if not path.is_file():
             raise ChatcloneError("missing from the process_messages run", path=path)
@@ -165,21 +114,10 @@ def _check_target_turns(summary: dict, input_dir: Path) -> None:
                              "another target or looser cleaning/segmentation", path=input_dir)
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield number, orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise ChatcloneError("not a JSON line (is this a process_messages output?)", path=path,
-                                         line=number) from None
-
-
 def _target_name(train: Path, summary: dict) -> str:
     """The name the target has on most of their turns (in the first records), for the system prompt."""
-    names = Counter(m.get("name") for _, record in islice(_records(train), TARGET_NAME_RECORDS)
-                    for m in record.get("messages", ()) if m.get("role") == "assistant" and m.get("name"))
+    names = Counter(m.name for record in islice(read_records(train), TARGET_NAME_RECORDS)
+                    for m in record.messages if m.role == ASSISTANT and m.name)
     if names:
         return names.most_common(1)[0][0]
     known = summary.get("target", {}).get("names") or ["the target"]
@@ -188,7 +126,7 @@ def _target_name(train: Path, summary: dict) -> str:
 
 def _preflight(encoder: ChatEncoder, train: Path, max_length: int) -> None:
     """Fail in seconds, not after the long map: a probe conversation, the first records, the shortest sequence."""
-    first = [_messages(r, train, n) for n, r in islice(_records(train), PREFLIGHT_RECORDS)]
+    first = [_messages(record) for record in islice(read_records(train), PREFLIGHT_RECORDS)]
     for messages in [PROBE, *first]:
         encoder.check(messages)  # renders as transformers' apply_chat_template does
     encoder.encode_batch([PROBE, *first])
@@ -198,17 +136,13 @@ def _preflight(encoder: ChatEncoder, train: Path, max_length: int) -> None:
                              f"target turn alone take {shortest} tokens")
 
 
-def _messages(record: dict, path: Path, line: int) -> list[dict]:
-    messages = record.get("messages") if isinstance(record, dict) else None
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise ChatcloneError("record has no `messages` list (is this a process_messages output?)", path=path,
-                             line=line)
-    return [{"role": m.get("role"), "name": m.get("name"), "content": m.get("content"),
-             "train": m.get("train", True)} for m in messages]
+def _messages(record: ChatRecord) -> list[dict]:
+    """A record's messages as the Arrow rows and the encoder take them."""
+    return [{"role": m.role, "name": m.name, "content": m.content, "train": m.train} for m in record.messages]
 
 
-def _read_split(path: Path, work: Path) -> Any:
-    """The JSONL split as an on-disk Arrow dataset (streamed: memory stays flat on big inputs)."""
+def read_split(path: Path, work: Path) -> Any:
+    """A split file as an on-disk Arrow dataset in `work` (streamed: memory stays flat on big inputs)."""
     import pyarrow as pa
     from datasets import Dataset
 
@@ -218,8 +152,8 @@ def _read_split(path: Path, work: Path) -> Any:
     out = work / f"{path.stem}.arrow"
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         rows: list[dict] = []
-        for number, record in _records(path):
-            rows.append({"id": str(record.get("id", number)), "messages": _messages(record, path, number)})
+        for record in read_records(path):
+            rows.append({"id": record.id, "messages": _messages(record)})
             if len(rows) == 10_000:
                 writer.write_batch(pa.RecordBatch.from_pylist(rows, schema))
                 rows = []
@@ -234,7 +168,8 @@ def _out_features() -> Any:
                      **{name: Value("int32") for name in BOOKKEEPING}})
 
 
-def _tokenize_split(ds: Any, encoder: ChatEncoder, cfg: TokenizeDatasetConfig, split: str) -> Any:
+def tokenize_split(ds: Any, encoder: ChatEncoder, cfg: TokenizeDatasetConfig, split: str) -> Any:
+    """A `read_split` dataset as sequences: input_ids, labels, length and bookkeeping columns (batched map)."""
     from datasets import Dataset
 
     if len(ds) == 0:  # an empty validation split (one conversation only): map would drop the columns
@@ -320,12 +255,6 @@ def _save_dataset(tokenized: dict, out: Path) -> None:
     # datasets writes no shard at all for an empty split, which load_from_disk then cannot read: ask for one.
     shards = {split: (1 if len(ds) == 0 else None) for split, ds in final.items()}
     DatasetDict(final).save_to_disk(str(runs.new_file(out.parent, out.name)), num_shards=shards)
-
-
-def _save_tokenizer(model: ModelTokenizer, out: Path) -> None:
-    for key in ("is_local", "local_files_only"):  # loader bookkeeping that would land in tokenizer_config.json
-        model.tokenizer.init_kwargs.pop(key, None)
-    model.tokenizer.save_pretrained(str(runs.new_file(out.parent, out.name)))
 
 
 def _histogram(lengths: list[int], max_length: int, path: Path, group: str) -> dict:

@@ -11,11 +11,11 @@ from typing import Any
 from rich.console import Console
 
 from chatclone import runs
-from chatclone.config.model import EMBEDDED
 from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import load_fidelity_data
 from chatclone.evaluation.training import FIDELITY_DIR, evaluate_after_training
+from chatclone.modeling import resolve_model
 from chatclone.runs import plain
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model, check_method_supported, merge_adapter
@@ -111,11 +111,7 @@ def _report_disk(run_dir: Path, cfg: TrainConfig, console: Console) -> dict:
 
 def _check_same_model(cfg: TrainConfig, data_model: dict, data_dir: Path) -> str:
     """The base model must be the one the dataset was tokenized for (same weights, same template)."""
-    from chatclone.modeling import embedded_model_dir
-
-    wanted = str(embedded_model_dir()) if cfg.model.name_or_path == EMBEDDED else cfg.model.name_or_path
-    if Path(wanted).expanduser().exists():
-        wanted = str(Path(wanted).expanduser().resolve())
+    wanted = resolve_model(cfg.model.name_or_path).name
     if wanted != data_model["name_or_path"]:
         raise ChatcloneError(f"the dataset was tokenized for {data_model['group']} ({data_model['name_or_path']}) "
                              f"but train.py was asked for model={cfg.model.group} ({wanted}): run "
