@@ -344,8 +344,6 @@ def _sampling_run(root: Path, model: Path, run_dir: Path, *more: str) -> tuple[d
 
     overrides = tiny_overrides(root, model, "trainer.max_steps=2", "trainer.eval_strategy=steps",
                                "trainer.eval_steps=1", "trainer.learning_rate=5e-2", *more)
-    if any(o.startswith("wandb.mode=") for o in more):
-        overrides = [o for o in overrides if o != "wandb.mode=disabled"] + [o for o in more if o.startswith("wandb.")]
     console = Console(file=io.StringIO(), width=220)
     return train(compose_train(overrides), run_dir, console=console), console.file.getvalue()
 
