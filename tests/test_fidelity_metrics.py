@@ -19,7 +19,6 @@ from chatclone.evaluation.data import Context
 from chatclone.evaluation.settings import ASSISTANT_PHRASES
 from chatclone.metrics import load_metric
 from chatclone.metrics.rates import auc_interval, format_rate, rate, roc_auc, separation, wilson_interval
-from tests.conftest import quiet
 from tests.test_evaluate_clone import compose_eval, trained  # noqa: F401  (the tiny train run fixture)
 from tests.test_metrics import _styled
 
@@ -149,7 +148,7 @@ def test_assistant_phrases_are_the_same_in_the_schema_and_both_configs():
             compose_eval(bad).check()
     with pytest.raises(ChatcloneError, match="eval.sample_contexts: must be >= 0"):
         compose_train(["eval.sample_contexts=-1"]).check()
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="sample_contexts"):   # Hydra's composition error
         compose_eval(["eval.sample_contexts=3"])   # a train.py key: evaluate_clone has no training to sample
 
 
@@ -282,7 +281,7 @@ def evaluated(trained, tmp_path_factory):  # noqa: F811
 
 
 def test_metrics_json_has_every_new_measure_with_n_and_interval(evaluated):
-    out, metrics, _ = evaluated
+    out, _, _ = evaluated
     saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     for name in ("base", "fine_tuned"):
         m = saved["models"][name]
@@ -408,10 +407,11 @@ def test_samples_are_rendered_as_inference_renders_them(dm_tokenized, tiny_llama
     """The callback's replies are the generation pass's: the same model, contexts and seed through evaluate_clone's
     path give the same text; the model's mode is restored."""
     from chatclone import runs
+    from chatclone.config.generation import SamplingConfig
     from chatclone.evaluation.data import load_fidelity_data
     from chatclone.evaluation.passes import generation_pass
-    from chatclone.config.generation import SamplingConfig
-    from chatclone.generation.clone import clone_spec
+    from chatclone.generation.clone import Clone, clone_spec, stop_and_pad_ids
+    from chatclone.generation.prompt import PromptBuilder
     from chatclone.modeling import load_model, load_tokenizer
     from chatclone.training.samples import answer_contexts
 
@@ -424,9 +424,6 @@ def test_samples_are_rendered_as_inference_renders_them(dm_tokenized, tiny_llama
     sampling = SamplingConfig(max_new_tokens=6)
     replies = answer_contexts(model, tokenizer, spec, contexts, seed=3, sampling=sampling)
     assert model.training and len(replies) == 2
-    from chatclone.generation.clone import Clone, stop_and_pad_ids
-    from chatclone.generation.prompt import PromptBuilder
-
     model.eval()
     stops, pad = stop_and_pad_ids(info, tokenizer)
     clone = Clone(spec, model, tokenizer, PromptBuilder(tokenizer, spec.format), stops, pad, "cpu")
