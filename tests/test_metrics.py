@@ -45,7 +45,8 @@ def test_metrics_load_by_local_path_without_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    assert available_metrics() == ["perplexity", "style_attribution", "surface_stats"]
+    assert available_metrics() == ["assistant_isms", "context_use", "detectability", "perplexity",
+                                   "style_attribution", "surface_stats"]
     for name in available_metrics():
         assert load_metric(name).name == name
     assert attempts == []
@@ -53,7 +54,8 @@ def test_metrics_load_by_local_path_without_network(monkeypatch):
 
 @pytest.mark.parametrize("name", ["rouge", "../errors", "Perplexity"])
 def test_unknown_metric_is_a_one_line_error(name):
-    with pytest.raises(ChatcloneError, match=r"unknown metric .* \(available: perplexity, style_attribution"):
+    available = r"\(available: assistant_isms, context_use, detectability, perplexity, style_attribution"
+    with pytest.raises(ChatcloneError, match=r"unknown metric .* " + available):
         load_metric(name)
 
 
@@ -198,7 +200,8 @@ def test_surface_stats_against_reference(surface):
     assert shifted["length_wasserstein"] == pytest.approx(2.0)
     assert shifted["length_ks"] == pytest.approx(1.0)
     assert shifted["difference"]["mean_chars"] == pytest.approx(-2.0)
-    assert set(shifted) == {"generated", "reference", "difference", "length_wasserstein", "length_ks"}
+    assert set(shifted) == {"generated", "reference", "difference", "length_wasserstein", "length_ks",
+                            "lines_wasserstein", "lines_ks"}
     with pytest.raises(ChatcloneError, match="no texts"):
         surface.compute(predictions=["a"], target_replies=[])
 

@@ -31,8 +31,12 @@ def compose_train(overrides: list[str]) -> TrainConfig:
 
 
 def tiny_overrides(root: Path, model: Path, *more: str) -> list[str]:
-    return [f"outputs_root={root}", f"model.name_or_path={model}", "wandb.mode=disabled",
-            "trainer.logging_steps=1", "trainer.batch_size=8", "trainer.save_strategy=no", *more]
+    """A tiny, quiet run: no W&B, no samples at evaluations (an untrained tiny model never ends its turn, so each
+    sample is max_new_tokens of generation; tests/test_fidelity_metrics.py tests the samples)."""
+    keys = {o.split("=", 1)[0] for o in more}
+    defaults = [f"outputs_root={root}", f"model.name_or_path={model}", "wandb.mode=disabled",
+                "trainer.logging_steps=1", "trainer.batch_size=8", "trainer.save_strategy=no", "eval.sample_contexts=0"]
+    return [o for o in defaults if o.split("=", 1)[0] not in keys] + list(more)
 
 
 def losses(metrics: dict) -> list[float]:

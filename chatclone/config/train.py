@@ -147,6 +147,7 @@ class TrainConfig:
             (t.curve_points >= 0, "trainer.curve_points", "must be >= 0 (0 = logging_steps as given)"),
             (t.min_steps >= 0, "trainer.min_steps", "must be >= 0 (0 = epochs as given)"),
             (self.min_target_turns >= 0, "min_target_turns", "must be >= 0 (0 = never warn)"),
+            (self.eval.sample_contexts >= 0, "eval.sample_contexts", "must be >= 0 (0 = no samples while training)"),
             (t.save_total_limit is None or t.save_total_limit >= 1, "trainer.save_total_limit",
              "must be at least 1 (or null = keep every checkpoint)"),
             (not t.load_best_model_at_end or t.save_total_limit is None or t.save_total_limit >= 2,

@@ -1,5 +1,6 @@
-"""The two passes each model gets: perplexity of the target's real held-out replies, and replies generated for the
-validation contexts (scored afterwards by the style classifier and the surface statistics)."""
+"""The passes each model gets: perplexity of the target's real held-out replies, the same replies scored after their
+own and after a swapped context (context use), and replies generated for the validation contexts (scored afterwards
+by the style classifier, the detectability classifier, the assistant-isms and the surface statistics)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ def perplexity_pass(clone: Clone, examples: list[dict], batch_size: int) -> dict
     started = time.perf_counter()
     scores = score_nll(clone.model, examples, batch_size=batch_size)
     result = load_metric("perplexity").compute(**scores)
+    return {**result, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def context_pass(clone: Clone, pairs: list[tuple[Context, list[dict]]], batch_size: int) -> dict | None:
+    """The context_use metric: each pair's real reply scored after its own and after the swapped context (see
+    chatclone.evaluation.context), with the pass's time; None when there are no pairs to score."""
+    from chatclone.evaluation.context import context_examples
+
+    started = time.perf_counter()
+    real, swapped = context_examples(clone.tokenizer, clone.spec.format, pairs)
+    if not real:
+        return None
+    a, b = (score_nll(clone.model, examples, batch_size=batch_size) for examples in (real, swapped))
+    result = load_metric("context_use").compute(real_nll_sums=a["nll_sums"], real_token_counts=a["token_counts"],
+                                                swapped_nll_sums=b["nll_sums"], swapped_token_counts=b["token_counts"])
     return {**result, "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -12,7 +12,7 @@ from chatclone import runs
 from chatclone.config.train import WandbConfig, WandbMode
 from chatclone.evaluation.data import FidelityData
 from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, ModelScore, caveat
-from chatclone.metrics.rates import format_rate, intervals_overlap
+from chatclone.metrics.rates import format_auc, format_rate, intervals_overlap
 
 REPORT, METRICS, SAMPLES = "report.md", "metrics.json", "samples.jsonl"
 PLOTS = ("perplexity.png", "attribution.png", "lengths.png")
@@ -21,7 +21,9 @@ SURFACE_ROWS = (("mean_chars", "mean reply length (characters)", "{:.1f}"),
                 ("lowercase_rate", "replies all lower case", "{:.0%}"), ("emoji_rate", "replies with an emoji", "{:.0%}"),
                 ("exclamation_rate", "replies with '!'", "{:.0%}"), ("question_rate", "replies with '?'", "{:.0%}"),
                 ("punctuation_rate", "punctuation per character", "{:.3f}"), ("distinct_2", "distinct-2", "{:.2f}"),
-                ("duplicate_rate", "duplicate replies", "{:.0%}"))
+                ("duplicate_rate", "duplicate replies", "{:.0%}"),
+                ("mean_lines", "lines per reply (mean; a line is about one message of a burst)", "{:.2f}"),
+                ("multi_line_rate", "replies of more than one line", "{:.0%}"))
 
 
 def write_outputs(out_dir: Path, metrics: dict, scores: dict[str, ModelScore], data: FidelityData,
@@ -67,9 +69,11 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
     head = ["measure", *(LABELS[n] for n in names), "target's real replies (ceiling)", "other speakers (floor)"]
     rows = [["held-out perplexity of the target's replies (lower is better)",
              *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "—", "—"],
+            *_detectability_rows(metrics, names),
             *_attribution_rows(metrics, names),
             ["reply length vs the real replies: KS statistic (lower is closer)",
-             *(f"{m[n]['surface']['length_ks']:.2f}" for n in names), "0", "—"]]
+             *(f"{m[n]['surface']['length_ks']:.2f}" for n in names), "0", "—"],
+            *_shape_rows(metrics, names)]
     rows += [[label, *(_cell(m[n]["surface"][key], fmt) for n in names),
               _cell(metrics["reference_surface"][key], fmt), "—"] for key, label, fmt in SURFACE_ROWS]
     rows.append(["empty replies", *(str(m[n]["generation"]["empty_replies"]) for n in names), "—", "—"])
@@ -80,10 +84,65 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
              "(attribution, surface)",
              f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
              f"repetition_penalty {s['repetition_penalty']}, max_new_tokens {s['max_new_tokens']}, seed {s['seed']}",
+             "", *detectability_verdict(metrics, names),
              "", *attribution_verdict(metrics, names),
              "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines + MEANING + _samples_markdown(samples, names)) + "\n"
+
+
+def _or_dash(value: dict | None, show) -> str:
+    return "—" if value is None else show(value)
+
+
+def _detectability_rows(metrics: dict, names: list[str]) -> list[list[str]]:
+    """Detectability and context use, per model (the target's own replies are the reference, not a row value)."""
+    m = metrics["models"]
+
+    def context(n: str, show) -> str:
+        return _or_dash(m[n].get("context_use"), show)
+
+    return [["detectability: a classifier's cross-validated accuracy telling the model's replies from the real ones "
+             "(50% = indistinguishable, lower is better)", *(_or_dash(m[n].get("detectability"), format_rate)
+                                                             for n in names), "50% (by definition)", "—"],
+            ["context use: perplexity of the real replies after their own context / after another conversation's",
+             *(context(n, lambda c: f"{c['perplexity_real']:.2f} / {c['perplexity_swapped']:.2f}") for n in names),
+             "—", "—"],
+            ["context use: real replies more likely after their own context (higher = reads the conversation)",
+             *(context(n, lambda c: format_rate(c["own_context_wins"])) for n in names), "—", "—"]]
+
+
+def _shape_rows(metrics: dict, names: list[str]) -> list[list[str]]:
+    """Lines per reply against the real replies (KS), and the assistant-isms of every set of replies."""
+    m, real = metrics["models"], metrics.get("reference_assistant_isms")
+    rows = [["lines per reply vs the real replies: KS statistic (lower is closer)",
+             *(_cell(m[n]["surface"].get("lines_ks"), "{:.2f}") for n in names), "0", "—"]]
+    if real is not None:
+        rows.append(["assistant-isms: replies with AI-assistant phrasing (`eval.assistant_phrases`)",
+                     *(_or_dash(m[n].get("assistant_isms"), format_rate) for n in names), format_rate(real), "—"])
+    return rows
+
+
+def detectability_verdict(metrics: dict, names: list[str]) -> list[str]:
+    """Detectability in words: each model's accuracy with its interval, whether that interval reaches 50 %
+    (indistinguishable at this n) and whether base and clone differ by more than chance; or why it is missing."""
+    m = metrics["models"]
+    measured = [n for n in names if m[n].get("detectability")]
+    if not measured:
+        return [f"Detectability: {metrics.get('detectability_note') or 'not measured.'}"]
+    parts = []
+    for n in measured:
+        d = m[n]["detectability"]
+        plain = ("indistinguishable from the real replies at this n" if d["ci95"][0] <= 0.5 <= d["ci95"][1] else
+                 "told apart from the real replies" if d["ci95"][0] > 0.5 else "below chance (noise)")
+        parts.append(f"{LABELS[n]} {format_rate(d)}, {plain}")
+    folds = m[measured[0]]["detectability"]["folds"]
+    line = (f"Detectability (the automatic Turing test: {folds}-fold cross-validated accuracy of a classifier telling "
+            f"the model's replies from {metrics['target']}'s real replies to the same contexts; 50 % = "
+            f"indistinguishable): {'; '.join(parts)}.")
+    if len(measured) == 2 and intervals_overlap(m[BASE]["detectability"], m[FINE_TUNED]["detectability"]):
+        line += " The two intervals overlap: at this n the difference is not clearly more than chance."
+    return [line]
 
 
 def _attribution_rows(metrics: dict, names: list[str]) -> list[list[str]]:
@@ -100,6 +159,9 @@ def _attribution_rows(metrics: dict, names: list[str]) -> list[list[str]]:
     rows.append(["mean P(target) from the style classifier",
                  *(f"{m[n]['attribution']['mean_target_prob']:.3f}" for n in names),
                  f"{metrics['ceiling']['mean_prob']:.3f}", f"{metrics['floor']['mean_prob']:.3f}"])
+    if metrics.get("attribution_auc"):
+        rows.append(["style classifier's ROC AUC, target's real messages vs others' (its reliability; 0.5 = chance)",
+                     *("—" for _ in names), format_auc(metrics["attribution_auc"]), "(the same)"])
     return rows
 
 
@@ -120,6 +182,30 @@ def attribution_verdict(metrics: dict, names: list[str]) -> list[str]:
     return lines
 
 
+MEANING_NEW = [
+    "- **Detectability** (the automatic Turing test, the headline next to perplexity): the target's real held-out "
+    "replies and a model's replies to the same contexts are pooled, and a classifier (character and word n-gram "
+    "TF-IDF + logistic regression) learns to tell them apart; its accuracy is cross-validated (`eval."
+    "detectability_folds`, by context: a context's real and generated reply are held out together, so every text is "
+    "judged by a classifier that never saw it or its pair). 50 % = the model's replies cannot be told from the real "
+    "ones; 100 % = each one gives itself away. Unlike the style attribution it cannot be gamed by exaggerating what "
+    "a classifier rewards: a clone more lower-case or shorter than the target is told apart by exactly that.",
+    "- **Style classifier's ROC AUC**: how well the attribution classifier ranks the target's real held-out messages "
+    "above everyone else's (0.5 = chance, 1 = perfectly), with its 95 % interval (Hanley & McNeil). Below "
+    "`eval.min_attribution_auc`, or with an interval reaching 0.5, it is too weak to rank models, and the "
+    "attribution rates are reported as not evidence.",
+    "- **Context use**: the perplexity of the target's real replies after their own conversation and after another "
+    "conversation's (each reply paired with a context from elsewhere in the validation split, rendered as in "
+    "training). A model that answers what was said finds the real reply more likely after its own context (the "
+    "first number well below the second, most replies more likely after their own context); a model that writes "
+    "generic lines that fit any conversation finds both about equally likely. A tie (no difference at all) is "
+    "not a win, so a model that ignores the context entirely scores 0 %, and noise about 50 %.",
+    "- **Lines per reply**: a turn is the target's consecutive messages joined by newlines, so lines count the "
+    "messages of a burst; the KS statistic compares their distribution with the real replies'.",
+    "- **Assistant-isms**: the share of replies with AI-assistant phrasing (`eval.assistant_phrases`: \"as an AI\", "
+    "\"feel free to\", \"Certainly!\", ...; whole words, any case), for each model and the target's real replies.",
+]
+
 MEANING = ["", "## What the numbers mean", "",
            "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the target's "
            "real replies in the validation split (never trained on), each given its real conversation as context and "
@@ -138,6 +224,7 @@ MEANING = ["", "## What the numbers mean", "",
            "- **Surface statistics**: the generated replies against the target's real replies to the same contexts "
            "(length, casing, emoji, punctuation, questions, diversity). A clone should move each from the base "
            "model's value towards the real one.",
+           *MEANING_NEW,
            "", "Plots: `perplexity.png`, `attribution.png`, `lengths.png`; every number is in `metrics.json` and "
            "every reply in `samples.jsonl`."]
 

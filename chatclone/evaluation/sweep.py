@@ -22,7 +22,9 @@ from chatclone.runs import MANIFEST
 
 TABLE_MD, TABLE_CSV = "sweep_table.md", "sweep_table.csv"
 SETTINGS = ("sampling", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "seed")
-NUMBERS = ("perplexity_base", "perplexity_fine_tuned", "attribution_base", "attribution_fine_tuned",
+NUMBERS = ("perplexity_base", "perplexity_fine_tuned", "detectability_base", "detectability_fine_tuned",
+           "attribution_base", "attribution_fine_tuned", "attribution_auc", "context_ratio_fine_tuned",
+           "assistant_isms_fine_tuned",
            "attribution_ceiling", "attribution_floor", "attribution_separable", "attribution_normalised_fine_tuned",
            "mean_chars_fine_tuned", "mean_chars_reference",
            "length_ks_fine_tuned", "empty_replies_fine_tuned", "contexts")
@@ -87,7 +89,9 @@ def write_sweep_table(sweep_dir: Path) -> Path:
              "sampling). Attribution: share of generated replies the style classifier attributes to the target "
              "(ceiling: the target's own held-out replies; floor: other speakers'). attribution_separable False: the "
              "classifier cannot tell the target apart on that job's data (see its report.md): its attribution "
-             "numbers are not evidence.", ""]
+             "numbers are not evidence. Detectability: cross-validated accuracy of a classifier telling the model's replies "
+             "from the real ones (50 % = indistinguishable). context_ratio: perplexity of the real replies after "
+             "another conversation's context over after their own (1 = the context makes no difference).", ""]
     if unfinished:
         lines += [f"Unfinished or failed jobs (no manifest.json or metrics.json): {', '.join(unfinished)}", ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]

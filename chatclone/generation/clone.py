@@ -174,11 +174,16 @@ def load_clone(spec: CloneSpec, cfg: CloneStageConfig) -> Clone:
     if len(tokenizer) > rows:
         raise ChatcloneError(f"the clone's tokenizer has {len(tokenizer)} tokens but the model has {rows} embeddings: "
                              "the weights are not the ones this run trained", path=spec.weights or spec.base_model)
-    info = spec.model_info
+    stops, pad = stop_and_pad_ids(spec.model_info, tokenizer)
+    return Clone(spec, model, tokenizer, PromptBuilder(tokenizer, fmt), stops, pad, device)
+
+
+def stop_and_pad_ids(info: dict, tokenizer: Any) -> tuple[list[int], int]:
+    """The token ids a reply stops at (end of turn, eos) and the pad id, from the tokenize run's model info."""
     stops = [i for i in dict.fromkeys([info.get("end_of_turn_id"), info.get("eos_token_id"), tokenizer.eos_token_id])
              if isinstance(i, int)]
     pad = info.get("pad_token_id") if isinstance(info.get("pad_token_id"), int) else stops[0]
-    return Clone(spec, model, tokenizer, PromptBuilder(tokenizer, fmt), stops, pad, device)
+    return stops, pad
 
 
 def _device(choice: Device) -> str:

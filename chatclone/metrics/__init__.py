@@ -10,8 +10,14 @@ lock files out of ~/.cache/huggingface/evaluate.
 
 Metrics:
 - perplexity: of the target's real replies given their real context, from `scoring.score_nll`;
-- style_attribution: would a char n-gram classifier of the target's style take these texts for theirs;
-- surface_stats: lengths, distinct-n, repetition, emoji, punctuation, casing and questions vs the target's.
+- style_attribution: would a char n-gram classifier of the target's style take these texts for theirs (and how well
+  it tells the target's real texts from the others': its ROC AUC);
+- surface_stats: lengths, lines per turn, distinct-n, repetition, emoji, punctuation, casing and questions vs the
+  target's;
+- detectability: can a cross-validated classifier tell a model's replies from the target's real ones (the automatic
+  Turing test; 50 % = indistinguishable);
+- assistant_isms: the share of replies with AI-assistant phrasing ("as an AI", "feel free to", ...);
+- context_use: perplexity of the real replies after their own context vs after another conversation's.
 
 `rates` (a plain module, not a metric) is the one home of rates with their 95 % Wilson intervals and of the check
 whether a rate can be read between a floor and a ceiling (`separation`), for every metric that reports a share.

@@ -18,7 +18,7 @@ from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, caveat, scor
 from chatclone.evaluation.report import log_wandb, sample_rows, write_outputs
 from chatclone.evaluation.sweep import write_sweep_table
 from chatclone.generation.clone import locate
-from chatclone.metrics.rates import format_rate
+from chatclone.metrics.rates import format_auc, format_rate
 
 STAGE = "evaluate_clone"
 
@@ -59,6 +59,8 @@ def print_summary(console: Console, metrics: dict, where: Path) -> None:
         table.add_column(column, justify="right" if column else "left")
     m = metrics["models"]
     table.add_row("held-out perplexity", *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "", "")
+    for row in headline_rows(metrics, names):
+        table.add_row(*row)
     label = "attributed to target" + ("" if check["separable"] else " (cannot tell: see below)")
     table.add_row(label, *(format_rate(m[n]["attribution"]) for n in names),
                   format_rate(metrics["ceiling"]), format_rate(metrics["floor"]))
@@ -67,5 +69,38 @@ def print_summary(console: Console, metrics: dict, where: Path) -> None:
                       "1", "0")
     table.add_row("mean reply chars", *(f"{m[n]['surface']['mean_chars']:.1f}" for n in names),
                   f"{metrics['reference_surface']['mean_chars']:.1f}", "")
+    for row in shape_rows(metrics, names):
+        table.add_row(*row)
     console.print(table)
     console.print(f"wrote report.md, metrics.json, samples.jsonl and plots into {where}", highlight=False)
+
+
+def _maybe(value: dict | None, show) -> str:
+    return "—" if value is None else show(value)
+
+
+def headline_rows(metrics: dict, names: list[str]) -> list[tuple[str, ...]]:
+    """The table rows next to perplexity: detectability (50 % = indistinguishable) and context use, per model; the
+    style classifier's ROC AUC on real held-out messages (in the ceiling column: it is about the real texts)."""
+    m, auc = metrics["models"], metrics.get("attribution_auc")
+    rows = [("detectability (50% = indistinguishable)",
+             *(_maybe(m[n].get("detectability"), format_rate) for n in names), "", ""),
+            ("perplexity after own / another's context",
+             *(_maybe(m[n].get("context_use"), lambda c: f"{c['perplexity_real']:.2f} / {c['perplexity_swapped']:.2f}")
+               for n in names), "", ""),
+            ("own context more likely", *(_maybe(m[n].get("context_use"), lambda c: format_rate(c["own_context_wins"]))
+                                          for n in names), "", "")]
+    if auc is not None:
+        rows.append(("style classifier ROC AUC, target vs others", *("" for _ in names), format_auc(auc), ""))
+    return rows
+
+
+def shape_rows(metrics: dict, names: list[str]) -> list[tuple[str, ...]]:
+    """Lines per reply and assistant-isms, per model and for the target's real replies (the ceiling column)."""
+    m, real = metrics["models"], metrics.get("reference_assistant_isms")
+    rows = [("mean lines per reply", *(f"{m[n]['surface']['mean_lines']:.2f}" for n in names),
+             f"{metrics['reference_surface']['mean_lines']:.2f}", "")]
+    if real is not None:
+        rows.append(("assistant-isms", *(_maybe(m[n].get("assistant_isms"), format_rate) for n in names),
+                     format_rate(real), ""))
+    return rows

@@ -25,6 +25,7 @@ from chatclone.training.reporting import (chatclone_config_callback, configure_w
 from chatclone.training.sizing import Schedule, check_sizes, read_sizes, schedule
 
 STAGE, INPUT_STAGE = "train", "tokenize_dataset"
+SAMPLES = "samples.md"   # chatclone.training.samples.SAMPLES (that module imports transformers: loaded only when used)
 MODEL_FILES = ("adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json",
                "generation_config.json", "model.safetensors.index.json")
 
@@ -45,7 +46,10 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
         warn(warning)
     # eval.fidelity: load the validation data now: fail in seconds, not after training, if it cannot be scored
     fidelity_data = load_fidelity_data(data_dir, cfg.eval.max_contexts) if cfg.eval.fidelity else None
+    sample_contexts = _sample_contexts(cfg, data_dir)
     trainer, plan = _trainer(cfg, run_dir, data_dir, base, data_model)
+    if sample_contexts:
+        _add_sample_callback(trainer, cfg, run_dir, (data_dir, base, data_model), sample_contexts, console)
     if trainer.is_world_process_zero():
         runs.write_json(run_dir, "run_info.json", {"dataset": str(data_dir), "base_model": base,
                                                    "method": cfg.method.name.value})
@@ -65,7 +69,8 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     runs.write_json(run_dir, "metrics.json", metrics)
     curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png",
                              f"{cfg.model.group} {cfg.method.name.value}")
-    outputs += ["metrics.json"] + (["loss_curve.png"] if curve else [])
+    outputs += ["metrics.json"] + (["loss_curve.png"] if curve else []) + (
+        [SAMPLES] if (run_dir / SAMPLES).is_file() else [])
     headline = _report_training(trainer, result, metrics, cfg, "best" in outputs, run_dir, console)
     if cfg.eval.fidelity:
         headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console,
@@ -82,6 +87,30 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
                   f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
                   highlight=False, soft_wrap=True)
     return metrics
+
+
+def _sample_contexts(cfg: TrainConfig, data_dir: Path) -> list:
+    """The validation contexts answered at each evaluation (eval.sample_contexts, evenly spread); [] when samples
+    are off or the run never evaluates. Read before any model loads, so a missing validation.jsonl fails early."""
+    if cfg.eval.sample_contexts == 0 or cfg.trainer.eval_strategy.value == "no":
+        return []
+    return load_fidelity_data(data_dir, cfg.eval.sample_contexts).contexts
+
+
+def _add_sample_callback(trainer: Any, cfg: TrainConfig, run_dir: Path, data: tuple[Path, str, dict],
+                         contexts: list, console: Console) -> None:
+    """The samples callback, with the run's prompt format (clone_spec of the bare base: the same rendering as
+    inference.py). Not under FSDP: generating on one process would wait forever for the others' weight shards."""
+    from chatclone.generation.clone import clone_spec
+    from chatclone.training.samples import SampleCallback
+
+    if getattr(trainer, "is_fsdp_enabled", False):
+        warn("eval.sample_contexts: no samples under FSDP (the weights are sharded over the processes)")
+        return
+    data_dir, base, data_model = data
+    spec = clone_spec(run_dir, None, base, data_dir, data_model)
+    trainer.add_callback(SampleCallback(spec, contexts, trainer.processing_class, run_dir, console,
+                                        seed=cfg.trainer.seed, log_samples=cfg.wandb.log_samples))
 
 
 def _report_training(trainer: Any, result: Any, metrics: dict, cfg: TrainConfig, kept_best: bool, run_dir: Path,

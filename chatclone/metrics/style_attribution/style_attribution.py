@@ -17,6 +17,9 @@ Results, for the candidate texts (`predictions`):
   messages, how often the classifier takes a non-target for the target.
 - `target`, `ceiling`, `floor`: each rate with its count, n and 95 % Wilson interval (`chatclone.metrics.rates`);
   `separation(...)` of that module says whether ceiling and floor are far enough apart to read a rate between them.
+`metric.separation_auc(target_replies, other_texts)`: the classifier's own reliability, threshold-free: the ROC AUC
+of P(target) on the target's real held-out texts against the others' (0.5 = it cannot rank them, 1 = every target
+text above every other), with its 95 % interval (`chatclone.metrics.rates.roc_auc`).
 `classifier=` in compute uses an already fitted classifier (`metric.classifier` of another instance).
 """
 
@@ -26,7 +29,7 @@ import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
-from chatclone.metrics.rates import rate
+from chatclone.metrics.rates import rate, roc_auc
 
 RANDOM_STATE = 0
 _DESCRIPTION = "Share of texts a char n-gram TF-IDF + logistic regression style classifier attributes to the target."
@@ -90,6 +93,14 @@ class StyleAttribution(evaluate.Metric):
         their mean P(target) (`mean_prob`)."""
         probs = self.target_probabilities(texts, classifier)
         return {**rate(sum(p > 0.5 for p in probs), len(probs)), "mean_prob": sum(probs) / len(probs)}
+
+    def separation_auc(self, target_texts: list[str], other_texts: list[str], classifier=None) -> dict:
+        """ROC AUC of P(target) with the target's real texts as positives and the others' as negatives, with its
+        95 % interval and the counts (`{"auc", "ci95", "positives", "negatives"}`)."""
+        if not target_texts or not other_texts:
+            raise ChatcloneError("style_attribution: the ROC AUC needs texts by the target and by someone else")
+        return roc_auc(self.target_probabilities(target_texts, classifier),
+                       self.target_probabilities(other_texts, classifier))
 
     def _compute(self, predictions: list[str], target_replies: list[str] | None = None,
                  other_texts: list[str] | None = None, classifier=None) -> dict:

@@ -4,9 +4,12 @@ punctuation, casing and questions.
     load_metric("surface_stats").compute(predictions=generated, target_replies=real_target_replies)
 
 returns `{"generated": stats, "reference": stats, "difference": generated - reference per stat,
-"length_wasserstein": ..., "length_ks": ...}` (no difference of `replies`, the set sizes); without `target_replies` only `{"generated": stats}`
+"length_wasserstein": ..., "length_ks": ..., "lines_wasserstein": ..., "lines_ks": ...}` (no difference of `replies`, the set sizes); without `target_replies` only `{"generated": stats}`
 (handy to describe any set of texts). Per set of replies:
 - `replies`, `mean_chars`, `median_chars`, `mean_words` (whitespace tokens);
+- `mean_lines`, `median_lines`, `multi_line_rate`: the turn's shape: non-empty lines per reply (a turn is the
+  target's consecutive messages joined by newlines, so lines are about messages per burst), and the share of
+  replies with more than one;
 - `distinct_1`, `distinct_2`: distinct word uni-/bigrams over all word uni-/bigrams of the set
   (lower-cased whitespace tokens; Li et al. 2016). They fall as a set grows: compare sets of similar size;
 - `self_repeat_rate`: share of replies repeating a word 3-gram within themselves (degenerate loops);
@@ -18,7 +21,8 @@ returns `{"generated": stats, "reference": stats, "difference": generated - refe
   codes left out), the share with no upper-case letter, whose first cased letter is upper-case, and with
   no lower-case letter.
 Between the sets: `length_wasserstein` (earth mover's distance between the character-length
-distributions, in characters) and `length_ks` (two-sample Kolmogorov-Smirnov statistic, 0 to 1).
+distributions, in characters) and `length_ks` (two-sample Kolmogorov-Smirnov statistic, 0 to 1); `lines_wasserstein`
+and `lines_ks`, the same for the lines-per-reply distributions.
 """
 
 from __future__ import annotations
@@ -71,8 +75,11 @@ def describe(texts: list[str]) -> dict[str, float]:
     words = [t.lower().split() for t in texts]
     bare = [CUSTOM_EMOJI.sub("", t) for t in texts]
     cased = [t for t in bare if any(c.isupper() or c.islower() for c in t)]
+    lines = [line_count(t) for t in texts]
     return {"replies": n, "mean_chars": sum(lengths) / n, "median_chars": float(statistics.median(lengths)),
             "mean_words": sum(map(len, words)) / n,
+            "mean_lines": sum(lines) / n, "median_lines": float(statistics.median(lines)),
+            "multi_line_rate": sum(count > 1 for count in lines) / n,
             "distinct_1": distinct_n(words, 1), "distinct_2": distinct_n(words, 2),
             "self_repeat_rate": sum(_repeats_ngram(w, REPEAT_N) for w in words) / n,
             "duplicate_rate": 1 - len({t.strip() for t in texts}) / n,
@@ -81,6 +88,11 @@ def describe(texts: list[str]) -> dict[str, float]:
             "exclamation_rate": sum("!" in t for t in texts) / n,
             "question_rate": sum("?" in t for t in texts) / n,
             **casing_rates(cased)}
+
+
+def line_count(text: str) -> int:
+    """Non-empty lines of a reply (0 for an empty one)."""
+    return sum(bool(line.strip()) for line in text.split("\n"))
 
 
 def distinct_n(words: list[list[str]], n: int) -> float:
@@ -111,10 +123,15 @@ def casing_rates(cased: list[str]) -> dict[str, float]:
 
 
 def length_distances(texts: list[str], reference: list[str]) -> dict[str, float]:
-    """Wasserstein distance and KS statistic between the character-length distributions."""
+    """Wasserstein distance and KS statistic between the character-length distributions, and between the
+    lines-per-reply distributions."""
     from scipy.stats import ks_2samp, wasserstein_distance
 
     if not texts or not reference:
         raise ChatcloneError("surface_stats: both sets need at least one text")
-    a, b = [len(t) for t in texts], [len(t) for t in reference]
-    return {"length_wasserstein": float(wasserstein_distance(a, b)), "length_ks": float(ks_2samp(a, b).statistic)}
+    out = {}
+    for name, measure in (("length", len), ("lines", line_count)):
+        a, b = [measure(t) for t in texts], [measure(t) for t in reference]
+        out.update({f"{name}_wasserstein": float(wasserstein_distance(a, b)),
+                    f"{name}_ks": float(ks_2samp(a, b).statistic)})
+    return out
