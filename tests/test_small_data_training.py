@@ -66,8 +66,10 @@ def printed() -> Console:
 
 
 def small(root: Path, model: Path, *more: str) -> list[str]:
-    """A user's overrides on small data: no logging_steps/save settings, so the defaults' adaptations show."""
-    return [f"outputs_root={root}", f"model.name_or_path={model}", "wandb.mode=disabled", *more]
+    """A user's overrides on small data: no logging_steps/save settings, so the defaults' adaptations show
+    (samples while training off: an untrained tiny model answers each with max_new_tokens of nonsense)."""
+    return [f"outputs_root={root}", f"model.name_or_path={model}", "wandb.mode=disabled", "eval.sample_contexts=0",
+            *more]
 
 
 # --- 4. small data ---------------------------------------------------------------------------------------------
