@@ -8,20 +8,17 @@ Writes report.md, metrics.json, samples.jsonl, perplexity.png, attribution.png, 
 into outputs/evaluate_clone/.
 """
 
-from functools import partial
-
 import hydra
 from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone.cli import run_stage
 from chatclone.evaluation.sweep import current_sweep_dir
-from chatclone.stages.evaluate_clone import evaluate_clone
 
 
 @hydra.main(config_path="conf", config_name="evaluate_clone", version_base="1.3")
 def main(cfg) -> None:
-    run_stage(partial(evaluate_clone, sweep_dir=current_sweep_dir()), OmegaConf.to_object(cfg))
+    run_stage("evaluate_clone", OmegaConf.to_object(cfg), sweep_dir=current_sweep_dir())  # imported after threads
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone.cli import run_stage
-from chatclone.stages.generate_from_prompt import generate_from_prompt
 
 
 @hydra.main(config_path="conf", config_name="generate_from_prompt", version_base="1.3")
 def main(cfg) -> None:
-    run_stage(generate_from_prompt, OmegaConf.to_object(cfg))
+    run_stage("generate_from_prompt", OmegaConf.to_object(cfg))  # imported once its threads are set
 
 
 if __name__ == "__main__":

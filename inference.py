@@ -14,12 +14,11 @@ from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone.cli import run_stage
-from chatclone.stages.inference import inference
 
 
 @hydra.main(config_path="conf", config_name="inference", version_base="1.3")
 def main(cfg) -> None:
-    run_stage(inference, OmegaConf.to_object(cfg))
+    run_stage("inference", OmegaConf.to_object(cfg))  # imported once its threads are set
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -12,10 +13,12 @@ from chatclone.errors import ChatcloneError
 HYDRA_SUBDIR = ".hydra"
 
 
-def run_stage(stage: Callable[..., object], cfg: object) -> object:
-    """Call `stage(cfg, run_dir)` in the current Hydra run dir; ChatcloneError -> `error: ...`, exit 2.
+def run_stage(stage: str | Callable[..., object], cfg: object, **kwargs: object) -> object:
+    """Call `stage(cfg, run_dir, **kwargs)` in the current Hydra run dir; ChatcloneError -> `error: ...`, exit 2.
 
-    A run dir that already holds a finished run is refused before anything is written into it."""
+    `stage` is a stage's name (`train`: chatclone.stages.train.train), imported only after the config's `threads`
+    are applied (chatclone.threads): the OpenMP runtime reads its wait policy when torch loads it. A run dir that
+    already holds a finished run is refused before anything is written into it."""
     from hydra.core.hydra_config import HydraConfig
 
     from chatclone import runs
@@ -28,7 +31,13 @@ def run_stage(stage: Callable[..., object], cfg: object) -> object:
     try:
         runs.start_run(run_dir)
         save_hydra_record(run_dir, cfg)
-        return stage(cfg, run_dir)
+        if hasattr(cfg, "threads"):
+            from chatclone import threads
+
+            threads.apply(cfg.threads)
+        if isinstance(stage, str):
+            stage = getattr(importlib.import_module(f"chatclone.stages.{stage}"), stage)
+        return stage(cfg, run_dir, **kwargs)
     except ChatcloneError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

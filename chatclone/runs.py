@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chatclone import __version__
 from chatclone.errors import ChatcloneError
+from chatclone.threads import applied as applied_threads
 
 MANIFEST = "manifest.json"
 DEFAULT_OUTPUTS_ROOT = "outputs"   # every script's outputs_root default
@@ -81,6 +82,8 @@ def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], out
         "summary": summary,
         "config": config,
     }
+    if (threads := applied_threads()) is not None:  # torch's CPU threads and OpenMP wait policy (chatclone.threads)
+        manifest["threads"] = threads
     tmp = Path(run_dir) / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(plain(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, Path(run_dir) / MANIFEST)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
+from chatclone.config.threads import ThreadsConfig
 from chatclone.config.train import WandbConfig
 from chatclone.errors import ChatcloneError
 
@@ -68,7 +69,7 @@ class SamplingConfig:
 
 
 @dataclass
-class CloneStageConfig:
+class CloneStageConfig(ThreadsConfig):
     """What the three scripts share: which clone to load, how, and how it samples."""
     run: str = "latest"                  # latest | a train run dir | base
     checkpoint: Checkpoint = Checkpoint.final
@@ -85,6 +86,7 @@ class CloneStageConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def check(self) -> None:
+        self.check_threads()
         self.sampling.check()
         if not self.run:
             raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")

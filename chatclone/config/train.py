@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Optional
 
 from chatclone.config.model import ModelConfig
+from chatclone.config.threads import ThreadsConfig
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.settings import TrainEvalConfig
 
@@ -96,7 +97,7 @@ class ExportConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ThreadsConfig):
     input: str = "latest"
     outputs_root: str = "outputs"
     resume: Optional[str] = None
@@ -115,6 +116,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Value checks the schema's types cannot express; errors name the override to fix."""
+        self.check_threads()
         self.model.check()
         if self.eval.fidelity:
             self.eval.check()
