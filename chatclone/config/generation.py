@@ -28,6 +28,7 @@ class Checkpoint(str, Enum):
 class Mode(str, Enum):
     chat = "chat"
     prompt = "prompt"
+    compare = "compare"
 
 
 class Device(str, Enum):
@@ -118,10 +119,17 @@ class InferenceConfig(ConversationStageConfig):
     mode: Mode = Mode.chat
     prompt: Optional[str] = None         # mode=prompt: the message to answer; mode=chat: an opening message
     user_name: Optional[str] = None      # null = the target's most frequent partner in the training data
+    messages: list[str] = field(default_factory=list)   # mode=compare: each answered by the base and the clone
 
     def check(self) -> None:
         super().check()
         _check_names([self.user_name] if self.user_name is not None else [], "user_name")
+        if self.mode is Mode.compare:
+            self._check_compare()
+            return
+        if self.messages:
+            raise ChatcloneError(f"messages: only mode=compare answers a list of messages (mode={self.mode.value} "
+                                 "answers prompt=...); add mode=compare or leave messages out")
         if self.mode is Mode.prompt and (self.prompt is None or not str(self.prompt).strip()):
             raise ChatcloneError('prompt is empty: mode=prompt answers one message, e.g. prompt="hey, you up?" '
                                  "(or prompt=- to read it from stdin)")
@@ -129,6 +137,17 @@ class InferenceConfig(ConversationStageConfig):
             self.check_one_sequence("mode=chat streams one reply at a time")
             if self.prompt == STDIN_PROMPT:
                 raise ChatcloneError("prompt=-: mode=chat already reads its messages from stdin")
+
+    def _check_compare(self) -> None:
+        if not self.messages or not all(str(m).strip() for m in self.messages):
+            raise ChatcloneError('messages: mode=compare needs one or more non-empty messages, e.g. '
+                                 "'messages=[\"are you free saturday?\",\"what are you up to?\"]'")
+        if self.prompt is not None:
+            raise ChatcloneError("prompt: mode=compare answers each of messages=[...], not prompt; leave prompt out")
+        if self.run == BASE_RUN:
+            raise ChatcloneError("run=base: mode=compare puts the base model next to a train run's clone; name the "
+                                 "train run (run=latest or run=outputs/train/<run>)")
+        self.check_one_sequence("mode=compare shows one reply per model and message")
 
 
 @dataclass

@@ -7,6 +7,8 @@
 - `fidelity`: both models scored with the chatclone.metrics modules, metrics assembled;
 - `report`: metrics.json, samples.jsonl, report.md, plots, W&B; `sweep`: one row per job of a sweep;
 - `training`: the same scoring at the end of train.py.
+- `side_by_side`: inference.py mode=compare: the base model's and the clone's replies to the same messages,
+  and both held-out perplexities.
 
 Nothing is imported here: chatclone.config.train imports `settings`, and the rest imports the config package.
 """

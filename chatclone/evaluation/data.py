@@ -51,7 +51,7 @@ class FidelityData:
 
 def load_fidelity_data(data_dir: Path, max_contexts: int) -> FidelityData:
     """Read and check everything the scoring needs from a tokenize_dataset run and its process_messages run."""
-    examples, target_tokens = _labelled_examples(Path(data_dir))
+    examples, target_tokens = labelled_examples(Path(data_dir))
     split_dir = _process_run(Path(data_dir))
     everyone = _contexts(split_dir / f"{VALIDATION}.jsonl")
     if not everyone:
@@ -73,7 +73,7 @@ def spread(items: list, count: int) -> list:
     return [items[(i * len(items)) // count] for i in range(count)]
 
 
-def _labelled_examples(data_dir: Path) -> tuple[list[dict], int]:
+def labelled_examples(data_dir: Path) -> tuple[list[dict], int]:
     """Validation rows with a labelled (target) token, as score_nll examples; checked to be non-empty."""
     from datasets import load_from_disk
 

@@ -90,9 +90,9 @@ def rng(cfg: CloneStageConfig) -> random.Random:
 
 
 def finish(cfg: CloneStageConfig, run_dir: Path, stage: str, spec: CloneSpec, replies: list[Reply],
-           outputs: list[str], extra: dict, console: Console) -> dict:
-    """generations.jsonl, the W&B table, manifest.json (last); returns the summary."""
-    rows = generation_rows(replies, cfg, stage=stage)
+           outputs: list[str], extra: dict, console: Console, rows: list[dict] | None = None) -> dict:
+    """generations.jsonl (`rows`, or one row per reply), the W&B table, manifest.json (last); returns the summary."""
+    rows = generation_rows(replies, cfg, stage=stage) if rows is None else rows
     outputs = [*outputs, write_jsonl(run_dir, GENERATIONS, rows)]
     summary = {**summarize(replies), **extra, "clone": spec.describe(), "sampling": cfg.sampling.name,
                "base_only": cfg.run == BASE_RUN}
