@@ -10,7 +10,7 @@ SmolLM2-135M (as bench_generate.py trains it). Contenders, each in its own proce
   old   torch's defaults: one OpenMP thread per core, the runtime's own waiting (libgomp spins ~300,000 times at a
         barrier before it sleeps)
   new   chatclone's defaults, threads=auto (chatclone.threads.apply before torch is imported): the cores other
-        processes leave free, OMP_WAIT_POLICY=PASSIVE
+        processes leave free, GOMP_SPINCOUNT=10000 (a short spin, then sleep)
 Conditions:
   idle  nothing started by the benchmark (other users' load is not controlled: see the load column)
   busy  one competing process on one core (--load), started before the contender (so `auto` sees it), killed after

@@ -12,8 +12,10 @@ defaults than with one thread.
 - threads: `auto` = the cores this process may use (its CPU affinity, capped by a cgroup CPU quota) minus the
   cores other processes keep busy (sampled for SAMPLE_SECONDS with psutil), at least 1; an integer forces that
   count. With `auto`, an OMP_NUM_THREADS in the environment (yours, or torchrun's) wins: torch's own count stands.
-- waiting: OMP_WAIT_POLICY=PASSIVE (the OpenMP standard's variable; the GNU runtime torch ships, libgomp, then
-  sleeps at once instead of spinning, and Intel's/LLVM's also drop their KMP_BLOCKTIME spin to 0). It matters when
+- waiting: GOMP_SPINCOUNT=10000 (torch ships GNU libgomp, whose threads spin ~300,000 times at a barrier before
+  they sleep): a thread waiting for a descheduled one soon sleeps and gives the core back. Measured with
+  benchmarks/bench_contention.py: OMP_WAIT_POLICY=PASSIVE (sleep at once) cost ~45 % of decoding tokens/s on an
+  idle machine, where barriers are many and short; 10,000 spins cost nothing measurable there. It matters when
   load arrives after the count was chosen. The runtime reads it once, when torch loads it, so it is set only
   before that; an OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME in the environment is yours and wins.
 `applied()` is what was decided, recorded in each run's manifest.json ("threads"); nothing is printed, so a run
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 COUNT_ENV = "OMP_NUM_THREADS"
 WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")   # any of them set: the user chose how to wait
-WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
+WAIT_POLICY = {"GOMP_SPINCOUNT": "10000"}
 SAMPLE_SECONDS = 0.3
 OPENMP_LIBRARIES = ("libgomp", "libiomp5", "libomp")
 _applied: dict | None = None
@@ -79,7 +81,7 @@ def decide(setting: str, environ: Mapping[str, str], cores: int, busy: Callable[
 
 
 def wait_policy(environ: Mapping[str, str], openmp_loaded: bool) -> tuple[dict[str, str], str]:
-    """(variables to set, why): PASSIVE unless the environment chose, or the runtime has read it already."""
+    """(variables to set, why): WAIT_POLICY unless the environment chose, or the runtime has read it already."""
     mine = {k: environ[k] for k in WAIT_ENV if k in environ}
     if mine and not _policy_set_here:
         return {}, "environment: " + ", ".join(f"{k}={v}" for k, v in mine.items())

@@ -90,11 +90,12 @@ def test_scripts_that_run_no_model_refuse_the_key(script):
 
 
 @pytest.mark.parametrize("environ, expected", [
-    ({}, ({"OMP_WAIT_POLICY": "PASSIVE"}, "chatclone: OMP_WAIT_POLICY=PASSIVE")),
+    ({}, ({"GOMP_SPINCOUNT": "10000"}, "chatclone: GOMP_SPINCOUNT=10000")),
     ({"OMP_WAIT_POLICY": "ACTIVE"}, ({}, "environment: OMP_WAIT_POLICY=ACTIVE")),
-    ({"GOMP_SPINCOUNT": "10000"}, ({}, "environment: GOMP_SPINCOUNT=10000")),
+    ({"GOMP_SPINCOUNT": "300000"}, ({}, "environment: GOMP_SPINCOUNT=300000")),
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, ({}, "environment: OMP_WAIT_POLICY=PASSIVE")),
     ({"KMP_BLOCKTIME": "1"}, ({}, "environment: KMP_BLOCKTIME=1"))])
-def test_wait_policy_is_passive_unless_the_user_chose(environ, expected):
+def test_wait_policy_is_a_short_spin_unless_the_user_chose(environ, expected):
     assert threads.wait_policy(environ, openmp_loaded=False) == expected
 
 
@@ -128,7 +129,7 @@ def test_a_train_run_forces_its_count_and_sets_the_wait_policy(dm_tokenized, tin
     recorded = manifest["threads"]
     assert recorded["count"] == 1 and recorded["source"] == "threads=1" and manifest["config"]["threads"] == "1"
     # set before torch loaded OpenMP: the stage is imported after the threads are applied
-    assert recorded["wait_policy"] == "chatclone: OMP_WAIT_POLICY=PASSIVE"
+    assert recorded["wait_policy"] == "chatclone: GOMP_SPINCOUNT=10000"
     assert recorded["openmp"] in (*threads.OPENMP_LIBRARIES, None)
 
 
