@@ -5,6 +5,7 @@ Usage:
     printf 'hey\nsaturday still on?\n' | python inference.py    # scripted chat: one message a line
     python inference.py mode=prompt prompt="hey you up?" sampling.num_return_sequences=3
     python inference.py run=base mode=prompt prompt="hey"       # the bare base model, for comparison
+    python inference.py mode=compare 'messages=["hey, you up?","free saturday?"]'   # base | clone side by side
     python inference.py -m mode=prompt prompt="hey" sampling.temperature=0.3,0.7,1.0 sampling.top_p=0.8,0.95
 Writes generations.jsonl (conversation.jsonl/.txt in chat mode) and manifest.json into outputs/inference/.
 """
