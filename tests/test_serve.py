@@ -25,20 +25,11 @@ from chatclone.errors import ChatcloneError
 from chatclone.serving.messages import MessageError, Speakers, to_history
 from chatclone.serving.service import model_ids
 from tests.conftest import ROOT
-from tests.serving_helpers import Server, train_tiny_clone
+from tests.serving_helpers import Server
 
 KEY = "test-key-5dd1c3"
 MARKER = "zebra-marker-9431"    # a message text that must not reach any log or file unless log_conversations=true
 HEY = [{"role": "user", "content": "hey, you up?"}]
-
-
-@pytest.fixture(scope="session")
-def serve_root(tiny_llama: Path, dm_tokenized: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """outputs_root with two finished train runs of the tiny Llama: train/tamsin and train/orrin."""
-    root = tmp_path_factory.mktemp("serve-outputs")
-    train_tiny_clone(root, tiny_llama, "tamsin.vale", "tamsin")
-    train_tiny_clone(root, tiny_llama, "orrin.byrd", "orrin")
-    return root
 
 
 def _clones(root: Path, *names: str) -> str:
