@@ -385,3 +385,62 @@ def test_bad_config_is_one_line_naming_the_key(change, words, monkeypatch):
 def test_loopback_hosts():
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost", "[::1]"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.com"))
+
+
+# --- the batch itself, in process -----------------------------------------------------------------------------------
+
+def test_a_row_decodes_alike_alone_in_a_padded_batch_and_joining_mid_flight(serve_root):
+    """Left padding, the attention mask, per-row positions, dropping finished rows and merging a prefilled newcomer
+    into a running batch change nothing a row computes: its greedy and its seeded sampled tokens are the same."""
+    import torch
+
+    from chatclone.config.generation import CloneStageConfig
+    from chatclone.generation.clone import load_clone, locate
+    from chatclone.serving.engine import Batch, Job, Settings
+
+    cfg = CloneStageConfig(run=str(serve_root / "train" / "tamsin"), outputs_root=str(serve_root), fast_decode=False)
+    clone = load_clone(locate(cfg), cfg)
+    texts = ["hey", "what are you up to tonight? i was thinking we could get food after", "yo"]
+    prompts = [clone.prompts.fit([clone.prompts.message("Orrin", t)], "Tamsin", 400)[0] for t in texts]
+    settings = [Settings(0.0, 1.0, 0, 1.0, 12, None), Settings(1.0, 0.9, 0, 1.1, 12, 7),
+                Settings(0.8, 1.0, 40, 1.0, 5, 3)]   # greedy, nucleus + penalty, top-k and a shorter budget
+
+    def decode(indices: list[int], join_at: int | None = None) -> dict[int, list[int]]:
+        batch, rows = Batch(clone, threading.Lock()), {}
+        jobs = {i: Job("t", prompts[i], 1, settings[i], ["Tamsin", "Orrin"], (), lambda e: None) for i in indices}
+        first = indices if join_at is None else indices[:1]
+        batch.add([jobs[i] for i in first])
+        rows.update({i: r for i, r in zip(first, batch.rows)})
+        steps = 0
+        while batch.rows:
+            if steps == join_at:
+                batch.add([jobs[i] for i in indices[1:]])
+                rows.update({i: r for i, r in zip(indices[1:], batch.rows[-(len(indices) - 1):])})
+            batch.step()
+            steps += 1
+        return {i: row.ids for i, row in rows.items()}
+
+    torch.manual_seed(0)
+    alone = {i: decode([i])[i] for i in range(3)}
+    assert decode([0, 1, 2]) == alone
+    assert decode([1, 0, 2], join_at=3) == alone
+    assert len(alone[2]) <= 5 and len(alone[0]) <= 12
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--clients", "0"], "argument --clients: must be a whole number >= 1, got '0'"),
+    (["--contenders", "fast"], "argument --contenders: invalid choice: 'fast'")])
+def test_bench_serve_refuses_bad_flags(flags, message):
+    result = subprocess.run([sys.executable, "benchmarks/bench_serve.py", *flags], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_api_key_on_the_command_line_never_reaches_the_run_dir(tmp_path):
+    result = subprocess.run([sys.executable, "serve.py", "host=0.0.0.0", "api_key=cmdline-secret-77",
+                             f"clones=[{tmp_path / 'no-such-run'}]", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: clones[0]="), result.stderr
+    record = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "run" / ".hydra").iterdir())
+    assert "api_key=<redacted>" in record and "api_key: <redacted>" in record
+    assert "cmdline-secret-77" not in record and "cmdline-secret-77" not in result.stderr

@@ -230,7 +230,7 @@ class Reply:
             while True:
                 try:
                     event = await asyncio.wait_for(events.get(), WAIT_POLL_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if await request.is_disconnected():
                         job.cancel()
                         return {}
