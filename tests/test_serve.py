@@ -312,7 +312,7 @@ def test_full_queue_answers_503_with_retry_after(servers):
     def one() -> None:
         barrier.wait()
         results.append(httpx.post(server.url + "/v1/chat/completions", headers=headers, timeout=60,
-                                  json={"model": "tamsin", "messages": HEY, "max_tokens": 900}))
+                                  json={"model": "tamsin", "messages": HEY, "max_tokens": 300}))
 
     threads = [threading.Thread(target=one) for _ in range(6)]
     for thread in threads:

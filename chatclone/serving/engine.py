@@ -30,6 +30,7 @@ from chatclone.generation.clone import Clone
 from chatclone.generation.stops import SpeakerCut, StreamGate
 
 log = logging.getLogger(__name__)
+CANDIDATES = 256   # the most likely tokens a row's nucleus is looked for in first (see sample)
 
 
 class QueueFull(Exception):
@@ -110,35 +111,41 @@ class Row:
 
 
 def sample(logits: Any, rows: list[Row], history: list[list[int]]) -> list[int]:
-    """One token per row from its logits [rows, vocab], with the row's own settings and generator."""
+    """One token per row from its logits [rows, vocab], with the row's own settings and generator.
+
+    The nucleus (top_p) is found among the CANDIDATES most likely tokens, and only a row whose nucleus is wider
+    than that sorts its whole vocabulary: the same distribution, but a full sort of SmolLM2's 49k logits costs
+    about as much as a decoding step (measured: 5 ms of an 18 ms tiny-model step), and a batch would pay it per row."""
     import torch
 
     logits = logits.float()
     for i, row in enumerate(rows):
-        penalty = row.job.settings.repetition_penalty
+        penalty, k = row.job.settings.repetition_penalty, row.job.settings.top_k
         if penalty != 1.0 and history[i]:
             seen = torch.tensor(sorted(set(history[i])), device=logits.device)
             values = logits[i, seen]
             logits[i, seen] = torch.where(values > 0, values / penalty, values * penalty)
+        if 0 < k < logits.shape[-1]:
+            logits[i] = logits[i].masked_fill(logits[i] < torch.topk(logits[i], k).values[-1], float("-inf"))
     temps = torch.tensor([max(r.job.settings.temperature, 1e-5) for r in rows], device=logits.device)
-    scaled = logits / temps[:, None]
-    for i, row in enumerate(rows):
-        k = row.job.settings.top_k
-        if 0 < k < scaled.shape[-1]:
-            kth = torch.topk(scaled[i], k).values[-1]
-            scaled[i] = scaled[i].masked_fill(scaled[i] < kth, float("-inf"))
-    ordered, order = torch.sort(scaled, dim=-1, descending=True)
-    probs = torch.softmax(ordered, dim=-1)
-    top_p = torch.tensor([r.job.settings.top_p for r in rows], device=logits.device)
-    outside = (torch.cumsum(probs, dim=-1) - probs) > top_p[:, None]   # the first token always stays
-    probs = torch.softmax(ordered.masked_fill(outside, float("-inf")), dim=-1)
-    out = []
-    for i, row in enumerate(rows):
-        if row.job.settings.temperature == 0:
-            out.append(int(order[i, 0]))
-        else:
-            out.append(int(order[i, torch.multinomial(probs[i], 1, generator=row.generator)]))
-    return out
+    probs = torch.softmax(logits / temps[:, None], dim=-1)
+    top, order = probs.topk(min(CANDIDATES, probs.shape[-1]), dim=-1)
+    return [_draw(logits[i], probs[i], top[i], order[i], row) for i, row in enumerate(rows)]
+
+
+def _draw(logits: Any, probs: Any, top: Any, order: Any, row: Row) -> int:
+    import torch
+
+    settings = row.job.settings
+    if settings.temperature == 0:
+        return int(logits.argmax())
+    if settings.top_p >= 1:
+        return int(torch.multinomial(probs, 1, generator=row.generator))
+    if float(top.sum()) < settings.top_p:   # a nucleus wider than the candidates: sort them all
+        top, order = torch.sort(probs, descending=True)
+    keep = (torch.cumsum(top, dim=-1) - top) <= settings.top_p   # the most likely token always stays
+    nucleus = top * keep
+    return int(order[torch.multinomial(nucleus / nucleus.sum(), 1, generator=row.generator)])
 
 
 class Batch:
