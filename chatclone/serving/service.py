@@ -175,6 +175,8 @@ def _check_messages(messages: object, limits: LimitsConfig) -> None:
 
 
 def _stops(stop: object, limits: LimitsConfig) -> list[str]:
+    if stop is not None and not isinstance(stop, (str, list)):
+        raise RequestError(400, "stop: a string or a list of strings", "stop")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if len(stops) > limits.max_stop:
         raise RequestError(400, f"stop: {len(stops)} sequences, at most {limits.max_stop}", "stop")
