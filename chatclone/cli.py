@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from chatclone.errors import ChatcloneError
 
 HYDRA_SUBDIR = ".hydra"
+# A secret given on the command line (serve.py api_key=...) never reaches the run dir's record.
+SECRET = re.compile(r"""(\bapi_key\s*[:=]\s*)(?!null\s*$)('[^']*'|"[^"]*"|[^\s,\]]+)""", re.MULTILINE)
 
 
 def run_stage(stage: str | Callable[..., object], cfg: object, **kwargs: object) -> object:
@@ -47,7 +50,7 @@ def save_hydra_record(run_dir: Path, cfg: object) -> Path:
     """.hydra/config.yaml, hydra.yaml and overrides.yaml, as Hydra writes them (the sweep tables read
     overrides.yaml). The scripts set hydra.output_subdir=null so that Hydra does not write them itself: it would,
     before the run dir is checked, into a finished run too. Each file is replaced atomically (DDP ranks share
-    the run dir and all write the same record)."""
+    the run dir and all write the same record). An `api_key` value is written as `<redacted>`."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -58,6 +61,6 @@ def save_hydra_record(run_dir: Path, cfg: object) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in record.items():
         tmp = folder / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(SECRET.sub(r"\1<redacted>", text), encoding="utf-8")
         os.replace(tmp, folder / name)
     return folder

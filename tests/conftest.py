@@ -92,3 +92,15 @@ def dm_tokenized(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     cfg.model.name_or_path = str(tiny_llama)
     tokenize_dataset(cfg, root / "tokenize_dataset" / "run", console=quiet())
     return root
+
+
+@pytest.fixture(scope="session")
+def serve_root(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """outputs_root with two finished train runs of the tiny Llama on the bundled DM, train/tamsin (target
+    tamsin.vale) and train/orrin (orrin.byrd), for serve.py (tests/test_serve*.py)."""
+    from tests.serving_helpers import train_tiny_clone
+
+    root = tmp_path_factory.mktemp("serve-outputs")
+    train_tiny_clone(root, tiny_llama, TARGET_USERNAME, "tamsin")
+    train_tiny_clone(root, tiny_llama, "orrin.byrd", "orrin")
+    return root

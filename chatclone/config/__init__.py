@@ -16,6 +16,7 @@ from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each 
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
+from chatclone.config.serve import ServeConfig
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.config.train import TrainConfig
 from chatclone.logs import HYDRA_LOGGING, JOB_LOGGING
@@ -66,6 +67,8 @@ def register() -> None:
     # evaluate_clone.py: the clone settings of the generation scripts plus the `eval` section; its `sampling` group
     # options merge into the typed SamplingConfig node.
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
+    # serve.py: clones over an OpenAI-compatible API; its `sampling` group options give the requests' defaults.
+    cs.store(name="serve_schema", node=ServeConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
