@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
+from chatclone.config.judging import JudgeReportConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.config.train import TrainConfig
@@ -66,6 +67,9 @@ def register() -> None:
     # evaluate_clone.py: the clone settings of the generation scripts plus the `eval` section; its `sampling` group
     # options merge into the typed SamplingConfig node.
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
+    # judge_report.py: which judging run to report on. (The web server's `judging` section is JudgingConfig,
+    # chatclone/config/judging.py, with its defaults in conf/judging/default.yaml.)
+    cs.store(name="judge_report_schema", node=JudgeReportConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
