@@ -17,10 +17,11 @@ from pathlib import Path
 
 from chatclone import runs
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.fidelity import FINE_TUNED
-from chatclone.evaluation.report import SAMPLES
 
 STAGE, SOURCE_STAGE = "judging", "evaluate_clone"
+# samples.jsonl and its clone column, as chatclone.evaluation.report and .fidelity name them (not imported: those
+# modules load transformers, which the judging page and judge_report.py have no use for).
+SAMPLES, FINE_TUNED = "samples.jsonl", "fine_tuned"
 ITEMS, VOTES, SECRET = "items.jsonl", "votes.sqlite", "secret"
 SIDES = ("a", "b")
 

@@ -50,17 +50,19 @@ def verdict(clone_picked: dict | None) -> str:
         return "no decided votes yet"
     low, high = clone_picked["ci95"]
     if low <= 0.5 <= high:
-        return "cannot tell at this n (the interval contains 50 %)"
-    return "spot the clone" if high < 0.5 else "take the clone for the target"
+        return "at chance"
+    return "spot the clone" if high < 0.5 else "fooled: pick the clone"
 
 
 def print_report(console: Console, report: dict, where: Path) -> None:
     """The table: per judge and overall, the clone-picked rate with its interval, the can't-tell votes, a verdict."""
     table = Table(title=f"blind judging: {report['target']} or the clone? ({report['items']} items)",
-                  caption="clone picked = decided votes that took the clone's reply for the real one; 50 % = the "
-                          "judges cannot tell", caption_justify="left")
-    for column in ("judge", "clone picked [95 % interval] n", "can't tell", "votes", "verdict"):
-        table.add_column(column, justify="left" if column in ("judge", "verdict") else "right")
+                  caption="clone picked = decided votes that took the clone's reply for the real one. 50 % = the "
+                          "judges cannot tell. At chance: the interval holds 50 %, no evidence at this n that they can "
+                          "tell (more votes narrow it); spot the clone: all of it below 50 %; fooled: all of it "
+                          "above (the clone taken for the target more often than the target).", caption_justify="left")
+    for column in ("judge", "clone picked [95 % CI] n", "can't tell", "votes", "verdict"):
+        table.add_column(column, justify="left" if column in ("judge", "verdict") else "right", no_wrap=True)
     rows = [*report["judges"].items(), (OVERALL, report["overall"])]
     for name, t in rows:
         shown = "—" if t["clone_picked"] is None else format_rate(t["clone_picked"])

@@ -16,13 +16,16 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
 from chatclone import runs
 from chatclone.config.judging import JudgingConfig, check_judge_name
 from chatclone.errors import ChatcloneError
-from chatclone.judging.access import (ApiKeyCheck, bearer_check, is_loopback, judge_links, read_secret,
-                                      token_valid)
-from chatclone.judging.pairs import SOURCE_STAGE, STAGE, VOTES, load_items, prepare_judging, read_judging_run
+from chatclone.judging.access import ApiKeyCheck, bearer_check, is_loopback, judge_links, read_secret, token_valid
 from chatclone.judging.page import render
+from chatclone.judging.pairs import SOURCE_STAGE, STAGE, VOTES, load_items, prepare_judging, read_judging_run
 from chatclone.judging.votes import CHOICES, DuplicateVote, read_votes, record_vote
 
 PREFIX = "/judge"
@@ -34,9 +37,7 @@ class RequestError(Exception):
         super().__init__(message)
 
 
-def error_response(e: RequestError):
-    from fastapi.responses import JSONResponse
-
+def error_response(e: RequestError) -> JSONResponse:
     kind = {401: "authentication_error", 404: "not_found_error", 409: "conflict_error"}.get(e.status,
                                                                                          "invalid_request_error")
     return JSONResponse({"error": {"message": e.message, "type": kind, "param": e.param}}, status_code=e.status)
@@ -96,13 +97,9 @@ class Judging:
         return {"recorded": True, "done": done, "total": len(self.items)}
 
 
-def judging_router(judging_dir: Path, api_key: str | ApiKeyCheck | None = None, prefix: str = PREFIX):
+def judging_router(judging_dir: Path, api_key: str | ApiKeyCheck | None = None, prefix: str = PREFIX) -> APIRouter:
     """An APIRouter serving the judging run in `judging_dir` under `prefix`. `api_key`: the server's API key, or
     its check (a callable taking the request, true when it carries the key); None = loopback and tokens only."""
-    from fastapi import APIRouter, Request
-    from fastapi.responses import HTMLResponse
-    from starlette.concurrency import run_in_threadpool
-
     judging = Judging(Path(judging_dir), bearer_check(api_key))
     router = APIRouter(prefix=prefix)
 
