@@ -316,6 +316,16 @@ def test_a_body_that_is_not_json_and_a_second_vote_are_refused(judging):
     assert [v.choice for v in read_votes(judging / VOTES)] == ["b"]
 
 
+def test_a_broken_votes_file_under_the_server_is_a_json_error_not_a_traceback(judging):
+    api = client(judging, host="127.0.0.1")
+    (judging / VOTES).write_bytes(b"not a database" * 100)
+    answer = api.post("/judge/api/vote", json={"judge": "ann", "item": 0, "choice": "a"})
+    assert answer.status_code == 503 and "the votes database cannot be used now" in answer.json()["error"]["message"]
+    (judging / VOTES).unlink()
+    answer = api.get("/judge/api/next", params={"judge": "ann"})
+    assert answer.status_code == 500 and "no votes database" in answer.json()["error"]["message"]
+
+
 def test_off_loopback_a_judge_needs_their_token_or_the_api_key(judging):
     api, secret = client(judging), read_secret(judging)
     ann = {"judge": "ann", "token": judge_token(secret, "ann")}
@@ -334,6 +344,12 @@ def test_off_loopback_a_judge_needs_their_token_or_the_api_key(judging):
     assert api.get("/judge/api/next", params={"judge": "bo"}, headers=wrong).status_code == 401
     custom = client(judging, api_key=lambda request: request.headers.get("x-key") == "k")   # the server's check
     assert custom.get("/judge/api/next", params={"judge": "bo"}, headers={"x-key": "k"}).status_code == 200
+
+    def refuses(request):   # a check that raises instead of answering false: a judge's token still lets them in
+        raise PermissionError("no key")
+
+    assert client(judging, api_key=refuses).get("/judge/api/next", params=ann).status_code == 200
+    assert client(judging, api_key=refuses).get("/judge/api/next", params={"judge": "ann"}).status_code == 401
     assert client(judging, api_key=None).get("/judge/api/next", params={"judge": "bo"},
                                              headers=bearer).status_code == 401
     assert [(v.judge, v.item) for v in read_votes(judging / VOTES)] == [("ann", 0)]
@@ -426,6 +442,16 @@ def judge_in_browser(driver, url: str, picks: list[str], items: dict, name: str 
     return progress
 
 
+def read_lines(process: subprocess.Popen, count: int, timeout: float = 60) -> list[str]:
+    """The next `count` lines of a process's stdout; fewer when it closes or `timeout` passes first."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline() for _ in range(count)),
+                              daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return list(lines)
+
+
 def test_two_judges_vote_through_the_page_and_the_report_shows_both(tmp_path, browser):
     import httpx
 
@@ -438,7 +464,7 @@ def test_two_judges_vote_through_the_page_and_the_report_shows_both(tmp_path, br
     server = subprocess.Popen([sys.executable, "-m", "tests.judging_server", str(judging), base, KEY, "ann,bo",
                                *addresses], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        printed = [server.stdout.readline() for _ in range(4)]   # the page line, two links, "serving"
+        printed = read_lines(server, 4)   # the page line, two links, "serving"
         assert printed[-1] == "serving\n", (printed, server.stderr.read() if server.poll() is not None else "")
         links = dict(line.strip().split(": ", 1) for line in printed[1:3])
         assert links == judge_links(judging, ["ann", "bo"], base)

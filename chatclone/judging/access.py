@@ -53,12 +53,19 @@ def is_loopback(host: str | None) -> bool:
 
 
 def bearer_check(api_key: str | ApiKeyCheck | None) -> ApiKeyCheck:
-    """The API-key check as a callable: the server's own, or one comparing `Authorization: Bearer <key>` with
-    `api_key` in constant time; None = no key (only loopback and tokens let anyone in)."""
+    """The API-key check as a callable: the server's own (a plain function of the request, true when it carries
+    the key; one that raises counts as false), or one comparing `Authorization: Bearer <key>` with `api_key` in
+    constant time; None = no key (only loopback and tokens let anyone in)."""
     if api_key is None:
         return lambda request: False
     if callable(api_key):
-        return api_key
+        def server_check(request) -> bool:
+            try:
+                return bool(api_key(request))
+            except Exception:   # a check that refuses by raising (an HTTPException): no key; a token may still do
+                return False
+
+        return server_check
 
     expected = f"Bearer {api_key}".encode()
 

@@ -13,6 +13,7 @@ that no item is always seen first; which reply is the clone's is never sent.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,8 @@ class RequestError(Exception):
 
 
 def error_response(e: RequestError) -> JSONResponse:
-    kind = {401: "authentication_error", 404: "not_found_error", 409: "conflict_error"}.get(e.status,
-                                                                                         "invalid_request_error")
+    kind = {401: "authentication_error", 404: "not_found_error", 409: "conflict_error", 500: "server_error",
+            503: "server_error"}.get(e.status, "invalid_request_error")
     return JSONResponse({"error": {"message": e.message, "type": kind, "param": e.param}}, status_code=e.status)
 
 
@@ -110,6 +111,8 @@ def judging_router(judging_dir: Path, api_key: str | ApiKeyCheck | None = None, 
             return error_response(e)
         except ChatcloneError as e:   # the run dir broke under the server (a deleted file): say so, no traceback
             return error_response(RequestError(500, None, str(e)))
+        except sqlite3.Error as e:    # still locked after votes.BUSY_TIMEOUT_S, or a damaged file
+            return error_response(RequestError(503, None, f"the votes database cannot be used now ({e}); try again"))
 
     @router.get("", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request):
