@@ -64,3 +64,16 @@ def save_hydra_record(run_dir: Path, cfg: object) -> Path:
         tmp.write_text(SECRET.sub(r"\1<redacted>", text), encoding="utf-8")
         os.replace(tmp, folder / name)
     return folder
+
+
+def run_report(report: Callable[..., object], *args: object) -> object:
+    """Call a read-only command (`report(*args)`: no run dir, nothing written); ChatcloneError -> `error: ...`,
+    exit 2."""
+    from chatclone.logs import silence_known_warnings
+
+    silence_known_warnings()
+    try:
+        return report(*args)
+    except ChatcloneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

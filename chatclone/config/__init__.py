@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
+from chatclone.config.judging import JudgeReportConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.config.serve import ServeConfig
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
@@ -69,6 +70,9 @@ def register() -> None:
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
     # serve.py: clones over an OpenAI-compatible API; its `sampling` group options give the requests' defaults.
     cs.store(name="serve_schema", node=ServeConfig)
+    # judge_report.py: which judging run to report on. (The web server's `judging` section is JudgingConfig,
+    # chatclone/config/judging.py, with its defaults in conf/judging/default.yaml.)
+    cs.store(name="judge_report_schema", node=JudgeReportConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
