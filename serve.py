@@ -5,6 +5,7 @@ Usage:
     python serve.py 'clones=[outputs/train/<run a>,outputs/train/<run b>]' port=8080
     CHATCLONE_API_KEY=... python serve.py host=0.0.0.0           # any other host needs an api key
     python serve.py max_batch=1                                  # strictly one request after another
+    python serve.py judging.source=latest 'judging.judges=[ann,bo]'   # + the blind judging page at /judge
 Writes serve.log (no chat text; conversations.jsonl only with log_conversations=true) and, at Ctrl-C,
 manifest.json into outputs/serve/.
 """

@@ -447,3 +447,32 @@ def test_an_api_key_on_the_command_line_never_reaches_the_run_dir(tmp_path):
     record = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "run" / ".hydra").iterdir())
     assert "api_key=<redacted>" in record and "api_key: <redacted>" in record
     assert "cmdline-secret-77" not in record and "cmdline-secret-77" not in result.stderr
+
+
+def test_the_judging_page_mounts_on_the_server_with_personal_links(serve_root: Path, tmp_path: Path):
+    """serve.py judging.source=<evaluate_clone run>: /judge is served beside the chat API, a personal link is
+    printed for each judge, and a vote through the page's API reaches the judging run's database."""
+    from chatclone.judging.report import judging_report
+
+    source = ROOT / "tests" / "fixtures" / "evaluate_clone_run"
+    server = Server(tmp_path / "run", [f"outputs_root={tmp_path}", _clones(serve_root, "tamsin"),
+                                       f"judging.source={source}", "judging.judges=[ann]"])
+    try:
+        deadline = time.monotonic() + 30
+        lines = []
+        while not any(" ann: " in line for line in lines) and time.monotonic() < deadline:
+            lines.append(server.lines.get(timeout=30))
+        assert any(line.startswith("judging page: " + server.url + "/judge") for line in lines), lines
+        link = next(line.split(" ann: ", 1)[1].strip() for line in lines if " ann: " in line)
+        assert link.startswith(server.url + "/judge?judge=ann&token=")
+        page = httpx.get(link, timeout=30)
+        assert page.status_code == 200 and "A is the real one" in page.text
+        item = httpx.get(server.url + "/judge/api/next", params={"judge": "ann"}, timeout=30).json()["item"]
+        vote = httpx.post(server.url + "/judge/api/vote", json={"judge": "ann", "item": item["id"], "choice": "a"},
+                          timeout=30)
+        assert vote.status_code == 200 and vote.json()["recorded"] is True
+        assert ask(server, max_tokens=2).status_code == 200   # the chat API is still there
+    finally:
+        server.stop()
+    judging_dir = next((tmp_path / "judging").iterdir())
+    assert judging_report(judging_dir)["overall"]["decided"] == 1

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Optional
 
 from chatclone.config.generation import Checkpoint, Device, SamplingConfig
+from chatclone.config.judging import JudgingConfig
 from chatclone.config.threads import ThreadsConfig
 from chatclone.errors import ChatcloneError
 
@@ -65,9 +66,11 @@ class ServeConfig(ThreadsConfig):
     log_conversations: bool = False
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    judging: JudgingConfig = field(default_factory=JudgingConfig)   # the blind test at /judge (off by default)
 
     def check(self) -> None:
         self.check_threads()
+        self.judging.check()
         self.sampling.check()
         self.limits.check()
         if not self.clones or not all(str(c).strip() for c in self.clones):

@@ -76,6 +76,16 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def reachable(host: str) -> str:
+    """The address to put in links for others: this machine's LAN address when listening on every interface."""
+    if host not in ("0.0.0.0", "[::]"):
+        return host
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return host
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -84,6 +94,7 @@ def serve(cfg: ServeConfig, run_dir: Path, console: Console | None = None) -> di
     """Serve `cfg.clones` until interrupted; returns the summary written to the manifest."""
     import uvicorn
 
+    from chatclone.judging.router import mount_judging
     from chatclone.serving.api import create_app
     from chatclone.serving.service import Service
 
@@ -100,6 +111,8 @@ def serve(cfg: ServeConfig, run_dir: Path, console: Console | None = None) -> di
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {', '.join(service.models)} at http://{shown}:{port}/ (OpenAI API: http://{shown}:{port}/v1)",
           flush=True)
+    mount_judging(app, cfg.judging, cfg.outputs_root, base_url=f"http://{reachable(shown)}:{port}",
+                  api_key=cfg.resolved_api_key(), out=lambda line: print(line, flush=True))
     service.scheduler.start()
     signal.signal(signal.SIGTERM, _interrupt)   # uvicorn re-raises the signal that stopped it, once it has stopped
     try:
