@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
+from chatclone.config.discord_bot import DiscordBotConfig
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
@@ -66,6 +67,8 @@ def register() -> None:
     # evaluate_clone.py: the clone settings of the generation scripts plus the `eval` section; its `sampling` group
     # options merge into the typed SamplingConfig node.
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
+    # discord_bot.py: the clones' settings of the generation scripts plus where, when and how often the bot speaks.
+    cs.store(name="discord_bot_schema", node=DiscordBotConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
