@@ -36,13 +36,11 @@ from chatclone.chat_records import read_records
 from chatclone.config.discord_bot import DiscordBotConfig
 from chatclone.config.process_messages import CleaningConfig, SegmentationConfig
 from chatclone.errors import ChatcloneError
-from chatclone.exports import ReadOptions, read_channels
 from chatclone.stages.discord_bot import discord_bot
 from chatclone.stages.process_messages import process_messages
 from tests.conftest import DM, GUILD, ROOT, SHARED, TARGET_ID, make_config, quiet
 
 BOT_ID = 1400000000000000001
-GUILD_ID = 1100000000000000001   # the sample exports carry no guild id; any id will do for the policy
 LABEL = "AI clone"
 TEXT_OF_TURN_MARKERS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 
@@ -60,28 +58,66 @@ def compose_cfg(script: str, overrides: list[str]):
 
 # --- the sample exports as the messages a bot reads back from Discord -----------------------------------------
 
-def export_messages(name: str, target_name: str, guild_id: int | None) -> list[ChannelMessage]:
-    """Every message of a sample export (read with chatclone's own reader), as discord.py would give them to the
-    bot: raw mention and emoji tokens, and the target's messages posted by the bot with the clone's label."""
-    path = SHARED / f"{name}.json"
-    raw = {int(m["id"]): m for m in json.loads(path.read_text(encoding="utf-8"))["messages"]}
-    [channel], _ = read_channels([path], ReadOptions(), progress=False)
-    by_id = {m.id: m for m in channel.messages}
+API_TYPES = {"Default": 0, "Reply": 19, "Call": 3, "ChannelPinnedMessage": 6, "GuildMemberJoin": 7,
+             "ThreadCreated": 18, "20": 20}   # DiscordChatExporter's message types -> Discord API message types
+BOT_USER = {"id": str(BOT_ID), "username": "chatclone", "discriminator": "0", "global_name": None, "avatar": None,
+            "bot": True}
+
+
+def export_messages(name: str, target_name: str) -> list[ChannelMessage]:
+    """Every message of a sample export as the bot would read it from Discord: rebuilt as the Discord API's message
+    payload (raw `<@id>` and `<a:emoji:id>` tokens from the export's own mentions and inline emoji; the target's
+    messages posted by the bot with the clone's label), made a real discord.Message, and translated by the glue."""
+    import discord
+
+    from chatclone.bot.client import channel_message, intents
+
+    export = json.loads((SHARED / f"{name}.json").read_text(encoding="utf-8"))
+    state = discord.Client(intents=intents())._connection
+    channel_id, guild_id = export["channel"]["id"], export["guild"]["id"]
+    if guild_id == "0":   # a DM
+        channel = discord.DMChannel(me=discord.ClientUser(state=state, data=BOT_USER), state=state,
+                                    data={"id": channel_id, "type": 1, "recipients": []})
+    else:
+        guild = discord.Guild(data={"id": guild_id, "name": export["guild"]["name"]}, state=state)
+        channel = discord.TextChannel(state=state, guild=guild, data={"id": channel_id, "type": 0, "position": 0,
+                                                                      "name": export["channel"]["name"]})
+    payloads = {m["id"]: api_payload(m, target_name, channel_id, guild_id != "0") for m in export["messages"]}
     out = []
-    for m in channel.messages:
-        meta = raw[m.id]
-        mentions = {int(u["id"]): u.get("nickname") or u["name"] for u in meta.get("mentions", [])}
-        content = discord_raw(m.content, meta)
-        is_target = m.author_id == TARGET_ID
-        original = by_id.get(m.reply_to)
-        out.append(ChannelMessage(
-            id=m.id, channel_id=int(m.channel), author_id=BOT_ID if is_target else int(m.author_id),
-            username=m.username, display=m.display,
-            content=f"{target_name} ({LABEL}): {m.content}" if is_target else content, ts=m.ts,
-            is_bot=m.is_bot or is_target, system=m.kind.value == "system", guild_id=guild_id, reply_to=m.reply_to,
-            reply_to_author=(BOT_ID if original.author_id == TARGET_ID else int(original.author_id))
-            if original else None, mentions=mentions, attachments=m.attachments, stickers=m.stickers))
+    for m in export["messages"]:
+        payload = dict(payloads[m["id"]])
+        if m["type"] == "Reply" and (m.get("reference") or {}).get("messageId"):
+            payload["message_reference"] = {"type": 0, "message_id": m["reference"]["messageId"],
+                                            "channel_id": channel_id}
+            payload["referenced_message"] = payloads.get(m["reference"]["messageId"])
+        out.append(channel_message(discord.Message(state=state, channel=channel, data=payload)))
     return out
+
+
+def api_payload(m: dict, target_name: str, channel_id: str, in_guild: bool) -> dict:
+    """A DiscordChatExporter JSON message as the Discord API sends it."""
+    def user(author: dict) -> dict:
+        nick = author.get("nickname")
+        data = {"id": author["id"], "username": author["name"], "discriminator": "0", "avatar": None,
+                "global_name": None if in_guild or nick == author["name"] else nick, "bot": author.get("isBot", False)}
+        if in_guild:
+            data["member"] = {"nick": None if nick == author["name"] else nick, "roles": [], "deaf": False,
+                              "mute": False, "flags": 0, "joined_at": "2025-01-01T00:00:00+00:00"}
+        return data
+
+    is_target = m["author"]["id"] == TARGET_ID
+    author = BOT_USER if is_target else user(m["author"])
+    payload = {"id": m["id"], "channel_id": channel_id, "type": API_TYPES[m["type"]], "timestamp": m["timestamp"],
+               "content": f"{target_name} ({LABEL}): {m['content']}" if is_target else discord_raw(m["content"], m),
+               "author": {k: v for k, v in author.items() if k != "member"},
+               "mentions": [user(u) for u in m.get("mentions", [])], "mention_roles": [], "pinned": False,
+               "tts": False, "mention_everyone": False, "embeds": [], "edited_timestamp": None,
+               "attachments": [{"id": a["id"], "filename": a["fileName"], "size": a["fileSizeBytes"], "url": a["url"],
+                                "proxy_url": a["url"]} for a in m.get("attachments", [])],
+               "sticker_items": [{"id": st["id"], "name": st["name"], "format_type": 1} for st in m.get("stickers", [])]}
+    if in_guild and "member" in author:
+        payload["member"] = author["member"]
+    return payload
 
 
 def discord_raw(content: str, meta: dict) -> str:
@@ -98,12 +134,12 @@ def discord_raw(content: str, meta: dict) -> str:
 
 @pytest.fixture(scope="module")
 def guild_messages() -> list[ChannelMessage]:
-    return export_messages(GUILD, "tam", GUILD_ID)
+    return export_messages(GUILD, "tam")
 
 
 @pytest.fixture(scope="module")
 def dm_messages() -> list[ChannelMessage]:
-    return export_messages(DM, "Tamsin", None)
+    return export_messages(DM, "Tamsin")
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +159,19 @@ def rules(**segmentation) -> Rules:
 
 def turns(context: Context) -> list[tuple[str, str, str]]:
     return [(m["role"], m["name"], m["content"]) for m in context.messages]
+
+
+def test_the_glue_translates_discord_messages(guild_messages, dm_messages):
+    by_name = {m.username: m for m in guild_messages}
+    assert (by_name["pip.marsh"].display, by_name["ezraloom"].display) == ("Pippa", "ezraloom")
+    assert by_name["Lanternkeeper"].is_bot and not by_name["pip.marsh"].is_bot
+    assert {m.guild_id for m in guild_messages} == {888880572137955508} and all(m.is_dm for m in dm_messages)
+    assert any(m.system for m in guild_messages) and any(m.attachments for m in guild_messages)
+    to_clone = [m for m in guild_messages if m.reply_to_author == BOT_ID]
+    assert to_clone and all(m.reply_to_content.startswith("tam (AI clone): ") for m in to_clone)
+    welcome = next(m for m in guild_messages if "grab a role" in m.content)
+    assert welcome.mentions == {1312811829431557830: "Marlow"} and welcome.reply_to is None
+    assert sum(m.author_id == BOT_ID for m in dm_messages) == 35 and len(dm_messages) == 61
 
 
 # --- context: a channel's history rendered exactly as in training ----------------------------------------------
@@ -428,14 +477,23 @@ def test_token_checks_come_before_any_clone_loads(tmp_path):
 def test_the_script_refuses_a_token_on_the_command_line_and_without_one(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     for args, says in ([["token=abc.def.ghi"], "token=...: the bot token is never taken from the command line"],
-                       [["+bot.token=x"], "bot.token=..."], [[], "DISCORD_TOKEN is not set"]):
+                       [[], "DISCORD_TOKEN is not set"]):
         done = subprocess.run([sys.executable, "discord_bot.py", f"outputs_root={tmp_path}", "clones=[latest]",
                                *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], \
             done.stderr
         assert "abc.def.ghi" not in done.stderr and done.stdout == ""
-    assert token_arguments(["channels=[1]", "DISCORD_TOKEN=x", "-m"]) == ["discord_token"]
+    assert token_arguments(["channels=[1]", "DISCORD_TOKEN=x", "-m", "+bot.token=y"]) == ["discord_token", "bot.token"]
+
+
+def test_help_shows_usage_and_only_the_sampling_group():
+    done = subprocess.run([sys.executable, "discord_bot.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    head, rest = done.stdout.split("== Configuration groups (group=option) ==\n")
+    assert "export DISCORD_TOKEN=" in head and "python discord_bot.py clones=[outputs/train/<run>]" in head
+    assert rest.split("\n\n== Config")[0].splitlines() == ["sampling: creative, default, greedy   (now: default)"]
 
 
 def test_config_composes_with_ids_as_text_and_bad_values_name_the_key():

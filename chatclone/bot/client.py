@@ -59,6 +59,7 @@ class CloneClient(discord.Client):
         super().__init__(intents=intents(), allowed_mentions=discord.AllowedMentions.none())
         self.service = service
         self.jobs: OneAtATime | None = None
+        self.worker: asyncio.Task | None = None
         self.tree = app_commands.CommandTree(self)
         self._add_commands()
 
@@ -81,7 +82,7 @@ class CloneClient(discord.Client):
 
     async def setup_hook(self) -> None:
         self.jobs = OneAtATime(self.service.cfg.queue_size)
-        self.loop.create_task(self.jobs.work(lambda e: log.warning("a reply failed: %s", e)))
+        self.worker = self.loop.create_task(self.jobs.work(lambda e: log.warning("a reply failed: %s", e)))
         if self.service.cfg.sync_commands:
             await self.tree.sync()
 
