@@ -114,7 +114,8 @@ def api_payload(m: dict, target_name: str, channel_id: str, in_guild: bool) -> d
                "tts": False, "mention_everyone": False, "embeds": [], "edited_timestamp": None,
                "attachments": [{"id": a["id"], "filename": a["fileName"], "size": a["fileSizeBytes"], "url": a["url"],
                                 "proxy_url": a["url"]} for a in m.get("attachments", [])],
-               "sticker_items": [{"id": st["id"], "name": st["name"], "format_type": 1} for st in m.get("stickers", [])]}
+               "sticker_items": [{"id": st["id"], "name": st["name"], "format_type": 1}
+                                 for st in m.get("stickers", [])]}
     if in_guild and "member" in author:
         payload["member"] = author["member"]
     return payload

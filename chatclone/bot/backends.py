@@ -107,7 +107,7 @@ class Http:
             raise ChatcloneError(f"backend={self.url}: {type(error).__name__}: {error} (is serve.py running?)") \
                 from None
         if response.status_code != 200:
-            raise ChatcloneError(f"backend={self.url}{path}: HTTP {response.status_code}: {response.text[:200]}")
+            raise ChatcloneError(f"backend={self.url}{path}: HTTP {response.status_code}{_reason(response)}")
         try:
             data = response.json()
         except ValueError:
@@ -115,6 +115,19 @@ class Http:
         if not isinstance(data, dict):
             raise ChatcloneError(f"backend={self.url}{path}: the answer is not a JSON object")
         return data
+
+
+def _reason(response: Any) -> str:
+    """The server's own one-line reason (OpenAI's `error.message`, or a string `detail`), never the echo of a
+    request body: a validation error can quote the messages, which must not reach the run's log."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    reason = (data.get("error") or {}).get("message") if isinstance(data.get("error"), dict) else data.get("detail")
+    return f": {reason.splitlines()[0][:200]}" if isinstance(reason, str) and reason.strip() else ""
 
 
 def backend_for(cfg: DiscordBotConfig, clones: list[BotClone]) -> Backend:

@@ -107,12 +107,16 @@ class CloneClient(discord.Client):
         await self._queue(message, decision, incoming)
 
     async def _queue(self, message: discord.Message, decision: Addressed, incoming: ChannelMessage) -> None:
-        if self.service.admit(incoming.channel_id) is not None:
+        if not self._enqueue(incoming.channel_id, lambda: self._reply(message, decision.clone, incoming)):
             await message.add_reaction(self.service.cfg.busy_reaction)
-            return
-        if not self.jobs.offer(lambda: self._reply(message, decision.clone, incoming)):
+
+    def _enqueue(self, channel_id: int, job) -> bool:
+        """Queue a reply if the queue has room and the channel's cooldown and the per-minute cap allow one (no
+        await between the checks and the queueing: nothing else runs in between)."""
+        if self.jobs is None or self.jobs.queue.full():
             self.service.counts["refused_queue_full"] += 1
-            await message.add_reaction(self.service.cfg.busy_reaction)
+            return False
+        return self.service.admit(channel_id) is None and self.jobs.offer(job)
 
     async def _history(self, channel: discord.abc.Messageable, before: object = None) -> list[ChannelMessage]:
         """The channel's last max_context_messages messages (before `before`), oldest first."""
@@ -148,7 +152,7 @@ class CloneClient(discord.Client):
             await deferred.wait()
             await self._answer_slash(interaction, clone, text)
 
-        if self.service.admit(channel.id) is not None or not self.jobs.offer(job):
+        if not self._enqueue(channel.id, job):
             await interaction.response.send_message("The clones are busy; try again in a moment.", ephemeral=True)
             return
         try:
