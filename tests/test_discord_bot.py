@@ -297,6 +297,8 @@ def test_bots_itself_system_and_unlisted_places_are_never_answered(guild_message
     orrin = next(m for m in dm_messages if not m.is_bot)
     assert orrin.is_dm and decide(said(orrin, "tam, hi")) is None
     assert addressing(dms=True).decide(said(orrin, "tam, hi")).clone == "tam"
+    assert addressing(dms=True).decide(said(orrin, "free saturday?")).how == "dm"   # a DM is to the bot
+    assert addressing(dms=True).decide(said(orrin, "is pippa free saturday?")).clone == "Pippa"
     assert addressing(channels=[]).decide(said(ezra, "tam, hi")) is None   # nothing listed: nowhere
 
 
@@ -432,6 +434,17 @@ def test_http_backend_speaks_openai_chat_completions(dm_messages):
         Http(cfg.backend, 5, cfg.sampling, transport=served([], status=500)).reply(clone, context)
     with pytest.raises(ChatcloneError, match=r"ConnectError.*is serve.py running\?"):
         Http("http://127.0.0.1:9", 2, cfg.sampling).check([clone])   # nothing listens on the discard port
+
+
+def test_nothing_left_to_answer_asks_no_backend(guild_messages):
+    """A history with nothing a clone could answer after cleaning (a bot's message, a prefix command) gets no
+    reply, without a backend being asked (there is none here)."""
+    clone = BotClone("tam", "tam", "x", None, rules())
+    service = CloneService(DiscordBotConfig(clones=["x"]), [clone], None, Path("."))
+    service.connected(BOT_ID)
+    command = next(m for m in guild_messages if m.content.startswith("!weather"))
+    keeper = next(m for m in guild_messages if m.username.startswith("Lanternkeeper"))
+    assert service.answer("tam", [command, keeper]) == [] and service.counts == {"no_reply": 1}
 
 
 # --- the discord.py client, built without connecting --------------------------------------------------------------

@@ -5,7 +5,8 @@ lists (guilds, channels, DMs with `dms=true`), and there only when addressed:
   `Tamsin: ...`), is the name alone, starts with a greeting and the name (`hey tamsin ...`) or ends with a comma and
   the name (`are you coming, tamsin?`). A name inside a sentence (`I saw tamsin yesterday`) is not a call;
 - **by a reply** to one of the bot's messages: the clone whose label that message carries answers;
-- **by a mention** of the bot: the clone named in the message answers, else the first clone.
+- **by a mention** of the bot: the clone named in the message answers, else the first clone;
+- **in a direct message** (with `dms=true`): every message is to the bot; the clone named answers, else the first.
 
 `!forget` (or `/forget`) starts a channel's context afresh. Other bots, this bot itself and system messages are never
 answered.
@@ -49,7 +50,7 @@ class Places:
 class Addressed:
     action: str            # reply | forget
     clone: str | None      # who replies (None for forget)
-    how: str               # name | reply | mention | forget
+    how: str               # name | reply | mention | dm | forget
 
 
 class Addressing:
@@ -80,6 +81,8 @@ class Addressing:
                 return Addressed(REPLY, labelled[0], "reply")
         if self.bot_id in m.mentions:
             return Addressed(REPLY, self.named_anywhere(text) or self.names[0], "mention")
+        if m.is_dm:   # a direct message to the bot is addressed to it (dms=true was checked above)
+            return Addressed(REPLY, self.named_anywhere(text) or self.names[0], "dm")
         return None
 
     def called(self, text: str) -> str | None:
