@@ -536,7 +536,7 @@ def test_the_stage_runs_the_bot_and_writes_nothing_from_discord(bot_root, dm_mes
     for log, run in ((False, tmp_path / "quiet"), (True, tmp_path / "logged")):
         posts: list[str] = []
 
-        def connect(client, token: str) -> None:
+        def connect(client, token: str, posts: list[str] = posts) -> None:
             assert token == fake_token() and client.intents.message_content
             client.service.connected(BOT_ID)
             posts.extend(client.service.answer("Tamsin", history))
