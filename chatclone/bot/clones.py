@@ -41,7 +41,8 @@ def find_clones(cfg: DiscordBotConfig) -> list[BotClone]:
         try:
             spec = locate(cfg.clone_config(run))
         except ChatcloneError as error:
-            raise ChatcloneError(f"clones: {run}: {error}") from None
+            where = "" if error.path is not None else f"{run}: "   # the error names the run's path itself
+            raise ChatcloneError(f"clones: {where}{error}") from None
         found.append(BotClone(spec.target, clone_id(spec.target), run, spec, training_rules(spec, cfg.ai_label)))
     seen: dict[str, str] = {}
     for clone in found:
