@@ -74,7 +74,7 @@ class CloneClient(discord.Client):
 
         @self.tree.command(name="forget", description="The AI clones forget this channel's conversation so far")
         async def forget(interaction: discord.Interaction) -> None:
-            if not self._allowed(interaction.channel, interaction.guild_id):
+            if interaction.channel is None or not self._allowed(interaction.channel, interaction.guild_id):
                 await interaction.response.send_message("The clones are not enabled here.", ephemeral=True)
                 return
             self.service.counts["forget"] += 1
@@ -142,7 +142,7 @@ class CloneClient(discord.Client):
 
     async def _slash_as(self, interaction: discord.Interaction, clone: str, text: str) -> None:
         channel = interaction.channel
-        if not self._allowed(channel, interaction.guild_id) or not text.strip():
+        if channel is None or not self._allowed(channel, interaction.guild_id) or not text.strip():
             await interaction.response.send_message("The clones are not enabled here." if text.strip() else
                                                     "Say something to the clone.", ephemeral=True)
             return
