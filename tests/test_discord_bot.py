@@ -416,6 +416,8 @@ def served(body_seen: list, reply: dict | None = None, models: tuple[str, ...] =
 
 
 def test_http_backend_speaks_openai_chat_completions(dm_messages):
+    import httpx
+
     cfg = DiscordBotConfig(clones=["x"], backend="http://127.0.0.1:8000", seed=3)
     clone = BotClone("Tamsin", clone_id("Tamsin"), "x", None, rules())
     context = channel_context(dm_messages[:8], "Tamsin", ["Tamsin"], BOT_ID, rules())
@@ -432,8 +434,11 @@ def test_http_backend_speaks_openai_chat_completions(dm_messages):
         Http(cfg.backend, 5, cfg.sampling, transport=served([], models=("orrin",))).check([clone])
     with pytest.raises(ChatcloneError, match="HTTP 500"):
         Http(cfg.backend, 5, cfg.sampling, transport=served([], status=500)).reply(clone, context)
-    with pytest.raises(ChatcloneError, match=r"ConnectError.*is serve.py running\?"):
-        Http("http://127.0.0.1:9", 2, cfg.sampling).check([clone])   # nothing listens on the discard port
+    def refused(request):
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    with pytest.raises(ChatcloneError, match=r"ConnectError: \[Errno 111\] Connection refused \(is serve.py running"):
+        Http(cfg.backend, 2, cfg.sampling, transport=httpx.MockTransport(refused)).check([clone])
 
 
 def test_nothing_left_to_answer_asks_no_backend(guild_messages):
