@@ -61,7 +61,15 @@ class Conversation:
 
 def segment(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
             cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
-    """Conversations of one channel's cleaned, time-ordered messages."""
+    """Conversations of one channel's cleaned, time-ordered messages, those without a target turn, without anyone
+    else or under `min_turns` dropped (and counted)."""
+    return [c for c in sessions(messages, is_target, channel_name, cfg, counts) if _keep(c, cfg, counts)]
+
+
+def sessions(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
+             cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
+    """Every conversation of one channel's cleaned, time-ordered messages, none dropped: turns merged and reply
+    context added as in training (the Discord bot answers the last one of a channel's history)."""
     wanted = {m.reply_to for m in messages if m.reply_to is not None} if cfg.reply_context else set()
     by_id = {m.id: m for m in messages if m.id in wanted} if wanted else {}
     conversations: list[Conversation] = []
@@ -80,7 +88,7 @@ def segment(messages: list[Message], is_target: Callable[[Message], bool], chann
             target = targets[speaker] = is_target(m)
         _add_message(current, m, target, cfg)
         previous_ts = m.ts
-    return [c for c in conversations if _keep(c, cfg, counts)]
+    return conversations
 
 
 def _add_reply_context(conv: Conversation, m: Message, by_id: dict, is_target, cfg, counts: Counter) -> None:

@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
+from chatclone.config.discord_bot import DiscordBotConfig
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.judging import JudgeReportConfig
@@ -73,6 +74,8 @@ def register() -> None:
     # judge_report.py: which judging run to report on. (The web server's `judging` section is JudgingConfig,
     # chatclone/config/judging.py, with its defaults in conf/judging/default.yaml.)
     cs.store(name="judge_report_schema", node=JudgeReportConfig)
+    # discord_bot.py: the clones' settings of the generation scripts plus where, when and how often the bot speaks.
+    cs.store(name="discord_bot_schema", node=DiscordBotConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
