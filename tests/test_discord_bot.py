@@ -564,3 +564,31 @@ def test_answering_nowhere_is_warned_at_start(bot_root, tmp_path, capsys):
     discord_bot(bot_cfg(bot_root, "channels=[]"), tmp_path / "run", environ={TOKEN_ENV: fake_token()},
                 connect=lambda client, token: None)
     assert "the bot will answer nowhere" in capsys.readouterr().err
+
+
+def test_http_backend_against_a_real_serve_py_renders_the_same_prompt(bot_root, dm_messages, tmp_path):
+    """backend=http://...: the bot's context, sent to a real serve.py as OpenAI messages, comes back to the same
+    history (serve's to_history) and is rendered to the same prompt as the in-process backend renders (the server's
+    usage.prompt_tokens = the in-process prompt's tokens): one rendering path either way."""
+    from chatclone.serving.messages import Speakers, to_history
+    from tests.serving_helpers import Server
+
+    server = Server(tmp_path / "serve", [f"outputs_root={bot_root}", "clones=[latest]", "sampling=greedy"])
+    try:
+        cfg = bot_cfg(bot_root, f"backend={server.url}")
+        [clone] = find_clones(cfg)
+        context = channel_context(dm_messages[:8], clone.name, [clone.name], BOT_ID, clone.rules)
+        partner = clone.spec.partners[0]
+        assert to_history(openai_messages(context.messages),
+                          Speakers(clone.name, partner, clone.spec.format.style.system_prompt)) == context.messages
+        http = Http(server.url, 60, cfg.sampling, seed=0)
+        http.check([clone])
+        text = http.reply(clone, context)
+        assert isinstance(text, str) and not any(marker in text for marker in TEXT_OF_TURN_MARKERS)
+        answer = http.client.post("/v1/chat/completions", json=http.request(clone, context)).json()
+        local = InProcess([clone], bot_cfg(bot_root))
+        prompt = local.prompt(clone, context)
+        tokens = local.sessions[clone.name].clone.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        assert answer["usage"]["prompt_tokens"] == len(tokens)
+    finally:
+        server.stop()
