@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
+from chatclone.config.export_model import ExportModelConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
@@ -66,6 +67,8 @@ def register() -> None:
     # evaluate_clone.py: the clone settings of the generation scripts plus the `eval` section; its `sampling` group
     # options merge into the typed SamplingConfig node.
     cs.store(name="evaluate_clone_schema", node=EvaluateCloneConfig)
+    # export_model.py: a clone as GGUF + Ollama Modelfile; its `sampling` group gives the Modelfile's defaults.
+    cs.store(name="export_model_schema", node=ExportModelConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)

@@ -46,7 +46,7 @@ def schema_of(config_name: str) -> type:
             "train": config.TrainConfig, "inference": config.InferenceConfig,
             "generate_from_prompt": config.GenerateFromPromptConfig,
             "simulate_conversation": config.SimulateConversationConfig,
-            "evaluate_clone": config.EvaluateCloneConfig}[config_name]
+            "evaluate_clone": config.EvaluateCloneConfig, "export_model": config.ExportModelConfig}[config_name]
 
 
 def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[str, str]:
