@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 import chatclone.config  # noqa: F401
 from chatclone import runs
 from chatclone.errors import ChatcloneError
-from chatclone.export.chat_format import ollama_messages, template_data
+from chatclone.export.chat_format import alternating_tail, go_template, ollama_messages, template_data, turn_pieces
 from chatclone.export.gguf_file import check_architecture, write_gguf
 from chatclone.export.gotemplate import render
 from chatclone.generation.clone import locate
@@ -24,10 +24,6 @@ from chatclone.generation.prompt import PromptBuilder
 from chatclone.modeling import embedded_gguf_path, load_tokenizer
 from chatclone.stages.export_model import _merged_model, export_model
 from tests.conftest import ROOT, quiet
-
-PROMPTS = ["Orrin: hey, are you free saturday?", "Orrin: did you see the match\nOrrin: unreal",
-           "Orrin: pub quiz tonight?", "Orrin: what are you reading"]
-
 
 def compose_cfg(script: str, overrides: list[str]):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -59,8 +55,8 @@ def export(root: Path, *overrides: str, run_dir: Path | None = None) -> tuple[Pa
 
 @pytest.fixture(scope="module")
 def exports(lora_root: Path) -> dict[str, tuple[Path, dict]]:
-    return {q: export(lora_root, f"quantization={q}", run_dir=lora_root / "export_model" / q)
-            for q in ("F16", "Q8_0", "Q4_0")}
+    """The LoRA clone exported as F16 through the stage (merged into a fresh base)."""
+    return {"F16": export(lora_root, "quantization=F16", run_dir=lora_root / "export_model" / "F16")}
 
 
 def gguf_model(run_dir: Path, info: dict):
@@ -71,53 +67,99 @@ def gguf_model(run_dir: Path, info: dict):
                                                 local_files_only=True).eval()
 
 
-def prompt_ids(root: Path) -> tuple[list[list[int]], object]:
-    from chatclone.generation.prompt import parse_prompt
-
+def prompt_ids(root: Path, count: int = 3) -> tuple[list[list[int]], object]:
+    """Token ids of the prompts for the first `count` target turns of the validation split (the DM has 3), as chatclone renders
+    them for generation."""
     spec = locate(compose_cfg("inference", [f"outputs_root={root}"]))
     tokenizer = load_tokenizer(spec.data_dir / "tokenizer")
     builder = PromptBuilder(tokenizer, spec.format)
+    validation = Path(runs.read_manifest(spec.data_dir)["inputs"][0]) / "validation.jsonl"
     ids = []
-    for text in PROMPTS:
-        history = [builder.message(m["name"], m["content"]) for m in parse_prompt(text, spec.partners, "Orrin")]
-        ids.append(tokenizer(builder.render(history, spec.target)[0], add_special_tokens=False)["input_ids"])
+    for line in validation.read_text(encoding="utf-8").splitlines():
+        messages = json.loads(line)["messages"]
+        for k in range(1, len(messages)):
+            if messages[k]["name"] == spec.target and len(ids) < count:
+                ids.append(tokenizer(builder.render(messages[:k], spec.target)[0], add_special_tokens=False)["input_ids"])
+    assert len(ids) == count
     return ids, spec
 
 
 def test_f16_round_trip_matches_the_merged_model(lora_root, exports):
+    """transformers reads the F16 file back: its logits stay within float16 rounding of the float32 merged model,
+    and with the merged weights rounded to float16 (what F16 stores), the same 32 greedy tokens on every prompt
+    (against the float32 model itself a near-tie of this random tiny model can flip one argmax)."""
+    import copy
+
     import torch
 
     ids, spec = prompt_ids(lora_root)
     merged, exported = _merged_model(spec), gguf_model(*exports["F16"])
-    worst = 0.0
+    rounded = copy.deepcopy(merged)
+    with torch.no_grad():
+        for name, weight in rounded.named_parameters():
+            if weight.ndim >= 2:
+                weight.copy_(weight.to(torch.float16).to(torch.float32))
+    worst, same, total = 0.0, 0, 0
     with torch.no_grad():
         for prompt in ids:
             x = torch.tensor([prompt])
             a, b = merged(x).logits, exported(x).logits
             worst = max(worst, float((a - b).abs().max()))
-            greedy = [merged.generate(x, max_new_tokens=32, do_sample=False, min_new_tokens=32)[0].tolist(),
-                      exported.generate(x, max_new_tokens=32, do_sample=False, min_new_tokens=32)[0].tolist()]
+            same, total = same + int((a.argmax(-1) == b.argmax(-1)).sum()), total + a.shape[1]
+            greedy = [m.generate(x, max_new_tokens=32, do_sample=False, min_new_tokens=32)[0].tolist()
+                      for m in (rounded, exported)]
             assert greedy[0] == greedy[1] and len(greedy[0]) == len(prompt) + 32
-    print(f"F16 export: max |logit difference| {worst:.2e} over {len(ids)} prompts; same 32 greedy tokens")
-    assert worst < 5e-2
+    print(f"F16 export: max |logit difference| {worst:.2e} from the float32 merged model, top-1 agreement "
+          f"{same / total:.1%} over {total} positions of {len(ids)} validation prompts; same 32 greedy tokens")
+    assert worst < 5e-2 and same / total > 0.95
     info = exports["F16"][1]
     assert info["kind"] == "adapter" and info["tensors"] == {"F32": 5, "F16": 16}  # output.weight too: not tied
 
 
-def test_quantised_exports_top1_agreement(lora_root, exports):
+def dequantised_model(path: Path, like):
+    """`like` (a loaded HF model) with every weight replaced by the GGUF file's, dequantised and un-permuted: what
+    llama.cpp computes with, as a torch model (transformers' own GGUF loader takes ~25 s a file here)."""
+    import copy
+
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    from chatclone.export.gguf_file import _tensors
+
+    config, model = like.config, copy.deepcopy(like)
+    stored = {t.name: dequantize(t.data, t.tensor_type) for t in GGUFReader(str(path)).tensors}
+    names = {gguf_name: hf for hf, (gguf_name, _) in zip(
+        [n for n in like.state_dict() if not (config.tie_word_embeddings and n == "lm_head.weight")],
+        _tensors(like, config))}
+    state = {}
+    for gguf_name, hf in names.items():
+        data = stored[gguf_name].reshape(like.state_dict()[hf].shape)
+        if hf.endswith(("q_proj.weight", "k_proj.weight")):
+            heads = config.num_attention_heads if "q_proj" in hf else config.num_key_value_heads
+            data = data.reshape(heads, data.shape[0] // heads // 2, 2, -1).swapaxes(1, 2).reshape(data.shape)
+        state[hf] = torch.from_numpy(np.ascontiguousarray(data))
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
+def test_quantised_exports_top1_agreement(lora_root, tmp_path):
     import torch
 
     ids, spec = prompt_ids(lora_root)
     merged = _merged_model(spec)
-    for quant in ("Q8_0", "Q4_0"):
-        model, same, total = gguf_model(*exports[quant]), 0, 0
+    for quant, floor in (("Q8_0", 0.9), ("Q4_0", 0.0)):
+        path = tmp_path / f"{quant}.gguf"
+        summary = write_gguf(merged, spec.data_dir / "tokenizer", path, quant, "clone")
+        model, same, total = dequantised_model(path, merged), 0, 0
         with torch.no_grad():
             for prompt in ids:
                 x = torch.tensor([prompt])
                 a, b = merged(x).logits.argmax(-1), model(x).logits.argmax(-1)
                 same, total = same + int((a == b).sum()), total + a.numel()
-        print(f"{quant} export: top-1 agreement with the merged model {same / total:.1%} over {total} positions")
-        assert exports[quant][1]["tensors"][quant] == 16 and same / total > (0.9 if quant == "Q8_0" else 0.5)
+        print(f"{quant} export of the tiny random clone: top-1 agreement with the merged model {same / total:.1%} "
+              f"over {total} positions (the embedded model: benchmarks/bench_export.py)")
+        assert summary.types == {"F32": 5, quant: 16} and same / total >= floor
 
 
 def test_export_dir_holds_gguf_modelfile_readme_and_manifest_with_sha256(exports):
@@ -156,21 +198,21 @@ def test_modelfile_template_renders_validation_conversations_byte_for_byte(lora_
     for line in validation.read_text(encoding="utf-8").splitlines():
         messages = json.loads(line)["messages"]
         for k, message in enumerate(messages):
-            history = [{"role": m["role"], "name": m["name"], "content": m["content"].strip()} for m in messages[:k]]
-            if message["name"] != spec.target or not history or history[-1]["name"] == spec.target:
-                continue
-            if any(a["role"] == b["role"] for a, b in zip(history, history[1:])):
+            history = alternating_tail([{**m, "content": m["content"].strip()} for m in messages[:k]], spec.target)
+            if message["name"] != spec.target or not history:
                 continue  # Ollama merges consecutive messages of one role before the template (README)
             expected = builder.render(history, spec.target)[0]
             got = render(template, template_data(ollama_messages(history, spec.target, "Orrin", system)))
             assert got == expected
             compared += 1
     assert compared >= 1
-    # another speaker, written as `Name: text` by the client, stays that speaker's; the default one gets its name
+    # With two known partners: one written as `Name: text` by the client stays that speaker's; plain messages are
+    # the default partner's (user_name) and get its name, as training wrote them.
+    two = go_template(turn_pieces(builder), ["Orrin", "Pippa"], "Orrin")
     history = [{"role": "user", "name": "Pippa", "content": "quiz tonight?"},
                {"role": "assistant", "name": spec.target, "content": "yes!!"},
                {"role": "user", "name": "Orrin", "content": "count me in"}]
-    got = render(template, template_data(ollama_messages(history, spec.target, "Orrin", system)))
+    got = render(two, template_data(ollama_messages(history, spec.target, "Orrin", system)))
     assert got == builder.render(history, spec.target)[0]
     assert "Pippa: quiz tonight?" in got and "Orrin: count me in" in got and got.endswith("<|im_start|>assistant\n")
 
@@ -226,8 +268,10 @@ def test_qlora_run_is_exported_from_the_unquantised_base(dm_tokenized, tiny_llam
     root = train_run(tmp_path, dm_tokenized, tiny_llama, "method=qlora")
     run_dir, info = export(root, "quantization=F16")
     assert info["method"] == "qlora" and info["kind"] == "adapter" and info["base_model"] == str(tiny_llama)
-    assert set(info["tensors"]) == {"F32", "F16"}
-    assert gguf_model(run_dir, info).config.num_hidden_layers == 2
+    assert info["tensors"] == {"F32": 5, "F16": 16}  # the merged float weights: no 4-bit tensor anywhere
+    from gguf import GGUFReader
+
+    assert {t.tensor_type.name for t in GGUFReader(str(run_dir / info["file"])).tensors} == {"F32", "F16"}
 
 
 @pytest.mark.parametrize("override, message", [
@@ -265,3 +309,15 @@ def test_gpt2_and_phi3_are_refused_naming_what_is_missing():
         with pytest.raises(ChatcloneError, match=missing) as error:
             check_architecture(config, "model")
         assert "\n" not in str(error.value)
+
+
+def test_script_refuses_a_k_quant_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "export_model.py", f"outputs_root={tmp_path}", "quantization=Q4_K_M"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1].startswith("error: quantization=Q4_K_M: the K-quants need llama.cpp")
+    assert "Q4_K_M" in subprocess.run([sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True,
+                                      text=True).stdout

@@ -153,20 +153,21 @@ def template_data(messages: list[dict]) -> dict:
 
 def check_template(template: str, builder: PromptBuilder, conversations: list[list[dict]],
                    user_name: str | None, names: list[str]) -> int:
-    """Render every target turn of `conversations` whose history reaches Ollama unmerged both ways; the number
-    compared. One differing byte refuses the export, naming the conversation."""
+    """Render the prompt of every target turn of `conversations` both ways (its history from the latest point where
+    roles alternate: Ollama merges consecutive messages of one role); the number compared. One differing byte
+    refuses the export, naming the conversation."""
     from chatclone.export.gotemplate import render
 
     target, system = builder.format.target, builder.format.style.system_prompt
     compared = 0
     for number, messages in enumerate(conversations):
         for k, message in enumerate(messages):
-            history = [{"role": m["role"], "name": m["name"], "content": m["content"].strip()} for m in messages[:k]]
-            if message["name"] != target or not _alternates(history, target) or _ambiguous(history, user_name, names):
+            history = alternating_tail([{"role": m["role"], "name": m["name"], "content": m["content"].strip()}
+                                        for m in messages[:k]], target)
+            if message["name"] != target or not history or _ambiguous(history, user_name, names):
                 continue
             expected, _ = builder.render(history, target)
-            ollama = ollama_messages(history, target, user_name, system)
-            got = render(template, template_data(ollama))
+            got = render(template, template_data(ollama_messages(history, target, user_name, system)))
             if got != expected:
                 raise ChatcloneError(f"the Ollama template renders validation conversation {number + 1}, turn {k + 1} "
                                      f"differently from training: {json.dumps(got[-80:])} vs "
@@ -182,7 +183,11 @@ def _ambiguous(history: list[dict], user_name: str | None, names: list[str]) -> 
                                          for m in history for n in names)
 
 
-def _alternates(history: list[dict], target: str) -> bool:
-    """No two consecutive messages of one role (Ollama would merge them): ends on another speaker's message."""
-    roles = [m["name"] == target for m in history]
-    return bool(roles) and not roles[-1] and all(a != b for a, b in zip(roles, roles[1:]))
+def alternating_tail(history: list[dict], target: str) -> list[dict]:
+    """The end of `history` from where the target and the others alternate ([] unless it ends on another's turn)."""
+    if not history or history[-1]["name"] == target:
+        return []
+    start = len(history) - 1
+    while start > 0 and (history[start - 1]["name"] == target) != (history[start]["name"] == target):
+        start -= 1
+    return history[start:]

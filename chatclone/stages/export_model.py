@@ -17,7 +17,7 @@ from chatclone.errors import ChatcloneError
 from chatclone.export.bundle import modelfile, readme
 from chatclone.export.chat_format import check_template, go_template, turn_pieces
 from chatclone.export.gguf_file import check_architecture, write_gguf
-from chatclone.export.vocab import check_vocab
+from chatclone.export.vocab import check_vocab, pre_tokenizer
 from chatclone.generation.clone import CloneSpec, locate
 from chatclone.generation.prompt import PromptBuilder
 from chatclone.generation.running import partners
@@ -36,6 +36,7 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     check_architecture(_model_config(spec), spec.weights or spec.base_model)
     check_vocab(tokenizer_dir)
     builder = PromptBuilder(load_tokenizer(tokenizer_dir), spec.format)
+    pre_tokenizer(builder.tokenizer, tokenizer_dir)  # an unknown pre-tokenizer fails now, not after the merge
     user_name = _user_name(cfg, spec)
     names = _known_names(spec, user_name)
     template = go_template(turn_pieces(builder), names, user_name)
