@@ -167,7 +167,8 @@ def test_export_dir_holds_gguf_modelfile_readme_and_manifest_with_sha256(exports
 
     run_dir, info = exports["F16"]
     manifest = runs.read_manifest(run_dir)
-    assert manifest["stage"] == "export_model" and manifest["outputs"] == [info["file"], "Modelfile", "README.md"]
+    assert manifest["stage"] == "export_model"
+    assert manifest["outputs"] == [info["file"], "Modelfile", "chat_template.jinja", "README.md"]
     assert hashlib.sha256((run_dir / info["file"]).read_bytes()).hexdigest() == manifest["summary"]["sha256"]
     modelfile = (run_dir / "Modelfile").read_text(encoding="utf-8")
     assert f"FROM ./{info['file']}\n" in modelfile and 'PARAMETER stop """<|im_end|>"""' in modelfile
@@ -175,6 +176,10 @@ def test_export_dir_holds_gguf_modelfile_readme_and_manifest_with_sha256(exports
     text = (run_dir / "README.md").read_text(encoding="utf-8")
     assert "ollama create" in text and "llama-cli -m" in text and info["sha256"] in text
     assert info["template_checked_turns"] > 0
+    from gguf import GGUFReader
+
+    jinja = (run_dir / "chat_template.jinja").read_text(encoding="utf-8")
+    assert GGUFReader(str(run_dir / info["file"])).fields["tokenizer.chat_template"].contents() + "\n" == jinja
 
 
 def modelfile_parts(path: Path) -> dict[str, list[str]]:
@@ -186,7 +191,7 @@ def modelfile_parts(path: Path) -> dict[str, list[str]]:
     return found
 
 
-def test_modelfile_template_renders_validation_conversations_byte_for_byte(lora_root, exports):
+def test_modelfile_and_jinja_templates_render_validation_conversations_byte_for_byte(lora_root, exports):
     run_dir, info = exports["F16"]
     parts = modelfile_parts(run_dir / "Modelfile")
     template, system = parts["TEMPLATE"][0], parts.get("SYSTEM", [""])[0]
@@ -194,6 +199,10 @@ def test_modelfile_template_renders_validation_conversations_byte_for_byte(lora_
     builder = PromptBuilder(load_tokenizer(spec.data_dir / "tokenizer"), spec.format)
     assert system == spec.format.style.system_prompt and system
     validation = Path(runs.read_manifest(spec.data_dir)["inputs"][0]) / "validation.jsonl"
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    # the Jinja template (llama.cpp, LM Studio) gets whole histories: nothing merges same-role messages there
+    jinja = _compile_jinja_template((run_dir / "chat_template.jinja").read_text(encoding="utf-8"))
     compared = 0
     for line in validation.read_text(encoding="utf-8").splitlines():
         messages = json.loads(line)["messages"]
@@ -204,6 +213,9 @@ def test_modelfile_template_renders_validation_conversations_byte_for_byte(lora_
             expected = builder.render(history, spec.target)[0]
             got = render(template, template_data(ollama_messages(history, spec.target, "Orrin", system)))
             assert got == expected
+            full = [{**m, "content": m["content"].strip()} for m in messages[:k]]
+            plain = ollama_messages(full, spec.target, "Orrin", system, collate=False)
+            assert jinja.render(messages=plain, add_generation_prompt=True) == builder.render(full, spec.target)[0]
             compared += 1
     assert compared >= 1
     # With two known partners: one written as `Name: text` by the client stays that speaker's; plain messages are

@@ -33,7 +33,7 @@ def modelfile(gguf_name: str, template: str, system: str, stops: list[str], samp
 
 
 def readme(name: str, gguf_name: str, example: str, stops: list[str], user_name: str | None, manifest: dict) -> str:
-    reverse = " ".join(f"-r {json.dumps(s)}" for s in stops)
+    reverse = " ".join(f"-r {json.dumps(s.strip())}" for s in stops[1:])  # the end of turn is an end-of-generation token
     you = f" (you are {user_name}: type plain messages; `Other: text` speaks as another partner)" if user_name else ""
     return f"""# {name}: chatclone export
 
@@ -52,7 +52,15 @@ alternates, so this only matters to API clients sending several speakers in a ro
 
 ## llama.cpp
 
-The prompt is plain text in the training format; the reply starts where the prompt ends:
+The GGUF's chat template (`tokenizer.chat_template`, also in `chat_template.jinja`) is the training format, with the
+run's system prompt as the default system message and plain messages written as {user_name or "the user"}'s:
+
+```bash
+llama-cli -m {gguf_name} --jinja -cnv {reverse}
+llama-server -m {gguf_name} --jinja      # OpenAI-compatible chat API; pass "stop": {json.dumps(stops[1:])}
+```
+
+Or as plain text in the training format (the reply starts where the prompt ends):
 
 ```bash
 llama-cli -m {gguf_name} -no-cnv -n {manifest["sampling"]["max_new_tokens"]} --temp {manifest["sampling"]["temperature"]} \\
@@ -67,9 +75,8 @@ with `prompt.txt` holding, for one message (exactly these bytes):
 
 ## LM Studio
 
-Import `{gguf_name}` (`lms import {gguf_name}`), then in the chat's prompt template settings use the manual
-format above: the text before each of your messages, after it, and before the reply; add the stop strings
-{", ".join(json.dumps(s) for s in stops)}.
+`lms import {gguf_name}`: LM Studio reads the chat template from the GGUF (the training format above, the run's
+system prompt by default). Add the stop strings {", ".join(json.dumps(s) for s in stops)} in the model's settings.
 
 ## Manifest
 

@@ -10,8 +10,10 @@ role). Ollama hands a template the conversation as `.Messages` (role + content) 
 Other speakers: training wrote every other speaker's turn as `Name: text`. A user message that already starts with
 a partner's `Name: ` (the way API clients pass several speakers) is written as it is; any other user message is the
 default partner's (`user_name`) and gets `user_name: ` in front, so what you type in `ollama run` reads as training.
-`check_template` renders validation conversations both ways (chatclone.export.gotemplate mirrors Go's semantics for
-exactly these constructs) and refuses the export if one byte differs.
+`jinja_template` writes the same format as a Jinja chat template, for llama.cpp (`--jinja`) and LM Studio, which read
+it from the GGUF. `check_templates` renders validation conversations with both and with chatclone's renderer
+(chatclone.export.gotemplate mirrors Go's semantics for exactly the constructs used) and refuses the export if one
+byte differs.
 """
 
 from __future__ import annotations
@@ -125,7 +127,43 @@ def go_template(pieces: TurnPieces, names: list[str], user_name: str | None) -> 
             f'{{{{ else if eq .Role "assistant" }}}}{assistant}{{{{ end }}}}{{{{ end }}}}{lit(pieces.reply)}')
 
 
-def ollama_messages(history: list[dict], target: str, user_name: str | None, system: str) -> list[dict]:
+def jinja_string(text: str) -> str:
+    """A Jinja string literal (jinja2 unescapes literals with Python's unicode-escape codec)."""
+    escapes = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return '"' + "".join(escapes.get(ch) or (ch if ch.isprintable() else f"\\U{ord(ch):08x}") for ch in text) + '"'
+
+
+def jinja_template(pieces: TurnPieces, names: list[str], user_name: str | None, system: str) -> str:
+    """The same format as a Jinja chat template (llama.cpp `--jinja`, llama-server, LM Studio read it from the GGUF):
+    `messages` of role + content, a leading system message replacing the run's system prompt, and no literal text
+    (every piece is a string literal), so whitespace control cannot eat a newline of the format."""
+    s = jinja_string
+    (u_open, u_close), (a_open, a_close) = pieces.user, pieces.assistant
+    name = ""
+    if user_name:
+        tests = " or ".join(f"m['content'].startswith({s(n + ': ')})" for n in names)
+        name = f"{{%- if not ({tests}) -%}}{{{{ {s(user_name + ': ')} }}}}{{%- endif -%}}"
+    parts = ["{%- if messages and messages[0]['role'] == 'system' -%}{%- set system = messages[0]['content'] -%}"
+             "{%- set turns = messages[1:] -%}{%- else -%}"
+             f"{{%- set system = {s(system)} -%}}{{%- set turns = messages -%}}{{%- endif -%}}"]
+    if pieces.fold:
+        parts.append(f"{{{{ {s(pieces.head)} }}}}{{%- set ns = namespace(system=system) -%}}")
+        fold = (f"{{%- if ns.system -%}}{{{{ ns.system }}}}{{{{ {s(SYSTEM_FOLD_SEPARATOR)} }}}}"
+                "{%- set ns.system = '' -%}{%- endif -%}")
+    else:
+        parts.append(f"{{%- if system -%}}{{{{ {s(pieces.system_open)} }}}}{{{{ system }}}}"
+                     f"{{{{ {s(pieces.system_close)} }}}}{{%- else -%}}{{{{ {s(pieces.head)} }}}}{{%- endif -%}}")
+        fold = ""
+    parts.append("{%- for m in turns -%}{%- if m['role'] == 'user' -%}"
+                 f"{{{{ {s(u_open)} }}}}{fold}{name}{{{{ m['content'] }}}}{{{{ {s(u_close)} }}}}"
+                 f"{{%- elif m['role'] == 'assistant' -%}}{{{{ {s(a_open)} }}}}{{{{ m['content'] }}}}"
+                 f"{{{{ {s(a_close)} }}}}{{%- endif -%}}{{%- endfor -%}}")
+    parts.append(f"{{%- if add_generation_prompt -%}}{{{{ {s(pieces.reply)} }}}}{{%- endif -%}}")
+    return "\n".join(parts)
+
+
+def ollama_messages(history: list[dict], target: str, user_name: str | None, system: str,
+                    collate: bool = True) -> list[dict]:
     """A chatclone conversation as the messages an Ollama client sends (other speakers as `Name: text`), then
     collated as Ollama does before the template sees them (consecutive messages of one role joined by a blank line)."""
     messages = [{"role": "system", "content": system}] if system else []
@@ -135,6 +173,8 @@ def ollama_messages(history: list[dict], target: str, user_name: str | None, sys
         else:
             named = user_name is not None and m["name"] != user_name
             messages.append({"role": "user", "content": f"{m['name']}: {m['content']}" if named else m["content"]})
+    if not collate:  # what a Jinja chat template gets from llama.cpp or LM Studio
+        return messages
     collated: list[dict] = []
     for m in messages:
         if collated and collated[-1]["role"] == m["role"]:
@@ -151,27 +191,37 @@ def template_data(messages: list[dict]) -> dict:
     return {"System": system, "Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages]}
 
 
-def check_template(template: str, builder: PromptBuilder, conversations: list[list[dict]],
-                   user_name: str | None, names: list[str]) -> int:
-    """Render the prompt of every target turn of `conversations` both ways (its history from the latest point where
-    roles alternate: Ollama merges consecutive messages of one role); the number compared. One differing byte
-    refuses the export, naming the conversation."""
+def check_templates(go: str, jinja: str, builder: PromptBuilder, conversations: list[list[dict]],
+                    user_name: str | None, names: list[str]) -> int:
+    """Render the prompt of every target turn of `conversations` with both templates and with chatclone's renderer;
+    the number of target turns compared. The Ollama template gets each history from the latest point where roles
+    alternate (Ollama merges consecutive messages of one role); the Jinja one gets that and, for templates that
+    keep same-role turns apart, the whole history. One differing byte refuses the export, naming the turn."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
     from chatclone.export.gotemplate import render
 
     target, system = builder.format.target, builder.format.style.system_prompt
+    compiled = _compile_jinja_template(jinja)
     compared = 0
     for number, messages in enumerate(conversations):
         for k, message in enumerate(messages):
-            history = alternating_tail([{"role": m["role"], "name": m["name"], "content": m["content"].strip()}
-                                        for m in messages[:k]], target)
-            if message["name"] != target or not history or _ambiguous(history, user_name, names):
+            full = [{"role": m["role"], "name": m["name"], "content": m["content"].strip()} for m in messages[:k]]
+            tail = alternating_tail(full, target)
+            if message["name"] != target or not tail or _ambiguous(full, user_name, names):
                 continue
-            expected, _ = builder.render(history, target)
-            got = render(template, template_data(ollama_messages(history, target, user_name, system)))
-            if got != expected:
-                raise ChatcloneError(f"the Ollama template renders validation conversation {number + 1}, turn {k + 1} "
-                                     f"differently from training: {json.dumps(got[-80:])} vs "
-                                     f"{json.dumps(expected[-80:])}")
+            cases = [("Ollama", tail, lambda h: render(go, template_data(ollama_messages(h, target, user_name,
+                                                                                         system))))]
+            jinja_cases = [tail] + ([full] if not builder.format.style.alternating_roles and full != tail else [])
+            cases += [("Jinja", h, lambda h: compiled.render(messages=ollama_messages(h, target, user_name, system,
+                                                                                      collate=False),
+                                                            add_generation_prompt=True)) for h in jinja_cases]
+            for which, history, fill in cases:
+                got, expected = fill(history), builder.render(history, target)[0]
+                if got != expected:
+                    raise ChatcloneError(f"the {which} template renders validation conversation {number + 1}, turn "
+                                         f"{k + 1} differently from training: {json.dumps(got[-80:])} vs "
+                                         f"{json.dumps(expected[-80:])}")
             compared += 1
     return compared
 

@@ -78,8 +78,10 @@ def permute(weights: Any, n_head: int, n_head_kv: int | None) -> Any:
             .swapaxes(1, 2).reshape(weights.shape))
 
 
-def write_gguf(model: Any, tokenizer_dir: Path, path: Path, quantization: str, name: str) -> GgufSummary:
-    """Write `model` (a loaded float model) with the tokenizer in `tokenizer_dir` as one GGUF file at `path`."""
+def write_gguf(model: Any, tokenizer_dir: Path, path: Path, quantization: str, name: str,
+               chat_template: str | None = None) -> GgufSummary:
+    """Write `model` (a loaded float model) with the tokenizer in `tokenizer_dir` as one GGUF file at `path`;
+    `chat_template` replaces the tokenizer's own as `tokenizer.chat_template`."""
     import gguf
 
     from chatclone.export.vocab import add_vocab
@@ -92,7 +94,7 @@ def write_gguf(model: Any, tokenizer_dir: Path, path: Path, quantization: str, n
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name)
     _add_hparams(writer, config, quantization)
-    add_vocab(writer, tokenizer_dir, config)
+    add_vocab(writer, tokenizer_dir, config, chat_template)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     types: dict[str, int] = {}
     parameters = 0

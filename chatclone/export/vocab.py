@@ -82,8 +82,8 @@ def check_vocab(tokenizer_dir: Path) -> None:
                              "Llama 3) is exported: convert merged/ with llama.cpp's convert_hf_to_gguf.py", path=path)
 
 
-def add_vocab(writer: Any, tokenizer_dir: Path, config: Any) -> None:
-    """The tokenizer.* keys of a byte-level BPE vocabulary."""
+def add_vocab(writer: Any, tokenizer_dir: Path, config: Any, chat_template: str | None = None) -> None:
+    """The tokenizer.* keys of a byte-level BPE vocabulary (`chat_template`: instead of the tokenizer's own)."""
     import gguf
     from transformers import AutoTokenizer
 
@@ -101,4 +101,6 @@ def add_vocab(writer: Any, tokenizer_dir: Path, config: Any) -> None:
     if "bos" not in special.add_special_token:  # not in tokenizer_config.json: what the tokenizer actually does
         ids = tokenizer("a")["input_ids"]
         special.add_special_token["bos"] = bool(ids) and ids[0] == tokenizer.bos_token_id
+    if chat_template is not None:
+        special.chat_template = chat_template
     special.add_to_gguf(writer, quiet=True)

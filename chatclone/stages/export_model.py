@@ -15,7 +15,7 @@ from chatclone.chat_records import read_records, split_file
 from chatclone.config.export_model import ExportModelConfig
 from chatclone.errors import ChatcloneError
 from chatclone.export.bundle import modelfile, readme
-from chatclone.export.chat_format import check_template, go_template, turn_pieces
+from chatclone.export.chat_format import check_templates, go_template, jinja_template, turn_pieces
 from chatclone.export.gguf_file import check_architecture, write_gguf
 from chatclone.export.vocab import check_vocab, pre_tokenizer
 from chatclone.generation.clone import CloneSpec, locate
@@ -38,13 +38,13 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     builder = PromptBuilder(load_tokenizer(tokenizer_dir), spec.format)
     pre_tokenizer(builder.tokenizer, tokenizer_dir)  # an unknown pre-tokenizer fails now, not after the merge
     user_name = _user_name(cfg, spec)
-    names = _known_names(spec, user_name)
-    template = go_template(turn_pieces(builder), names, user_name)
-    compared = check_template(template, builder, _validation(spec, cfg.check_conversations), user_name, names)
+    names, pieces, system = _known_names(spec, user_name), turn_pieces(builder), spec.format.style.system_prompt
+    template, jinja = go_template(pieces, names, user_name), jinja_template(pieces, names, user_name, system)
+    compared = check_templates(template, jinja, builder, _validation(spec, cfg.check_conversations), user_name, names)
     name = cfg.name or _slug(spec.target)
     gguf_name = f"{name}-{cfg.quantization}.gguf"
     with runs.new_files(run_dir, gguf_name) as [partial]:
-        summary = write_gguf(_merged_model(spec), tokenizer_dir, partial, cfg.quantization, name)
+        summary = write_gguf(_merged_model(spec), tokenizer_dir, partial, cfg.quantization, name, jinja)
     digest = _sha256(run_dir / gguf_name)
     stops = [spec.format.end_of_turn] + [f"\n{n}:" for n in [*_known_names(spec, user_name), spec.target]]
     example, _ = builder.render([builder.message(user_name or "", "hey, you up?")], spec.target)
@@ -54,8 +54,8 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
             "bytes": (run_dir / gguf_name).stat().st_size, "tensors": summary.types, "parameters": summary.parameters,
             "target": spec.target, "user_name": user_name, "template_checked_turns": compared,
             "sampling": runs.plain(cfg.sampling)}
-    files = {"Modelfile": modelfile(gguf_name, template, spec.format.style.system_prompt, stops, cfg.sampling,
-                                    spec.format.max_length),
+    files = {"Modelfile": modelfile(gguf_name, template, system, stops, cfg.sampling, spec.format.max_length),
+             "chat_template.jinja": jinja + "\n",
              "README.md": readme(name, gguf_name, example, stops, user_name, info)}
     with runs.new_files(run_dir, *files) as paths:
         for path, text in zip(paths, files.values()):
