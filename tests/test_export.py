@@ -168,7 +168,10 @@ def test_export_dir_holds_gguf_modelfile_readme_and_manifest_with_sha256(exports
     run_dir, info = exports["F16"]
     manifest = runs.read_manifest(run_dir)
     assert manifest["stage"] == "export_model"
-    assert manifest["outputs"] == [info["file"], "Modelfile", "chat_template.jinja", "README.md"]
+    assert manifest["outputs"] == [info["file"], "Modelfile", "chat_template.jinja", "prompt_example.txt",
+                                   "README.md"]
+    assert (run_dir / "prompt_example.txt").read_text(encoding="utf-8").endswith("Orrin: hey, you up?<|im_end|>\n"
+                                                                                  "<|im_start|>assistant\n")
     assert hashlib.sha256((run_dir / info["file"]).read_bytes()).hexdigest() == manifest["summary"]["sha256"]
     modelfile = (run_dir / "Modelfile").read_text(encoding="utf-8")
     assert f"FROM ./{info['file']}\n" in modelfile and 'PARAMETER stop """<|im_end|>"""' in modelfile
@@ -331,5 +334,7 @@ def test_script_refuses_a_k_quant_in_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("error: quantization=Q4_K_M: the K-quants need llama.cpp")
-    assert "Q4_K_M" in subprocess.run([sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True,
-                                      text=True).stdout
+    help_text = subprocess.run([sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True,
+                               text=True).stdout
+    assert "python export_model.py" in help_text and "llama-quantize" in help_text
+    assert "sampling: creative, default, greedy   (now: default)" in help_text

@@ -34,7 +34,8 @@ def modelfile(gguf_name: str, template: str, system: str, stops: list[str], samp
 
 def readme(name: str, gguf_name: str, example: str, stops: list[str], user_name: str | None, manifest: dict) -> str:
     reverse = " ".join(f"-r {json.dumps(s.strip())}" for s in stops[1:])  # the end of turn is an end-of-generation token
-    you = f" (you are {user_name}: type plain messages; `Other: text` speaks as another partner)" if user_name else ""
+    you = (f" (you are {user_name}: type plain messages; a line starting with another partner's `Name: ` from the "
+           "training data speaks as them)") if user_name else ""
     return f"""# {name}: chatclone export
 
 `{gguf_name}` is the clone as a GGUF file; `Modelfile` makes it an Ollama model whose template writes the exact chat
@@ -64,14 +65,14 @@ Or as plain text in the training format (the reply starts where the prompt ends)
 
 ```bash
 llama-cli -m {gguf_name} -no-cnv -n {manifest["sampling"]["max_new_tokens"]} --temp {manifest["sampling"]["temperature"]} \\
-  --top-p {manifest["sampling"]["top_p"]} --top-k {manifest["sampling"]["top_k"]} {reverse} -p "$(cat prompt.txt)"
+  --top-p {manifest["sampling"]["top_p"]} --top-k {manifest["sampling"]["top_k"]} {reverse} -p "${{prompt%.}}"
 ```
 
-with `prompt.txt` holding, for one message (exactly these bytes):
+after `prompt="$(cat prompt_example.txt; echo .)"` (the `.` keeps the prompt's final newline, which `$(...)` and `-f`
+drop). `prompt_example.txt` holds the exact bytes of a prompt for one message:
 
 ```text
-{example}
-```
+{example}```
 
 ## LM Studio
 

@@ -55,7 +55,7 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
             "target": spec.target, "user_name": user_name, "template_checked_turns": compared,
             "sampling": runs.plain(cfg.sampling)}
     files = {"Modelfile": modelfile(gguf_name, template, system, stops, cfg.sampling, spec.format.max_length),
-             "chat_template.jinja": jinja + "\n",
+             "chat_template.jinja": jinja + "\n", "prompt_example.txt": example,
              "README.md": readme(name, gguf_name, example, stops, user_name, info)}
     with runs.new_files(run_dir, *files) as paths:
         for path, text in zip(paths, files.values()):
