@@ -35,10 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LLAMA_CPP = "llama-cpp-python==0.3.36"  # pyproject.toml's `llama-cpp` extra
-QUANTIZATIONS = ("F16", "Q8_0", "Q4_0", "BF16")
 
 
 def main() -> None:
+    from chatclone.config.export_model import QUANTIZATIONS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="a finished train run dir (default: train a 1-step adapter)")
     parser.add_argument("--quantizations", default="F16,Q8_0,Q4_0", help="comma-separated, from: " + ", ".join(QUANTIZATIONS))

@@ -11,6 +11,20 @@ from chatclone.config.generation import BASE_RUN, Checkpoint, SamplingConfig, _c
 from chatclone.config.threads import ThreadsConfig
 from chatclone.errors import ChatcloneError
 
+QUANTIZATIONS = ("F16", "Q8_0", "Q4_0", "BF16")
+K_QUANTS = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K")
+
+
+def check_quantization(name: str) -> None:
+    """One line for a quantisation this exporter cannot write, before anything loads."""
+    if name in QUANTIZATIONS:
+        return
+    if name.upper() in K_QUANTS:
+        raise ChatcloneError(f"quantization={name}: the K-quants need llama.cpp's llama-quantize (gguf-py does not "
+                             f"implement them): export F16, then run `llama-quantize <file>-F16.gguf "
+                             f"<file>-{name.upper()}.gguf {name.upper()}`")
+    raise ChatcloneError(f"quantization={name}: unknown; use one of {', '.join(QUANTIZATIONS)}")
+
 
 @dataclass
 class ExportModelConfig(ThreadsConfig):
@@ -26,8 +40,6 @@ class ExportModelConfig(ThreadsConfig):
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def check(self) -> None:
-        from chatclone.export.gguf_file import check_quantization
-
         self.check_threads()
         self.sampling.check()
         check_quantization(self.quantization)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatclone.config.export_model import check_quantization
 from chatclone.errors import ChatcloneError
 
 LLAMA_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
@@ -25,26 +26,11 @@ REFUSED_ARCHITECTURES = {
                        "need their own mapping (MODEL_ARCH.PHI3), which this exporter does not have; convert merged/ "
                        "with llama.cpp's convert_hf_to_gguf.py",
 }
-QUANTIZATIONS = ("F16", "Q8_0", "Q4_0", "BF16")
-K_QUANTS = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K")
-
-
 @dataclass(frozen=True)
 class GgufSummary:
     tensors: int
     types: dict[str, int]      # GGML type name -> number of tensors
     parameters: int
-
-
-def check_quantization(name: str) -> None:
-    """One line for a quantisation this exporter cannot write, before anything loads."""
-    if name in QUANTIZATIONS:
-        return
-    if name.upper() in K_QUANTS:
-        raise ChatcloneError(f"quantization={name}: the K-quants need llama.cpp's llama-quantize (gguf-py does not "
-                             f"implement them): export F16, then run `llama-quantize <file>-F16.gguf "
-                             f"<file>-{name.upper()}.gguf {name.upper()}`")
-    raise ChatcloneError(f"quantization={name}: unknown; use one of {', '.join(QUANTIZATIONS)}")
 
 
 def check_architecture(config: Any, where: Path | str) -> None:
