@@ -338,3 +338,13 @@ def test_script_refuses_a_k_quant_in_one_line(tmp_path):
                                text=True).stdout
     assert "python export_model.py" in help_text and "llama-quantize" in help_text
     assert "sampling: creative, default, greedy   (now: default)" in help_text
+
+
+def test_run_base_exports_the_bare_base_in_the_runs_format(lora_root, tmp_path):
+    from gguf import GGUFReader
+
+    run_dir, info = export(lora_root, "run=base", "quantization=BF16", run_dir=tmp_path / "base")
+    assert info["kind"] == "base" and info["checkpoint"] == "base" and info["tensors"] == {"F32": 5, "BF16": 16}
+    reader = GGUFReader(str(run_dir / info["file"]))
+    assert reader.fields["general.file_type"].contents() == 32  # LlamaFileType.MOSTLY_BF16
+    assert 'SYSTEM """' in (run_dir / "Modelfile").read_text(encoding="utf-8")
