@@ -348,3 +348,22 @@ def test_run_base_exports_the_bare_base_in_the_runs_format(lora_root, tmp_path):
     reader = GGUFReader(str(run_dir / info["file"]))
     assert reader.fields["general.file_type"].contents() == 32  # LlamaFileType.MOSTLY_BF16
     assert 'SYSTEM """' in (run_dir / "Modelfile").read_text(encoding="utf-8")
+
+
+def test_a_mistral_architecture_model_is_written_as_llama(embedded_dir, tmp_path):
+    """MistralForCausalLM goes out as llama.cpp's LLAMA architecture (as its converter writes it): same tensors."""
+    import torch
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM
+
+    from tests.tiny_models import build_tiny_model
+
+    folder = build_tiny_model("mistral", tmp_path / "mistral", embedded_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True).eval()
+    summary = write_gguf(model, folder, tmp_path / "mistral.gguf", "F16", "mistral")
+    assert summary.types == {"F32": 5, "F16": 16}
+    assert GGUFReader(str(tmp_path / "mistral.gguf")).fields["general.architecture"].contents() == "llama"
+    x = torch.tensor([list(range(1, 40))])
+    with torch.no_grad():
+        worst = float((model(x).logits - dequantised_model(tmp_path / "mistral.gguf", model)(x).logits).abs().max())
+    assert worst < 5e-2
