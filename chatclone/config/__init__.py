@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
 from chatclone.config.discord_bot import DiscordBotConfig
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
+from chatclone.config.export_model import ExportModelConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
 from chatclone.config.judging import JudgeReportConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
@@ -76,6 +77,8 @@ def register() -> None:
     cs.store(name="judge_report_schema", node=JudgeReportConfig)
     # discord_bot.py: the clones' settings of the generation scripts plus where, when and how often the bot speaks.
     cs.store(name="discord_bot_schema", node=DiscordBotConfig)
+    # export_model.py: a clone as GGUF + Ollama Modelfile; its `sampling` group gives the Modelfile's defaults.
+    cs.store(name="export_model_schema", node=ExportModelConfig)
     cs.store(group="hydra/help", name="chatclone", node=HELP)
     # Every record to stderr and the run's log, never stdout (chatclone/logs.py).
     cs.store(group="hydra/job_logging", name="chatclone", node=JOB_LOGGING)
