@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone.cli import run_stage
-from chatclone.evaluation.sweep import current_sweep_dir
+from chatclone.sweeps import current_sweep_dir
 
 
 @hydra.main(config_path="conf", config_name="evaluate_clone", version_base="1.3")

@@ -19,8 +19,8 @@ import chatclone.config  # noqa: F401
 from chatclone import runs
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.settings import TrainEvalConfig
-from chatclone.evaluation.sweep import write_sweep_table
+from chatclone.config.fidelity import TrainEvalConfig
+from chatclone.sweeps import EVALUATIONS, write_sweep_table
 from chatclone.stages.evaluate_clone import evaluate_clone
 from tests.conftest import ROOT, quiet
 
@@ -166,7 +166,7 @@ def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
         metrics["sampling"]["temperature"] = temperature
         (tmp_path / job / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "2" / ".hydra").mkdir(parents=True)  # a job that died before its manifest
-    table = write_sweep_table(tmp_path).read_text(encoding="utf-8")
+    table = write_sweep_table(tmp_path, EVALUATIONS).read_text(encoding="utf-8")
     rows = [line for line in table.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
     assert len(rows) == 2 and "sampling.temperature=0.3" in rows[0] and "| 0.7 |" in rows[1]
     assert "Unfinished or failed jobs (no manifest.json or metrics.json): 2" in table
@@ -174,7 +174,7 @@ def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
 
 
 def test_scoring_at_the_end_of_training(trained, tmp_path):
-    from chatclone.config.train import WandbConfig, WandbMode
+    from chatclone.config.wandb_config import WandbConfig, WandbMode
     from chatclone.evaluation.data import load_fidelity_data
     from chatclone.evaluation.training import evaluate_after_training
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import Context
-from chatclone.evaluation.settings import ASSISTANT_PHRASES
+from chatclone.config.fidelity import ASSISTANT_PHRASES
 from chatclone.metrics import load_metric
 from chatclone.metrics.rates import auc_interval, format_rate, rate, roc_auc, separation, wilson_interval
 from tests.test_evaluate_clone import compose_eval, trained  # noqa: F401  (the tiny train run fixture)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chatclone.config.fidelity import FidelityConfig
 from chatclone.config.generation import BASE_RUN, CloneStageConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.settings import FidelityConfig
 
 
 @dataclass

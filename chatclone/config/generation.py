@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Optional
 
 from chatclone.config.threads import ThreadsConfig
-from chatclone.config.train import WandbConfig
+from chatclone.config.wandb_config import WandbConfig
 from chatclone.errors import ChatcloneError
 
 BASE_RUN = "base"       # run=base: the bare base model, no adapter (for comparison)

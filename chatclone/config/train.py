@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
+from chatclone.config.fidelity import TrainEvalConfig
 from chatclone.config.model import ModelConfig
 from chatclone.config.threads import ThreadsConfig
+from chatclone.config.wandb_config import WandbConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.settings import TrainEvalConfig
 
 
 class Method(str, Enum):
@@ -31,12 +32,6 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
               "inverse_sqrt", "reduce_lr_on_plateau")
 DTYPES = ("float32", "bfloat16", "float16")
 QUANT_TYPES = ("nf4", "fp4")
-
-
-class WandbMode(str, Enum):
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
 
 
 @dataclass
@@ -79,15 +74,6 @@ class TrainerConfig:
     load_best_model_at_end: bool = False
     seed: int = 42
     num_workers: int = 0
-
-
-@dataclass
-class WandbConfig:
-    mode: WandbMode = WandbMode.offline
-    project: str = "chatclone"
-    entity: Optional[str] = None
-    tags: list[str] = field(default_factory=list)
-    log_samples: bool = False                # chat text is never logged unless this is true
 
 
 @dataclass

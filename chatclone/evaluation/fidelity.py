@@ -26,7 +26,7 @@ from chatclone.evaluation.context import swapped_contexts
 from chatclone.evaluation.data import FidelityData
 from chatclone.evaluation.passes import context_pass, generation_pass, perplexity_pass
 from chatclone.evaluation.progress import ReplyProgress
-from chatclone.evaluation.settings import FidelityConfig
+from chatclone.config.fidelity import FidelityConfig
 from chatclone.generation.clone import CloneSpec, load_clone
 from chatclone.generation.generate import Reply
 from chatclone.generation.records import summarize

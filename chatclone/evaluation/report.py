@@ -5,11 +5,10 @@ wandb.log_samples=true)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from chatclone import runs
-from chatclone.config.train import WandbConfig, WandbMode
+from chatclone import runs, wandb_runs
+from chatclone.config.wandb_config import WandbConfig
 from chatclone.evaluation.data import FidelityData
 from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, ModelScore, caveat
 from chatclone.metrics.rates import format_auc, format_rate, intervals_overlap
@@ -330,22 +329,16 @@ def _save(fig, path: Path) -> None:
 def log_wandb(wandb_cfg: WandbConfig, run_dir: Path, metrics: dict, samples: list[dict], config: dict) -> list[str]:
     """Headline numbers and plots into the active W&B run (train.py's), or into a new one; samples only with
     log_samples. [] when W&B is disabled."""
-    if wandb_cfg.mode is WandbMode.disabled:
+    if not wandb_runs.enabled(wandb_cfg):
         return []
     import wandb
 
-    own = wandb.run is None
-    if own:
-        os.environ.update({"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true"})
-        group = run_dir.parent.name if run_dir.parent.parent.name == "multirun" else None
-        wandb.init(mode=wandb_cfg.mode.value, dir=str(run_dir), project=wandb_cfg.project, entity=wandb_cfg.entity,
-                   tags=list(wandb_cfg.tags) or None, group=group, job_type="evaluate_clone", name=run_dir.name,
-                   config=config)
-    run = wandb.run
+    own = wandb_runs.active_run() is None
+    run = wandb_runs.start_run(wandb_cfg, run_dir, "evaluate_clone", config) if own else wandb_runs.active_run()
     prefix = "" if own else "fidelity/"
     run.summary.update({prefix + k: v for k, v in metrics["headline"].items() if isinstance(v, (int, float))})
     run.log({prefix + p.removesuffix(".png"): wandb.Image(str(run_dir / p)) for p in PLOTS if (run_dir / p).is_file()})
-    if wandb_cfg.log_samples and samples:
+    if wandb_runs.text_allowed(wandb_cfg) and samples:
         columns = [c for c in samples[0] if c != "context"]
         run.log({prefix + "samples": wandb.Table(columns=columns, data=[[str(r[c]) for c in columns]
                                                                         for r in samples])})

@@ -1,8 +1,5 @@
-"""The `eval` section shared by evaluate_clone.py and train.py (`eval.fidelity=true` scores a run as it ends).
-
-Kept apart from chatclone.config so that chatclone.config.train can import it: chatclone.config.evaluate_clone
-imports the generation schemas, which import chatclone.config.train. Defaults and their reasons are in
-conf/evaluate_clone.yaml.
+"""Schema of the `eval` section shared by evaluate_clone.py and train.py (`eval.fidelity=true` scores a run as it
+ends). Defaults and their reasons are in conf/evaluate_clone.yaml and conf/train.yaml.
 """
 
 from __future__ import annotations
