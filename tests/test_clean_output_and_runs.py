@@ -217,6 +217,7 @@ def test_a_refused_run_leaves_the_finished_run_byte_identical(tmp_path):
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_multirun_jobs_keep_their_hydra_record_and_hydra_logs_on_stderr(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_script("process_messages", ["-m", f"input={SHARED}", f"target={TARGET_USERNAME}", "progress=false",

@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 import chatclone.config  # noqa: F401
-from chatclone.config.process_messages import (MediaPolicy, ProcessMessagesConfig, SplitStrategy, UrlPolicy)
+from chatclone.config.process_messages import MediaPolicy, ProcessMessagesConfig, SplitStrategy, UrlPolicy
 from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, compose
 

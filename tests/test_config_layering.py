@@ -88,7 +88,8 @@ def test_every_script_shares_one_hydra_config(script):
     assert set(raw.get("hydra", {})) <= {"callbacks"}  # run dirs, logging and help live in conf/hydra/chatclone.yaml
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name=script):
         hydra = hydra_compose(config_name=script, return_hydra_config=True).hydra
-        assert hydra.run.dir.startswith(f"outputs/{script}/") and hydra.sweep.dir.startswith(f"outputs/{script}/multirun/")
+        assert hydra.run.dir.startswith(f"outputs/{script}/")
+        assert hydra.sweep.dir.startswith(f"outputs/{script}/multirun/")
         assert hydra.job.chdir is False and hydra.output_subdir is None
         assert {hydra.runtime.choices[f"hydra/{g}"] for g in ("help", "job_logging", "hydra_logging")} == {"chatclone"}
         # --help's header is the script's docstring: one usage text, which cannot drift from itself

@@ -15,8 +15,8 @@ import pytest
 import chatclone.config  # noqa: F401
 from chatclone import runs
 from chatclone.errors import ChatcloneError
-from chatclone.sweeps import EVALUATIONS, write_sweep_table
 from chatclone.stages.evaluate_clone import evaluate_clone
+from chatclone.sweeps import EVALUATIONS, write_sweep_table
 from tests.conftest import ROOT, compose, quiet
 
 FAST = ["eval.max_contexts=3", "sampling.max_new_tokens=4", "wandb.mode=disabled"]
@@ -25,9 +25,8 @@ FAST = ["eval.max_contexts=3", "sampling.max_new_tokens=4", "wandb.mode=disabled
 @pytest.fixture(scope="module")
 def trained(dm_tokenized, tiny_llama, tmp_path_factory) -> Path:
     """An outputs_root holding the tiny DM dataset and a 2-step LoRA train run of tiny_llama on it."""
-    from tests.test_train import tiny_overrides
-
     from chatclone.stages.train import train
+    from tests.test_train import tiny_overrides
 
     root = tmp_path_factory.mktemp("eval-outputs")
     for stage in ("process_messages", "tokenize_dataset"):
@@ -146,6 +145,7 @@ def test_config_composes_with_the_sampling_group():
         compose("evaluate_clone", ["eval.max_contexts=0"]).check()
 
 
+@pytest.mark.slow
 def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
     out, _ = evaluated
     for job, temperature in (("0", 0.3), ("1", 0.7)):

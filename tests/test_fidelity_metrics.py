@@ -14,14 +14,14 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
+from chatclone.config.fidelity import ASSISTANT_PHRASES
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import Context
-from chatclone.config.fidelity import ASSISTANT_PHRASES
 from chatclone.metrics import load_metric
 from chatclone.metrics.rates import auc_interval, format_rate, rate, roc_auc, separation, wilson_interval
+from tests.conftest import compose
 from tests.test_evaluate_clone import trained  # noqa: F401  (the tiny train run fixture)
 from tests.test_metrics import _styled
-from tests.conftest import compose
 
 WORDS = ["moss", "moon", "night", "fern", "walk", "lamp", "rain", "tea", "ok", "lol", "yeah", "maybe", "pizza"]
 
@@ -137,8 +137,6 @@ def test_assistant_isms_on_hand_written_replies():
 
 
 def test_assistant_phrases_are_the_same_in_the_schema_and_both_configs():
-    
-
     assert compose("evaluate_clone", []).eval.assistant_phrases == list(ASSISTANT_PHRASES)
     assert compose("train", []).eval.assistant_phrases == list(ASSISTANT_PHRASES)
     assert compose("evaluate_clone", ["eval.assistant_phrases=[]"]).eval.assistant_phrases == []
@@ -150,7 +148,7 @@ def test_assistant_phrases_are_the_same_in_the_schema_and_both_configs():
     with pytest.raises(ChatcloneError, match="eval.sample_contexts: must be >= 0"):
         compose("train", ["eval.sample_contexts=-1"]).check()
     with pytest.raises(Exception, match="sample_contexts"):   # Hydra's composition error
-        compose("evaluate_clone", ["eval.sample_contexts=3"])   # a train.py key: evaluate_clone has no training to sample
+        compose("evaluate_clone", ["eval.sample_contexts=3"])  # a train.py key: evaluate_clone trains nothing
 
 
 # ---- context use ---------------------------------------------------------------------------------------------------
@@ -397,7 +395,8 @@ def test_wandb_gets_sample_text_only_when_opted_in(sampled, dm_tokenized, tiny_l
     real = load_fidelity_data(dm_tokenized / "tokenize_dataset" / "run", 2).contexts[0].reply
     line = max(real.splitlines(), key=len).encode()   # a line of the real reply (samples.md joins lines with ⏎)
     assert len(line) > 8 and line in (run / "samples.md").read_bytes()
-    assert b"eval/loss" in _wandb_blob(run) and line not in _wandb_blob(run) and b"train/samples" not in _wandb_blob(run)
+    assert b"eval/loss" in _wandb_blob(run) and line not in _wandb_blob(run) \
+        and b"train/samples" not in _wandb_blob(run)
     _sampling_run(dm_tokenized, tiny_llama, tmp_path / "opted", "eval.sample_contexts=2", "wandb.mode=offline",
                   "wandb.log_samples=true")
     blob = _wandb_blob(tmp_path / "opted")

@@ -415,6 +415,7 @@ def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatc
         run_stage(inference, "inference", clone_root, tmp_path, overrides)
 
 
+@pytest.mark.slow
 def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run([sys.executable, "inference.py", "-m", f"outputs_root={clone_root}", *SMALL,

@@ -120,7 +120,8 @@ def test_every_rate_has_its_interval_and_n_in_metrics_json(honest_run):
         assert part["ci95"] == pytest.approx(list(wilson_interval(part["successes"], part["n"])))
         assert part["rate"] == pytest.approx(part["successes"] / part["n"])
     assert saved["models"]["fine_tuned"]["attribution"]["n"] == 4
-    assert saved["ceiling"]["n"] == saved["data"]["ceiling_texts"] and saved["floor"]["n"] == saved["data"]["floor_texts"]
+    assert saved["ceiling"]["n"] == saved["data"]["ceiling_texts"] \
+        and saved["floor"]["n"] == saved["data"]["floor_texts"]
 
 
 def test_the_tiny_sample_cannot_tell_the_target_apart(honest_run):

@@ -106,6 +106,7 @@ def test_tokenize_dataset_free_text_keys():
     assert cfg["model"]["end_of_turn"] == "<|eot_id|>"
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_over_a_free_text_key(tmp_path):
     sweep = tmp_path / "sweep"
     result = script("process_messages", "-m", f"input={SHARED / DCE_JSON}", "target=tamsin.vale,orrin.byrd",

@@ -24,17 +24,14 @@ from chatclone.training.reporting import disk_usage
 from chatclone.training.sizing import schedule
 from tests.conftest import GUILD, ROOT, TARGET_USERNAME, compose, quiet
 
-
-
-
 GUILD_EXPORT = ROOT / "examples" / "sample_exports" / f"{GUILD}.json"
 
 
 def outputs_for(root: Path, model: Path, *process_overrides: str) -> Path:
     """`python process_messages.py input=<the server channel> target=tamsin.vale ...` then
     `python tokenize_dataset.py model.name_or_path=<model>`, into outputs_root=root."""
-    process_messages(compose("process_messages", [f"input=['{GUILD_EXPORT}']", f"target={TARGET_USERNAME}", "progress=false",
-                                      f"outputs_root={root}", *process_overrides]),
+    process_messages(compose("process_messages", [f"input=['{GUILD_EXPORT}']", f"target={TARGET_USERNAME}",
+                                                  "progress=false", f"outputs_root={root}", *process_overrides]),
                      root / "process_messages" / "run", console=quiet())
     tokenize_dataset(compose("tokenize_dataset", [f"model.name_or_path={model}", "progress=false", "num_proc=1",
                                        f"outputs_root={root}"]), root / "tokenize_dataset" / "run", console=quiet())
@@ -194,7 +191,8 @@ def test_bad_size_and_save_settings_name_the_key(overrides, key):
 
 def test_full_fine_tune_checkpoints_are_capped_and_the_disk_is_reported(dm_tokenized, tiny_llama, tmp_path):
     """method=full saving every step: the default cap keeps 2 checkpoints; the summary prints the run dir's size."""
-    cfg = compose("train", small(dm_tokenized, tiny_llama, "method=full", "trainer.max_steps=5", "trainer.save_steps=1"))
+    cfg = compose("train", small(dm_tokenized, tiny_llama, "method=full", "trainer.max_steps=5",
+                                 "trainer.save_steps=1"))
     assert cfg.trainer.save_strategy is Strategy.steps and cfg.trainer.save_total_limit == 2
     console = printed()
     train(cfg, tmp_path / "run", console=console)

@@ -28,8 +28,14 @@ from chatclone.errors import ChatcloneError
 from chatclone.stages.process_messages import process_messages
 from chatclone.stages.tokenize_dataset import tokenize_dataset
 from tests.conftest import DM, GUILD, ROOT, compose, make_config, read_jsonl
-from tests.test_formatting import (assert_runs, expected_runs, group_config, group_tokenizer, labelled_runs,
-                                   tokenizer_dir)  # noqa: F401  (tokenizer_dir is a fixture)
+from tests.test_formatting import (
+    assert_runs,
+    expected_runs,
+    group_config,
+    group_tokenizer,
+    labelled_runs,
+    tokenizer_dir,  # noqa: F401  (tokenizer_dir is a fixture)
+)
 from tests.tiny_models import build_tiny_model
 
 GROUPS = ("smollm2", "gpt2", "phi3", "mistral")

@@ -113,6 +113,7 @@ def test_wandb_offline_logs_metrics_but_no_chat_text(dm_tokenized, tiny_llama, t
     assert "thermos" in train_text and b"thermos" not in blob
 
 
+@pytest.mark.slow
 def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_llama, tmp_path):
     args = [sys.executable, "train.py", *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12",
             "trainer.batch_size=2", "trainer.save_strategy=steps", "trainer.save_steps=2",
@@ -140,7 +141,10 @@ def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_ll
     # the steps after the kill are the ones a run that was never killed takes
     cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2"))
     whole = train(cfg, tmp_path / "uninterrupted", console=quiet())
-    logged = lambda m: [(e["step"], e["loss"], e["grad_norm"]) for e in m["log_history"] if "loss" in e]
+
+    def logged(m):
+        return [(e["step"], e["loss"], e["grad_norm"]) for e in m["log_history"] if "loss" in e]
+
     assert logged(metrics) == logged(whole)
 
 
@@ -158,6 +162,7 @@ def test_trainer_seed_decides_the_adapters_initial_weights(dm_tokenized, tiny_ll
     assert not any(torch.equal(adapters[0][n], adapters[2][n]) for n in names)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
     """DDP over 2 CPU processes with the regularized preset and a merge: evaluation during and after training and
     the final saves are collective (a process that skipped them left the other one failing in a gather)."""
@@ -205,14 +210,13 @@ def test_phi3_qlora_trains_a_tiny_local_phi3(dm_tokenized, embedded_dir, tmp_pat
 
     from chatclone.stages.tokenize_dataset import tokenize_dataset
     from tests.test_formatting import group_tokenizer
-    
     from tests.tiny_models import build_tiny_model
 
     group_tokenizer(embedded_dir, "phi3").save_pretrained(tmp_path / "phi3-tokenizer")
     phi3 = build_tiny_model("phi3", tmp_path / "phi3", tmp_path / "phi3-tokenizer")
     outputs = tmp_path / "outputs"
-    tokenize_dataset(compose("tokenize_dataset", ["model=phi3", f"model.name_or_path={phi3}", "progress=false", "num_proc=1",
-                                       f"input={dm_tokenized / 'process_messages' / 'run'}"]),
+    tokenize_dataset(compose("tokenize_dataset", ["model=phi3", f"model.name_or_path={phi3}", "progress=false",
+                                                  "num_proc=1", f"input={dm_tokenized / 'process_messages' / 'run'}"]),
                      outputs / "tokenize_dataset" / "run", console=quiet())
     cfg = compose("train", tiny_overrides(outputs, phi3, "model=phi3", "method=qlora", "trainer.max_steps=6",
                                        "trainer.batch_size=4", "trainer.learning_rate=5e-2",
@@ -237,7 +241,8 @@ def test_every_model_and_method_composes(group, method):
 def test_bad_inputs_fail_before_training(dm_tokenized, tiny_llama, tmp_path):
     def error(overrides) -> str:
         with pytest.raises(ChatcloneError) as info:
-            train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, *overrides)), tmp_path / "x", console=quiet())
+            train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, *overrides)), tmp_path / "x",
+                  console=quiet())
         return str(info.value)
 
     assert "no such run dir" in error([f"input={tmp_path / 'nope'}"])
@@ -253,12 +258,15 @@ def test_qlora_without_bitsandbytes_says_so(dm_tokenized, tiny_llama, tmp_path, 
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
     with pytest.raises(ChatcloneError, match="method=qlora needs bitsandbytes"):
-        train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method=qlora")), tmp_path / "x", console=quiet())
+        train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method=qlora")), tmp_path / "x",
+              console=quiet())
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_sweep_lands_each_job_in_its_own_run_dir(dm_tokenized, tiny_llama, tmp_path):
     result = subprocess.run([sys.executable, "train.py", "-m", "method=lora,full", "trainer.learning_rate=1e-4,2e-4",
                              *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1")],

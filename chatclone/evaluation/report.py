@@ -17,7 +17,8 @@ REPORT, METRICS, SAMPLES = "report.md", "metrics.json", "samples.jsonl"
 PLOTS = ("perplexity.png", "attribution.png", "lengths.png")
 CONTEXT_SHOWN = 3   # context messages kept per sample in samples.jsonl
 SURFACE_ROWS = (("mean_chars", "mean reply length (characters)", "{:.1f}"),
-                ("lowercase_rate", "replies all lower case", "{:.0%}"), ("emoji_rate", "replies with an emoji", "{:.0%}"),
+                ("lowercase_rate", "replies all lower case", "{:.0%}"),
+                ("emoji_rate", "replies with an emoji", "{:.0%}"),
                 ("exclamation_rate", "replies with '!'", "{:.0%}"), ("question_rate", "replies with '?'", "{:.0%}"),
                 ("punctuation_rate", "punctuation per character", "{:.3f}"), ("distinct_2", "distinct-2", "{:.2f}"),
                 ("duplicate_rate", "duplicate replies", "{:.0%}"),
@@ -78,7 +79,8 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
     rows.append(["empty replies", *(str(m[n]["generation"]["empty_replies"]) for n in names), "—", "—"])
     lines = [f"# Clone fidelity: {metrics['target']}", "",
              f"- clone: `{clone['base_model']}` + {clone['kind']} `{clone['weights']}` (train run `{clone['run']}`)",
-             f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target tokens "
+             f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target "
+             "tokens "
              f"(perplexity); {d['contexts']} of the {d['target_turns']} validation target turns replied to "
              "(attribution, surface)",
              f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
@@ -206,7 +208,8 @@ MEANING_NEW = [
 ]
 
 MEANING = ["", "## What the numbers mean", "",
-           "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the target's "
+           "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the "
+           "target's "
            "real replies in the validation split (never trained on), each given its real conversation as context and "
            "rendered exactly as in training. Lower means the model finds what the target really wrote less "
            "surprising. Base and fine-tuned share the tokenizer, so the two compare directly.",

@@ -15,11 +15,11 @@ from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import load_fidelity_data
 from chatclone.evaluation.training import FIDELITY_DIR, evaluate_after_training
+from chatclone.logs import warn
 from chatclone.modeling import resolve_model
 from chatclone.runs import plain
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model, check_method_supported, merge_adapter
-from chatclone.logs import warn
 from chatclone.training.reporting import disk_usage, human_bytes, plot_loss_curves
 from chatclone.training.sizing import Schedule, check_sizes, read_sizes, schedule
 
@@ -194,7 +194,8 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
     evaluating = cfg.trainer.eval_strategy.value != "no" and len(dataset["validation"]) > 0
     labelled = cfg.trainer.labelled_logits
     trainer_class = LabelledLogitsTrainer if labelled else Trainer
-    trainer = trainer_class(model=model, args=_arguments(cfg, plan, run_dir, wandb_runs.trainer_report_to(cfg.wandb, run_dir)),
+    report_to = wandb_runs.trainer_report_to(cfg.wandb, run_dir)
+    trainer = trainer_class(model=model, args=_arguments(cfg, plan, run_dir, report_to),
                             train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
                             data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
                             processing_class=tokenizer, callbacks=callbacks)
