@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from chatclone.runs import MANIFEST
+from chatclone.runs import MANIFEST, replace_file
 
 TABLE_MD, TABLE_CSV = "sweep_table.md", "sweep_table.csv"
 GENERATIONS, EVALUATIONS = "generations", "evaluations"
@@ -89,20 +88,13 @@ def write_sweep_table(sweep_dir: Path, table: str = GENERATIONS) -> Path:
     writer = csv.DictWriter(out, fieldnames=kind.columns)
     writer.writeheader()
     writer.writerows(rows)
-    _replace(sweep_dir / TABLE_CSV, out.getvalue())
+    replace_file(sweep_dir / TABLE_CSV, out.getvalue())
     lines = kind.heading(sweep_dir, rows)
     if unfinished:
         lines += [f"Unfinished or failed jobs (no {MANIFEST} or {kind.output}): {', '.join(unfinished)}", ""]
     lines += ["| " + " | ".join(kind.columns) + " |", "|" + "---|" * len(kind.columns)]
     lines += ["| " + " | ".join(kind.cell(row.get(c), c) for c in kind.columns) + " |" for row in rows]
-    return _replace(sweep_dir / TABLE_MD, "\n".join(lines) + "\n")
-
-
-def _replace(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return replace_file(sweep_dir / TABLE_MD, "\n".join(lines) + "\n")
 
 
 # --- generations: one row per generated turn ------------------------------------------------------------------------
