@@ -36,22 +36,29 @@ def leaves(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+def package(config: str, default: str) -> str:
+    """The package a config's keys land in: its `# @package` header, else `default` (`` = the top level)."""
+    first = (CONF / f"{config}.yaml").read_text(encoding="utf-8").split("\n", 1)[0]
+    named = first.removeprefix("# @package ").strip() if first.startswith("# @package ") else default
+    return "" if named == "_global_" else named
+
+
 def yaml_keys(config: str) -> set[str]:
-    """Every dotted key that conf/<config>.yaml and its defaults list (default options only) set."""
-    text = (CONF / f"{config}.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text) or {}
+    """Every dotted key that conf/<config>.yaml and its defaults list (default options only) set, relative to the
+    config's own package."""
+    raw = yaml.safe_load((CONF / f"{config}.yaml").read_text(encoding="utf-8")) or {}
     keys = set(leaves({k: v for k, v in raw.items() if k not in ("defaults", "hydra")}))
     for entry in raw.get("defaults", []):
         if isinstance(entry, str):
-            if entry != "_self_" and not entry.endswith("_schema"):
-                keys |= yaml_keys(entry.lstrip("/"))
-            continue
-        [(group, option)] = entry.items()
-        if group.startswith("override") or option is None:
-            continue
-        own = yaml_keys(f"{group}/{option}")
-        is_global = (CONF / group / f"{option}.yaml").read_text(encoding="utf-8").startswith("# @package _global_")
-        keys |= own if is_global else {f"{group}.{key}" for key in own}
+            if entry == "_self_" or entry.endswith("_schema"):
+                continue
+            child, where = entry.lstrip("/"), package(entry.lstrip("/"), "")
+        else:
+            [(group, option)] = entry.items()
+            if group.startswith("override") or option is None:
+                continue
+            child, where = f"{group}/{option}", package(f"{group}/{option}", group)
+        keys |= {f"{where}.{key}" if where else key for key in yaml_keys(child)}
     return keys
 
 
