@@ -86,7 +86,8 @@ class SamplingConfig:
 
 @dataclass
 class CloneStageConfig(ThreadsConfig):
-    """What the three scripts share: which clone to load, how, and how it samples."""
+    """What the clone stages (the three generation scripts and evaluate_clone) share: which clone to load, how, how
+    it samples, and W&B."""
     run: str = "latest"                  # latest | a train run dir | base
     checkpoint: Checkpoint = Checkpoint.final
     outputs_root: str = "outputs"
