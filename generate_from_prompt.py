@@ -1,11 +1,12 @@
-"""Grow a whole conversation between the clone and named others from an opening message.
+"""A whole conversation between the clone and named others, grown turn by turn from an opening message.
 
 Usage:
     python generate_from_prompt.py prompt="who is up for the ridge loop on saturday?"
     python generate_from_prompt.py prompt="Pippa: pub quiz tonight?" speakers=[Orrin,Pippa] turns=12
-    python generate_from_prompt.py -m prompt="hey" seed=1,2,3 sampling=creative
-Prints the conversation; writes conversation.jsonl, conversation.txt, generations.jsonl and manifest.json into
-outputs/generate_from_prompt/<timestamp>/.
+    python generate_from_prompt.py prompt="hey" sampling=creative seed=7
+    python generate_from_prompt.py -m prompt="hey" seed=1,2,3
+Prints the conversation and writes conversation.jsonl, conversation.txt, generations.jsonl and manifest.json
+into a new run dir under outputs/generate_from_prompt/.
 """
 
 import hydra

@@ -1,11 +1,13 @@
-"""A group chat in which you play one participant and the model plays everyone else, the target included.
+r"""A group chat where you play one participant and the model plays the rest, the target included.
 
 Usage:
-    python simulate_conversation.py                              # you are the target's usual partner
+    python simulate_conversation.py                        # you: the target's usual partner; /skip /reset /quit
     python simulate_conversation.py play=target speakers=[Orrin,Pippa]   # you are the target
-    printf 'hey\nsaturday?\n' | python simulate_conversation.py  # scripted: one of your turns a line
-Commands while playing: /skip (the model takes your turn), /reset, /quit. Writes conversation.jsonl,
-conversation.txt, generations.jsonl and manifest.json into outputs/simulate_conversation/<timestamp>/.
+    python simulate_conversation.py play=Pippa prompt="Orrin: anyone up for the hut?"
+    printf 'hey\nsaturday?\n' | python simulate_conversation.py      # scripted: one of your turns a line
+Commands while playing: /skip (the model takes your turn), /reset, /quit.
+Prints the conversation and writes conversation.jsonl, conversation.txt, generations.jsonl and manifest.json
+into a new run dir under outputs/simulate_conversation/.
 """
 
 import hydra

@@ -1,11 +1,13 @@
-"""Tokenize a process_messages run for one model: chat template, labels only on the target's turns.
+"""A process_messages run -> input_ids + labels (target turns only) for train.py.
 
 Usage:
-    python tokenize_dataset.py                              # newest process_messages run, embedded SmolLM2
-    python tokenize_dataset.py input=outputs/process_messages/<run> model=gpt2
-    python tokenize_dataset.py --help                       # every option, with the groups
-Writes dataset/, tokenizer/, stats.json, length_histogram.png and manifest.json into
-outputs/tokenize_dataset/<timestamp>/.
+    python tokenize_dataset.py                        # newest process_messages run, embedded SmolLM2
+    python tokenize_dataset.py input=outputs/process_messages/<run> model.max_length=512
+    python tokenize_dataset.py model=gpt2             # or phi3, mistral (from the local HF cache)
+    python tokenize_dataset.py model.name_or_path=path/to/model "model.end_of_turn='<|eot_id|>'"
+    python tokenize_dataset.py --help                 # every option, with the groups
+Writes dataset/ (train, validation), tokenizer/, stats.json, length_histogram.png and manifest.json
+into a new run dir under outputs/tokenize_dataset/.
 """
 
 import hydra

@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a train run dir with final/ and merged/ (default: train one)")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per reply")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--contenders", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument("--contenders", default=",".join(VARIANTS),
+                        help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if unknown := set(args.contenders.split(",")) - set(VARIANTS):
@@ -64,7 +65,8 @@ def main() -> None:
             for length, r in result["prompts"].items():
                 same = _same_prefix(r["ids"], reference.setdefault(length, r["ids"])) if r["ids"] else "-"
                 print(f"{name:8} {length:10} {result['load_s']:7.1f} {_seconds(r.get('warmup_s')):>9} "
-                      f"{r['prompt_tokens']:7d} {r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} {r['tokens_per_s']:10.1f} "
+                      f"{r['prompt_tokens']:7d} {r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} "
+                      f"{r['tokens_per_s']:10.1f} "
                       f"{same!s:>6}", flush=True)
 
 

@@ -10,7 +10,6 @@ the 2-core reference machine: >= 50,000 messages/s and peak RSS under 1 GiB.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile

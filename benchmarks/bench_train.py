@@ -70,7 +70,8 @@ original = collator.__call__
 def counting(features):
     real_tokens.append(sum(len(f["input_ids"]) for f in features))
     return original(features)
-args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=4, gradient_accumulation_steps=2, learning_rate=2e-4,
+args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                         learning_rate=2e-4,
                          train_sampling_strategy="random" if mode in ("random", "max_length") else "group_by_length",
                          length_column_name="length", report_to="none", save_strategy="no", logging_steps=1000,
                          remove_unused_columns=False, dataloader_pin_memory=False, disable_tqdm=True, seed=0)
@@ -80,7 +81,8 @@ trainer = (LabelledLogitsTrainer if labelled else Trainer)(model=model, args=arg
 start = time.perf_counter()
 result = trainer.train()
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "loss": result.training_loss, "tokens": sum(real_tokens[:steps * args.gradient_accumulation_steps]),
+print(json.dumps({"seconds": seconds, "loss": result.training_loss,
+                  "tokens": sum(real_tokens[:steps * args.gradient_accumulation_steps]),
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 

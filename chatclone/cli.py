@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -54,15 +53,15 @@ def save_hydra_record(run_dir: Path, cfg: object) -> Path:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from chatclone import runs
+
     hydra = HydraConfig.instance().cfg  # {"hydra": ...}, what Hydra saves as hydra.yaml
     record = {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(hydra),
               "overrides.yaml": OmegaConf.to_yaml(hydra.hydra.overrides.task)}
     folder = Path(run_dir) / HYDRA_SUBDIR
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in record.items():
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(SECRET.sub(r"\1<redacted>", text), encoding="utf-8")
-        os.replace(tmp, folder / name)
+        runs.replace_file(folder / name, SECRET.sub(r"\1<redacted>", text))
     return folder
 
 

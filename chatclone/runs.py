@@ -60,6 +60,16 @@ def new_files(run_dir: Path, *names: str) -> Iterator[list[Path]]:
             temp.unlink(missing_ok=True)
 
 
+def replace_file(path: Path, text: str) -> Path:
+    """Write `text` to `path` atomically (a temporary file beside it, then a rename): a reader sees the old file or
+    the new one, never half of one, also when several processes (DDP ranks) write the same file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def write_json(run_dir: Path, name: str, data: object) -> Path:
     with new_files(run_dir, name) as (path,):
         with open(path, "x", encoding="utf-8") as f:
@@ -84,10 +94,7 @@ def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], out
     }
     if (threads := applied_threads()) is not None:  # torch's CPU threads and OpenMP wait policy (chatclone.threads)
         manifest["threads"] = threads
-    tmp = Path(run_dir) / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(plain(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, Path(run_dir) / MANIFEST)
-    return Path(run_dir) / MANIFEST
+    return replace_file(Path(run_dir) / MANIFEST, json.dumps(plain(manifest), indent=2, ensure_ascii=False) + "\n")
 
 
 def read_manifest(run_dir: Path) -> dict:

@@ -69,7 +69,8 @@ def resolve_target(query: str | None, table: dict[str, Author]) -> Target:
             return Target(query=str(query), ids=set(author.ids), names=set(author.names),
                           usernames={u.lower() for u in author.usernames})
     raise ChatcloneError(f"target '{query}' never speaks in these exports (match is by user id or "
-                         f"username, never by nickname).{did_you_mean(str(query).strip(), table)} " + top_authors(table))
+                         f"username, never by nickname).{did_you_mean(str(query).strip(), table)} "
+                         + top_authors(table))
 
 
 def did_you_mean(query: str, table: dict[str, Author]) -> str:

@@ -35,11 +35,10 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chatclone.errors import ChatcloneError
+from chatclone.config.threads import parse_threads
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
 COUNT_ENV = "OMP_NUM_THREADS"
 WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")   # any of them set: the user chose how to wait
 WAIT_POLICY = {"GOMP_SPINCOUNT": "10000"}
@@ -47,17 +46,6 @@ SAMPLE_SECONDS = 0.3
 OPENMP_LIBRARIES = ("libgomp", "libiomp5", "libomp")
 _applied: dict | None = None
 _policy_set_here = False
-
-
-def parse_threads(value: object) -> int | None:
-    """None for `auto`, else the forced count; anything else: one line naming the key."""
-    text = str(value).strip()
-    if text == AUTO:
-        return None
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise ChatcloneError(f"threads={value}: use auto (the cores other processes leave free) or a whole number "
-                         ">= 1 (that many CPU threads)")
 
 
 def auto_threads(cores: int, busy: float) -> int:

@@ -1,15 +1,21 @@
-"""Shared test helpers: paths to the sample exports shipped in tests/fixtures and a config builder for process_messages."""
+"""Shared test helpers: paths to the sample exports shipped in tests/fixtures, and `compose`: a script's config as the
+script builds it (conf/<script>.yaml, Hydra's composition, the typed schema object)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import OmegaConf
 
-from chatclone.modeling import embedded_model_dir
-
+import chatclone.config  # noqa: F401  (registers the config schemas, as every script does)
 from chatclone.config.process_messages import ProcessMessagesConfig
+from chatclone.modeling import embedded_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 # A copy of the team's ../shared/sample_exports (with its README of every quirk), so the suite needs nothing
@@ -27,9 +33,19 @@ def shared() -> Path:
     return SHARED
 
 
+def compose(script: str, overrides: Sequence[str] = ()) -> Any:
+    """`script`'s config as `python <script>.py <overrides>` builds it (after its free-text quoting): conf/<script>.yaml
+    composed by Hydra with the overrides, as the typed schema object the stage receives. The one way the tests
+    build a config, so that every value a test does not set is the one a user gets."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3", job_name=script):
+        return OmegaConf.to_object(hydra_compose(config_name=script, overrides=list(overrides)))
+
+
 def make_config(inputs, target: str | None = TARGET_USERNAME, **sections) -> ProcessMessagesConfig:
-    """A process_messages config as Hydra would build it, with section fields overridden by keyword dicts."""
-    cfg = ProcessMessagesConfig(input=[str(p) for p in inputs], target=target, progress=False)
+    """process_messages' composed config for `inputs` (paths, set after composing: they need no quoting), with
+    section fields overridden by keyword dicts."""
+    cfg = compose("process_messages", ["progress=false"])
+    cfg.input, cfg.target = [str(p) for p in inputs], target
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(cfg, section), key, value)
@@ -81,15 +97,14 @@ def tiny_llama(embedded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def dm_tokenized(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """outputs_root holding a process_messages and a tokenize_dataset run of the bundled DM for tiny_llama."""
-    from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
     from chatclone.stages.process_messages import process_messages
     from chatclone.stages.tokenize_dataset import tokenize_dataset
 
     root = tmp_path_factory.mktemp("outputs")
     dm = ROOT / "examples" / "sample_exports" / f"{DM}.json"
     process_messages(make_config([dm]), root / "process_messages" / "run", console=quiet())
-    cfg = TokenizeDatasetConfig(input=str(root / "process_messages" / "run"), progress=False, num_proc=1)
-    cfg.model.name_or_path = str(tiny_llama)
+    cfg = compose("tokenize_dataset", [f"input={root / 'process_messages' / 'run'}", "progress=false", "num_proc=1",
+                                       f"model.name_or_path={tiny_llama}"])
     tokenize_dataset(cfg, root / "tokenize_dataset" / "run", console=quiet())
     return root
 

@@ -11,8 +11,8 @@ from datasets import load_from_disk
 
 from chatclone.stages.train import train
 from chatclone.training.batching import IGNORE, PadCollator, flat_hidden_states, labelled_loss
-from tests.conftest import quiet
-from tests.test_train import compose_train, losses, tiny_overrides
+from tests.conftest import compose, quiet
+from tests.test_train import losses, tiny_overrides
 from tests.tiny_models import TINY_ARCHS, build_tiny_model
 
 
@@ -76,7 +76,7 @@ def test_train_loss_is_the_same_with_labelled_logits_or_without(dm_tokenized, ti
     """Through the Trainer (gradient accumulation, its count of labelled tokens): the same logged losses."""
     curves = {}
     for labelled in ("true", "false"):
-        cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, f"trainer.labelled_logits={labelled}",
+        cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, f"trainer.labelled_logits={labelled}",
                                            "trainer.max_steps=2", "trainer.batch_size=2",
                                            "trainer.gradient_accumulation_steps=2", "method.dropout=0"))
         curves[labelled] = losses(train(cfg, tmp_path / labelled, console=quiet()))

@@ -20,14 +20,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone import logs, runs
 from chatclone.config.train import DTYPES, SCHEDULERS
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT, SHARED, TARGET_USERNAME, make_config, quiet
+from tests.conftest import ROOT, SHARED, TARGET_USERNAME, compose, make_config, quiet
 
 BNB_LOGGER = "bitsandbytes.backends.cpu.ops"
 BNB_WARNING = ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already "
@@ -104,15 +103,10 @@ def lora_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Tem
     from chatclone.stages.train import train
 
     root = tmp_path_factory.mktemp("lora-outputs")
-    train(compose_train([f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+    train(compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
                          f"model.name_or_path={tiny_llama}", "trainer.max_steps=2", "wandb.mode=disabled",
                          "trainer.save_strategy=no"]), root / "train" / "run", console=quiet())
     return root
-
-
-def compose_train(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="train", overrides=overrides))
 
 
 # --- stdout carries only what the script is for ---------------------------------------------------------------
@@ -223,6 +217,7 @@ def test_a_refused_run_leaves_the_finished_run_byte_identical(tmp_path):
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_multirun_jobs_keep_their_hydra_record_and_hydra_logs_on_stderr(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_script("process_messages", ["-m", f"input={SHARED}", f"target={TARGET_USERNAME}", "progress=false",
@@ -297,7 +292,7 @@ def test_an_unreadable_manifest_through_a_script_is_one_line(tmp_path):
 ])
 def test_train_values_that_fail_late_are_checked_first(overrides, key, hint):
     with pytest.raises(ChatcloneError) as info:
-        compose_train(overrides).check()
+        compose("train", overrides).check()
     assert str(info.value).startswith(f"{key}: ") and hint in str(info.value)
 
 
@@ -307,7 +302,7 @@ def test_every_offered_scheduler_is_one_transformers_runs(scheduler):
 
     assert SchedulerType(scheduler).value == scheduler
     eval_on = ["trainer.eval_strategy=epoch"] if scheduler == "reduce_lr_on_plateau" else []
-    compose_train([f"trainer.lr_scheduler={scheduler}", "trainer.warmup_ratio=0", *eval_on]).check()
+    compose("train", [f"trainer.lr_scheduler={scheduler}", "trainer.warmup_ratio=0", *eval_on]).check()
 
 
 def test_offered_dtypes_are_torch_dtypes():

@@ -6,27 +6,19 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 import chatclone.config  # noqa: F401
-from chatclone.config.process_messages import (MediaPolicy, ProcessMessagesConfig, SplitStrategy, UrlPolicy)
+from chatclone.config.process_messages import MediaPolicy, ProcessMessagesConfig, SplitStrategy, UrlPolicy
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose
 
 CONF = str(ROOT / "conf")
 
 
-def compose_process(overrides: list[str]) -> ProcessMessagesConfig:
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose(config_name="process_messages", overrides=overrides)
-    return OmegaConf.to_object(cfg)
-
-
 def test_defaults_compose():
-    cfg = compose_process([])
+    cfg = compose("process_messages", [])
     assert isinstance(cfg, ProcessMessagesConfig)
     assert cfg.cleaning.urls is UrlPolicy.placeholder and cfg.split.strategy is SplitStrategy.temporal
     assert cfg.inputs == ["examples/sample_exports"] and cfg.target is None
@@ -34,35 +26,35 @@ def test_defaults_compose():
 
 @pytest.mark.parametrize("option", ["default", "minimal"])
 def test_cleaning_options(option):
-    cfg = compose_process([f"cleaning={option}"])
+    cfg = compose("process_messages", [f"cleaning={option}"])
     assert cfg.cleaning.media_only is (MediaPolicy.drop if option == "default" else MediaPolicy.placeholder)
 
 
 @pytest.mark.parametrize("option", ["temporal", "random"])
 def test_split_options(option):
-    assert compose_process([f"split={option}"]).split.strategy is SplitStrategy(option)
+    assert compose("process_messages", [f"split={option}"]).split.strategy is SplitStrategy(option)
 
 
 def test_input_list_override():
-    assert compose_process(["input=[a,b]"]).inputs == ["a", "b"]
+    assert compose("process_messages", ["input=[a,b]"]).inputs == ["a", "b"]
 
 
 def test_typo_key_fails():
     with pytest.raises(ConfigCompositionException) as info:
-        compose_process(["cleaning.urlz=drop"])
+        compose("process_messages", ["cleaning.urlz=drop"])
     assert "Key 'urlz' not in 'CleaningConfig'" in str(info.value.__cause__)
 
 
 def test_bad_enum_fails():
     with pytest.raises(ConfigCompositionException) as info:
-        compose_process(["cleaning.urls=maybe"])
+        compose("process_messages", ["cleaning.urls=maybe"])
     assert isinstance(info.value.__cause__, ValidationError)
     assert "keep" in str(info.value.__cause__) and "placeholder" in str(info.value.__cause__)
 
 
 def test_unknown_group_option_fails():
     with pytest.raises(ConfigCompositionException, match="random"):
-        compose_process(["split=shuffled"])
+        compose("process_messages", ["split=shuffled"])
 
 
 @pytest.mark.parametrize("override, key", [("split.validation_fraction=1.5", "split.validation_fraction"),
@@ -70,7 +62,7 @@ def test_unknown_group_option_fails():
                                            ("segmentation.min_turns=0", "segmentation.min_turns")])
 def test_value_checks_name_the_override(override, key):
     with pytest.raises(ChatcloneError, match=key):
-        compose_process([override]).check()
+        compose("process_messages", [override]).check()
 
 
 def test_script_typo_names_the_override():

@@ -12,8 +12,6 @@ import sys
 from collections import Counter
 
 import pytest
-import yaml
-from omegaconf import OmegaConf
 from rich.console import Console
 
 from chatclone import runs
@@ -23,7 +21,7 @@ from chatclone.errors import ChatcloneError
 from chatclone.exports import ReadOptions, read_channels
 from chatclone.exports.records import Kind, Message
 from chatclone.stages.process_messages import process_messages
-from tests.conftest import DM, GUILD, ROOT, make_config, read_jsonl, target_turns
+from tests.conftest import DM, GUILD, ROOT, compose, make_config, read_jsonl, target_turns
 
 BERLIN = {"timezone": "Europe/Berlin"}  # the DM samples were exported in Berlin (TXT times carry no offset)
 DM_ID = "1118608583297251434"
@@ -31,8 +29,7 @@ DM_ID = "1118608583297251434"
 
 def minimal_cleaning() -> CleaningConfig:
     """conf/cleaning/minimal.yaml as Hydra composes it (cleaning=minimal): no repeat dropping."""
-    values = yaml.safe_load((ROOT / "conf" / "cleaning" / "minimal.yaml").read_text())
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CleaningConfig), values))
+    return compose("process_messages", ["cleaning=minimal"]).cleaning
 
 
 def run(inputs, run_dir, **sections) -> dict:
@@ -401,9 +398,9 @@ def test_a_write_failing_part_way_leaves_no_output_file(shared, tmp_path):
         "import io, resource\n"
         "from pathlib import Path\n"
         "from rich.console import Console\n"
-        "from chatclone.config.process_messages import ProcessMessagesConfig\n"
         "from chatclone.stages.process_messages import process_messages\n"
-        f"cfg = ProcessMessagesConfig(input=[{str(shared)!r}], target='tamsin.vale', progress=False)\n"
+        "from tests.conftest import make_config\n"
+        f"cfg = make_config([{str(shared)!r}], target='tamsin.vale')\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
         f"process_messages(cfg, Path({str(tmp_path / 'run')!r}), console=Console(file=io.StringIO()))\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,

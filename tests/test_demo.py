@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401
 from chatclone import runs
@@ -24,18 +22,13 @@ from chatclone.errors import ChatcloneError
 from chatclone.stages.evaluate_clone import evaluate_clone
 from chatclone.stages.inference import inference
 from chatclone.stylecorpus import FILE_NAME, write_style_corpus
-from tests.conftest import ROOT, quiet
+from tests.conftest import ROOT, compose, quiet
 from tests.test_generation import clone_root, read_jsonl  # noqa: F401  (clone_root: a fixture)
 
 CORPUS = ROOT / "examples" / "style_corpus" / FILE_NAME
 MESSAGES = ["hey, are you free saturday?", "what are you up to tonight?", "Tamsin: you there?\nOrrin: pub quiz later?"]
 PERPLEXITY_LINE = re.compile(r"^held-out perplexity of (.+)'s real replies \((\d+) validation tokens\): base "
                              r"([\d.]+) vs clone ([\d.]+) \((\d+) % (lower|higher)\)$")
-
-
-def compose_cfg(script: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name=script, overrides=overrides))
 
 
 def demo_steps() -> list[tuple[str, list[str]]]:
@@ -51,7 +44,7 @@ def demo_steps() -> list[tuple[str, list[str]]]:
 
 
 def compare(root: Path, run_dir: Path, overrides: list[str]) -> tuple[dict, str]:
-    cfg = compose_cfg("inference", [f"outputs_root={root}", "mode=compare", "sampling.max_new_tokens=5", "seed=0",
+    cfg = compose("inference", [f"outputs_root={root}", "mode=compare", "sampling.max_new_tokens=5", "seed=0",
                                     *overrides])
     out = io.StringIO()
     summary = inference(cfg, run_dir, stdout=out, stderr=io.StringIO(), console=quiet())
@@ -86,7 +79,7 @@ def test_each_demo_command_composes_and_passes_its_checks(script, args):
     """Each step's arguments as the script reads them (free text quoted as the script does, then Hydra's compose),
     with the config's own value checks: the demo cannot fail on a typo in the Makefile."""
     overrides = plain_text_overrides(args, free_text_keys(schema_of(script)))
-    cfg = compose_cfg(script, overrides)
+    cfg = compose(script, overrides)
     cfg.check()
     if script == "process_messages":
         assert (ROOT / cfg.inputs[0] / FILE_NAME).is_file() and cfg.target == "mossy.wren"
@@ -141,7 +134,7 @@ def test_the_perplexity_line_is_the_summary_and_ends_stdout(compared):
 
 def test_perplexities_are_the_ones_evaluate_clone_reports(compared, clone_root, tmp_path):
     _, summary, _ = compared
-    cfg = compose_cfg("evaluate_clone", [f"outputs_root={clone_root}", "eval.max_contexts=1",
+    cfg = compose("evaluate_clone", [f"outputs_root={clone_root}", "eval.max_contexts=1",
                                          "sampling.max_new_tokens=2", "wandb.mode=disabled", "progress=false"])
     metrics = evaluate_clone(cfg, tmp_path / "eval", console=quiet())
     for ours, theirs in (("perplexity_base", "base"), ("perplexity_clone", "fine_tuned")):
@@ -162,7 +155,7 @@ def test_perplexities_are_the_ones_evaluate_clone_reports(compared, clone_root, 
 ])
 def test_bad_compare_values_are_refused_by_the_check(overrides, message):
     with pytest.raises(ChatcloneError, match=re.escape(message)):
-        compose_cfg("inference", overrides).check()
+        compose("inference", overrides).check()
 
 
 def test_bad_compare_input_fails_before_any_model_loads(clone_root, tmp_path, monkeypatch):

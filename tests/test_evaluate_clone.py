@@ -9,42 +9,31 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401
 from chatclone import runs
-from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.settings import TrainEvalConfig
-from chatclone.evaluation.sweep import write_sweep_table
 from chatclone.stages.evaluate_clone import evaluate_clone
-from tests.conftest import ROOT, quiet
+from chatclone.sweeps import EVALUATIONS, write_sweep_table
+from tests.conftest import ROOT, compose, quiet
 
 FAST = ["eval.max_contexts=3", "sampling.max_new_tokens=4", "wandb.mode=disabled"]
-
-
-def compose_eval(overrides: list[str]) -> EvaluateCloneConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="evaluate_clone", overrides=overrides))
 
 
 @pytest.fixture(scope="module")
 def trained(dm_tokenized, tiny_llama, tmp_path_factory) -> Path:
     """An outputs_root holding the tiny DM dataset and a 2-step LoRA train run of tiny_llama on it."""
-    from tests.test_train import compose_train, tiny_overrides
-
     from chatclone.stages.train import train
+    from tests.test_train import tiny_overrides
 
     root = tmp_path_factory.mktemp("eval-outputs")
     for stage in ("process_messages", "tokenize_dataset"):
         shutil.copytree(dm_tokenized / stage, root / stage)
     _repoint(root / "tokenize_dataset" / "run", dm_tokenized / "process_messages" / "run",
              root / "process_messages" / "run")
-    cfg = compose_train(tiny_overrides(root, tiny_llama, "trainer.max_steps=2", "trainer.learning_rate=5e-2"))
+    cfg = compose("train", tiny_overrides(root, tiny_llama, "trainer.max_steps=2", "trainer.learning_rate=5e-2"))
     train(cfg, root / "train" / "run", console=quiet())
     return root
 
@@ -58,7 +47,7 @@ def _repoint(run_dir: Path, old: Path, new: Path) -> None:
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eval") / "run"
-    cfg = compose_eval([f"outputs_root={trained}", "eval.max_contexts=3", "sampling.max_new_tokens=4",
+    cfg = compose("evaluate_clone", [f"outputs_root={trained}", "eval.max_contexts=3", "sampling.max_new_tokens=4",
                         "wandb.mode=offline"])
     return out, evaluate_clone(cfg, out, console=quiet())
 
@@ -121,7 +110,7 @@ def test_bad_inputs_are_one_line_before_any_model_loads(trained, tmp_path, monke
              "run=base": "run=base"}
     for i, (override, message) in enumerate(cases.items()):
         with pytest.raises(ChatcloneError, match=message):
-            evaluate_clone(compose_eval([f"outputs_root={trained}", *FAST, override]), tmp_path / f"x{i}",
+            evaluate_clone(compose("evaluate_clone", [f"outputs_root={trained}", *FAST, override]), tmp_path / f"x{i}",
                            console=quiet())
     result = subprocess.run([sys.executable, "evaluate_clone.py", f"run={tmp_path / 'nope'}",
                              f"hydra.run.dir={tmp_path / 'cli'}"], cwd=ROOT, capture_output=True, text=True)
@@ -144,18 +133,19 @@ def _run_without_validation_targets(trained: Path, tmp_path: Path) -> Path:
 
 
 def test_config_composes_with_the_sampling_group():
-    cfg = compose_eval([])
+    cfg = compose("evaluate_clone", [])
     assert cfg.run == "latest" and cfg.checkpoint.value == "final" and cfg.seed == 0
     assert cfg.sampling.name == "default" and cfg.eval.max_contexts == 48 and cfg.eval.base
-    greedy = compose_eval(["sampling=greedy", "eval.max_contexts=7", "checkpoint=best"])
+    greedy = compose("evaluate_clone", ["sampling=greedy", "eval.max_contexts=7", "checkpoint=best"])
     assert greedy.sampling.greedy and greedy.eval.max_contexts == 7 and greedy.checkpoint.value == "best"
     for bad in (["eval.max_contexts=many"], ["eval.no_such_key=1"], ["checkpoint=middle"]):
         with pytest.raises(Exception):
-            compose_eval(bad)
+            compose("evaluate_clone", bad)
     with pytest.raises(ChatcloneError, match="eval.max_contexts=0"):
-        compose_eval(["eval.max_contexts=0"]).check()
+        compose("evaluate_clone", ["eval.max_contexts=0"]).check()
 
 
+@pytest.mark.slow
 def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
     out, _ = evaluated
     for job, temperature in (("0", 0.3), ("1", 0.7)):
@@ -166,7 +156,7 @@ def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
         metrics["sampling"]["temperature"] = temperature
         (tmp_path / job / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "2" / ".hydra").mkdir(parents=True)  # a job that died before its manifest
-    table = write_sweep_table(tmp_path).read_text(encoding="utf-8")
+    table = write_sweep_table(tmp_path, EVALUATIONS).read_text(encoding="utf-8")
     rows = [line for line in table.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
     assert len(rows) == 2 and "sampling.temperature=0.3" in rows[0] and "| 0.7 |" in rows[1]
     assert "Unfinished or failed jobs (no manifest.json or metrics.json): 2" in table
@@ -174,7 +164,6 @@ def test_sweep_table_has_one_row_per_finished_job(evaluated, tmp_path):
 
 
 def test_scoring_at_the_end_of_training(trained, tmp_path):
-    from chatclone.config.train import WandbConfig, WandbMode
     from chatclone.evaluation.data import load_fidelity_data
     from chatclone.evaluation.training import evaluate_after_training
 
@@ -182,10 +171,10 @@ def test_scoring_at_the_end_of_training(trained, tmp_path):
     shutil.copytree(trained / "train" / "run", run, ignore=shutil.ignore_patterns(runs.MANIFEST))
     manifest = runs.read_manifest(trained / "train" / "run")
     data_dir = Path(manifest["inputs"][0])
-    settings = TrainEvalConfig(fidelity=True, max_contexts=2, base=False)
+    cfg = compose("train", [f"outputs_root={trained}", "eval.fidelity=true", "eval.max_contexts=2", "eval.base=false",
+                            "trainer.seed=1", "wandb.mode=disabled"])
+    settings = cfg.eval
     assert len(load_fidelity_data(data_dir, settings.max_contexts).contexts) == 2
-    cfg = SimpleNamespace(eval=settings, outputs_root=str(trained), trainer=SimpleNamespace(seed=1),
-                          wandb=WandbConfig(mode=WandbMode.disabled))
     headline = evaluate_after_training(cfg, run, data_dir, manifest["summary"]["base_model"],
                                        manifest["summary"]["model"], quiet())
     assert "perplexity_fine_tuned" in headline and "perplexity_base" not in headline
@@ -194,13 +183,13 @@ def test_scoring_at_the_end_of_training(trained, tmp_path):
 
 def test_train_py_eval_fidelity_true(trained, tiny_llama, tmp_path):
     from chatclone.stages.train import train
-    from tests.test_train import compose_train, tiny_overrides
+    from tests.test_train import tiny_overrides
 
-    bad = compose_train(tiny_overrides(trained, tiny_llama, "eval.fidelity=true", "eval.max_contexts=0"))
+    bad = compose("train", tiny_overrides(trained, tiny_llama, "eval.fidelity=true", "eval.max_contexts=0"))
     with pytest.raises(ChatcloneError, match="eval.max_contexts=0"):
         train(bad, tmp_path / "bad", console=quiet())
     assert not (tmp_path / "bad").exists()  # refused before the run dir was made
-    cfg = compose_train(tiny_overrides(trained, tiny_llama, "trainer.max_steps=1", "eval.fidelity=true",
+    cfg = compose("train", tiny_overrides(trained, tiny_llama, "trainer.max_steps=1", "eval.fidelity=true",
                                        "eval.max_contexts=2", "eval.base=false"))
     train(cfg, tmp_path / "run", console=quiet())
     summary = runs.read_manifest(tmp_path / "run")["summary"]

@@ -14,12 +14,13 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
+from chatclone.config.fidelity import ASSISTANT_PHRASES
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import Context
-from chatclone.evaluation.settings import ASSISTANT_PHRASES
 from chatclone.metrics import load_metric
 from chatclone.metrics.rates import auc_interval, format_rate, rate, roc_auc, separation, wilson_interval
-from tests.test_evaluate_clone import compose_eval, trained  # noqa: F401  (the tiny train run fixture)
+from tests.conftest import compose
+from tests.test_evaluate_clone import trained  # noqa: F401  (the tiny train run fixture)
 from tests.test_metrics import _styled
 
 WORDS = ["moss", "moon", "night", "fern", "walk", "lamp", "rain", "tea", "ok", "lol", "yeah", "maybe", "pizza"]
@@ -136,20 +137,18 @@ def test_assistant_isms_on_hand_written_replies():
 
 
 def test_assistant_phrases_are_the_same_in_the_schema_and_both_configs():
-    from tests.test_train import compose_train
-
-    assert compose_eval([]).eval.assistant_phrases == list(ASSISTANT_PHRASES)
-    assert compose_train([]).eval.assistant_phrases == list(ASSISTANT_PHRASES)
-    assert compose_eval(["eval.assistant_phrases=[]"]).eval.assistant_phrases == []
+    assert compose("evaluate_clone", []).eval.assistant_phrases == list(ASSISTANT_PHRASES)
+    assert compose("train", []).eval.assistant_phrases == list(ASSISTANT_PHRASES)
+    assert compose("evaluate_clone", ["eval.assistant_phrases=[]"]).eval.assistant_phrases == []
     for bad, message in ((["eval.assistant_phrases=['ok',' ']"], r"eval.assistant_phrases\[1\]=' ': must be a phrase"),
                          (["eval.detectability_folds=1"], "eval.detectability_folds=1: must be at least 2"),
                          (["eval.min_attribution_auc=1.5"], r"eval.min_attribution_auc=1.5: must be in \[0, 1\)")):
         with pytest.raises(ChatcloneError, match=message):
-            compose_eval(bad).check()
+            compose("evaluate_clone", bad).check()
     with pytest.raises(ChatcloneError, match="eval.sample_contexts: must be >= 0"):
-        compose_train(["eval.sample_contexts=-1"]).check()
+        compose("train", ["eval.sample_contexts=-1"]).check()
     with pytest.raises(Exception, match="sample_contexts"):   # Hydra's composition error
-        compose_eval(["eval.sample_contexts=3"])   # a train.py key: evaluate_clone has no training to sample
+        compose("evaluate_clone", ["eval.sample_contexts=3"])  # a train.py key: evaluate_clone trains nothing
 
 
 # ---- context use ---------------------------------------------------------------------------------------------------
@@ -274,7 +273,7 @@ def evaluated(trained, tmp_path_factory):  # noqa: F811
     from chatclone.stages.evaluate_clone import evaluate_clone
 
     out = tmp_path_factory.mktemp("fidelity-metrics") / "run"
-    cfg = compose_eval([f"outputs_root={trained}", "eval.max_contexts=4", "sampling.max_new_tokens=4",
+    cfg = compose("evaluate_clone", [f"outputs_root={trained}", "eval.max_contexts=4", "sampling.max_new_tokens=4",
                         "wandb.mode=disabled"])
     console = Console(file=io.StringIO(), width=220)
     return out, evaluate_clone(cfg, out, console=console), console.file.getvalue()
@@ -323,7 +322,7 @@ def test_report_and_table_show_the_new_measures(evaluated):
 def test_one_context_is_too_few_for_detectability(trained, tmp_path):  # noqa: F811
     from chatclone.stages.evaluate_clone import evaluate_clone
 
-    cfg = compose_eval([f"outputs_root={trained}", "eval.max_contexts=1", "sampling.max_new_tokens=2",
+    cfg = compose("evaluate_clone", [f"outputs_root={trained}", "eval.max_contexts=1", "sampling.max_new_tokens=2",
                         "wandb.mode=disabled", "eval.base=false", "eval.assistant_phrases=[]"])
     console = Console(file=io.StringIO(), width=220)
     metrics = evaluate_clone(cfg, tmp_path / "run", console=console)
@@ -339,12 +338,12 @@ def test_one_context_is_too_few_for_detectability(trained, tmp_path):  # noqa: F
 
 def _sampling_run(root: Path, model: Path, run_dir: Path, *more: str) -> tuple[dict, str]:
     from chatclone.stages.train import train
-    from tests.test_train import compose_train, tiny_overrides
+    from tests.test_train import tiny_overrides
 
     overrides = tiny_overrides(root, model, "trainer.max_steps=2", "trainer.eval_strategy=steps",
                                "trainer.eval_steps=1", "trainer.learning_rate=5e-2", *more)
     console = Console(file=io.StringIO(), width=220)
-    return train(compose_train(overrides), run_dir, console=console), console.file.getvalue()
+    return train(compose("train", overrides), run_dir, console=console), console.file.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +395,8 @@ def test_wandb_gets_sample_text_only_when_opted_in(sampled, dm_tokenized, tiny_l
     real = load_fidelity_data(dm_tokenized / "tokenize_dataset" / "run", 2).contexts[0].reply
     line = max(real.splitlines(), key=len).encode()   # a line of the real reply (samples.md joins lines with ⏎)
     assert len(line) > 8 and line in (run / "samples.md").read_bytes()
-    assert b"eval/loss" in _wandb_blob(run) and line not in _wandb_blob(run) and b"train/samples" not in _wandb_blob(run)
+    assert b"eval/loss" in _wandb_blob(run) and line not in _wandb_blob(run) \
+        and b"train/samples" not in _wandb_blob(run)
     _sampling_run(dm_tokenized, tiny_llama, tmp_path / "opted", "eval.sample_contexts=2", "wandb.mode=offline",
                   "wandb.log_samples=true")
     blob = _wandb_blob(tmp_path / "opted")

@@ -13,8 +13,16 @@ import pytest
 from omegaconf import OmegaConf
 
 from chatclone.errors import ChatcloneError
-from chatclone.formatting import (IGNORE, ChatEncoder, Sequence, Style, build_units, char_spans, labels_for_spans,
-                                  window_turns)
+from chatclone.formatting import (
+    IGNORE,
+    ChatEncoder,
+    Sequence,
+    Style,
+    build_units,
+    char_spans,
+    labels_for_spans,
+    window_turns,
+)
 from chatclone.modeling import EMBEDDED_DIRNAME, MARKER, default_cache_root
 from tests.conftest import ROOT
 

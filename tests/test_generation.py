@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401
 from chatclone import runs
@@ -27,16 +25,11 @@ from chatclone.generation.stops import SpeakerCut, StreamGate
 from chatclone.stages.generate_from_prompt import generate_from_prompt
 from chatclone.stages.inference import inference
 from chatclone.stages.simulate_conversation import simulate_conversation
-from tests.conftest import ROOT, quiet
+from tests.conftest import ROOT, compose, quiet
 
 SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation")
 SMALL = ["sampling.max_new_tokens=6", "seed=0"]
 TEXT_OF_TURN_MARKERS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
-
-
-def compose_cfg(script: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name=script, overrides=overrides))
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +38,7 @@ def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Te
     from chatclone.stages.train import train
 
     root = tmp_path_factory.mktemp("clone-outputs")
-    cfg = compose_cfg("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+    cfg = compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
                                 f"model.name_or_path={tiny_llama}", "trainer.max_steps=2", "wandb.mode=disabled",
                                 "trainer.save_strategy=no", "export.merge=true", "export.merged_dtype=float32"])
     train(cfg, root / "train" / "run", console=quiet())
@@ -53,7 +46,7 @@ def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Te
 
 
 def run_stage(stage, script: str, root: Path, tmp: Path, overrides: list[str], stdin: str = "", **kwargs):
-    cfg = compose_cfg(script, [f"outputs_root={root}", *SMALL, *overrides])
+    cfg = compose(script, [f"outputs_root={root}", *SMALL, *overrides])
     out, err = io.StringIO(), io.StringIO()
     summary = stage(cfg, tmp / "run", stdin=io.StringIO(stdin), stdout=out, stderr=err, console=quiet(), **kwargs)
     return summary, out.getvalue(), err.getvalue()
@@ -96,7 +89,7 @@ def scripted(root: Path, text: str, end: bool) -> Scripted:
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("option, greedy", [("default", False), ("greedy", True), ("creative", False)])
 def test_every_sampling_option_composes(script, option, greedy):
-    cfg = compose_cfg(script, [f"sampling={option}"])
+    cfg = compose(script, [f"sampling={option}"])
     assert isinstance(cfg.sampling, SamplingConfig) and cfg.sampling.name == option
     assert cfg.sampling.greedy is greedy and cfg.wandb.mode.value == "disabled"
     cfg.sampling.check()
@@ -113,7 +106,7 @@ def test_every_sampling_option_composes(script, option, greedy):
 ])
 def test_bad_sampling_values_name_the_override(override, key):
     with pytest.raises(ChatcloneError, match=key.replace(".", r"\.")):
-        compose_cfg("inference", ["mode=prompt", "prompt=hi", override]).check()
+        compose("inference", ["mode=prompt", "prompt=hi", override]).check()
 
 
 @pytest.mark.parametrize("script, overrides, key", [
@@ -132,7 +125,7 @@ def test_bad_sampling_values_name_the_override(override, key):
 ])
 def test_bad_requests_fail_at_check(script, overrides, key):
     with pytest.raises(ChatcloneError, match=key.replace(".", r"\.")):
-        compose_cfg(script, overrides).check()
+        compose(script, overrides).check()
 
 
 def test_bad_value_from_the_command_line_is_one_line_exit_2(tmp_path):
@@ -173,7 +166,7 @@ def test_speaker_cut_and_stream_gate():
 def test_prompt_renders_like_the_training_template(clone_root):
     from chatclone.generation.clone import load_clone, locate
 
-    cfg = compose_cfg("inference", [f"outputs_root={clone_root}"])
+    cfg = compose("inference", [f"outputs_root={clone_root}"])
     clone = load_clone(locate(cfg), cfg)
     history = [{"role": "user", "name": "Orrin", "content": "hey"}]
     text, _ = clone.prompts.render(history, "Tamsin")
@@ -209,7 +202,7 @@ def test_chat_at_a_terminal_prompts_on_stderr(clone_root, tmp_path):
         def isatty(self):
             return True
 
-    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", *SMALL])
+    cfg = compose("inference", [f"outputs_root={clone_root}", *SMALL])
     out, err = Terminal(), io.StringIO()
     inference(cfg, tmp_path / "run", stdin=Terminal("hey\n/help\n"), stdout=out, stderr=err, console=quiet())
     assert "chatting with Tamsin as Orrin" in err.getvalue() and err.getvalue().count("Orrin> ") == 3
@@ -278,7 +271,7 @@ def test_compiled_decode_step_matches_the_eager_one(clone_root):
     from chatclone.generation.clone import load_clone, locate
     from chatclone.generation.fastdecode import compile_decode_steps
 
-    cfg = compose_cfg("inference", [f"outputs_root={clone_root}"])
+    cfg = compose("inference", [f"outputs_root={clone_root}"])
     model = load_clone(locate(cfg), cfg).model
     ids = torch.arange(5, 25)[None]
     logits = {}
@@ -329,7 +322,7 @@ def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):
 
     # fast_decode=false: the check is that reusing the cache is exact; with bfloat16 decode steps the cached reply
     # tokens' keys and values differ in the last bits from a fresh float32 prompt pass.
-    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5",
+    cfg = compose("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5",
                                     "fast_decode=false"])
     clone = load_clone(locate(cfg), cfg)
     texts, reused = {}, []
@@ -373,7 +366,7 @@ def test_ctrl_c_keeps_the_streamed_part_and_the_chat_goes_on(clone_root):
     from chatclone.generation.clone import load_clone, locate
     from chatclone.generation.generate import Generator
 
-    cfg = compose_cfg("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=12"])
+    cfg = compose("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=12"])
     clone = load_clone(locate(cfg), cfg)
     words = clone.tokenizer(" one two three four five six", add_special_tokens=False)["input_ids"]
     ctrl_c = CtrlC(words, at=4)
@@ -422,6 +415,7 @@ def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatc
         run_stage(inference, "inference", clone_root, tmp_path, overrides)
 
 
+@pytest.mark.slow
 def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run([sys.executable, "inference.py", "-m", f"outputs_root={clone_root}", *SMALL,
@@ -466,7 +460,7 @@ def test_wandb_text_columns_only_with_log_samples(tmp_path, monkeypatch, log_sam
     fake = SimpleNamespace(init=lambda **kwargs: logged.update(init=kwargs) or Run(),
                            Table=lambda columns, data: SimpleNamespace(columns=columns, data=data))
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    cfg = compose_cfg("inference", ["wandb.mode=offline", f"wandb.log_samples={str(log_samples).lower()}"])
+    cfg = compose("inference", ["wandb.mode=offline", f"wandb.log_samples={str(log_samples).lower()}"])
     rows = [{"speaker": "Tamsin", "text": "secret", "tokens": 3, "temperature": 0.7}]
     assert log_wandb(cfg, tmp_path / "run", "inference", rows, {"replies": 1}) == ["wandb"]
     table = logged["generations"]
@@ -537,7 +531,7 @@ def test_clone_loads_with_fast_decode_unless_switched_off(clone_root):
 
     models = {}
     for fast in ("true", "false"):
-        cfg = compose_cfg("inference", [f"outputs_root={clone_root}", f"fast_decode={fast}"])
+        cfg = compose("inference", [f"outputs_root={clone_root}", f"fast_decode={fast}"])
         models[fast] = load_clone(locate(cfg), cfg).model
     swapped = [m for m in models["true"].modules() if isinstance(m, DecodeLinear)]
     assert len(swapped) == 2 * 7 + 1  # 2 layers x (q, k, v, o, gate, up, down) + the output layer

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chatclone.chat_records import (ChatMessage, ChatRecord, is_trained, read_records, split_file,
-                                    write_records)
+from chatclone.chat_records import ChatMessage, ChatRecord, is_trained, read_records, split_file, write_records
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import _contexts
 from chatclone.metrics.splits import turn_texts

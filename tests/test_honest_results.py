@@ -21,8 +21,8 @@ from chatclone.metrics import load_metric
 from chatclone.metrics.rates import format_rate, intervals_overlap, normalised, rate, separation, wilson_interval
 from chatclone.stages.evaluate_clone import evaluate_clone, print_summary
 from chatclone.training.reporting import best_step, loss_figure, plot_loss_curves, training_entries
-from tests.conftest import quiet
-from tests.test_evaluate_clone import compose_eval, trained  # noqa: F401  (the tiny train run fixture)
+from tests.conftest import compose, quiet
+from tests.test_evaluate_clone import trained  # noqa: F401  (the tiny train run fixture)
 from tests.test_metrics import _styled
 
 # Hand-computed Wilson 95 % intervals (z = 1.959964, z^2 = 3.841459, n + z^2 = 13.841459 for n = 10):
@@ -94,7 +94,7 @@ def honest_run(trained, tmp_path_factory):  # noqa: F811
     """evaluate_clone on the bundled tiny sample, its console a terminal (so the progress bar draws) and the
     chatclone.evaluation log captured."""
     out = tmp_path_factory.mktemp("honest") / "run"
-    cfg = compose_eval([f"outputs_root={trained}", "eval.max_contexts=4", "sampling.max_new_tokens=4",
+    cfg = compose("evaluate_clone", [f"outputs_root={trained}", "eval.max_contexts=4", "sampling.max_new_tokens=4",
                         "wandb.mode=disabled"])
     console = Console(file=io.StringIO(), force_terminal=True, width=160)
     records = []
@@ -120,7 +120,8 @@ def test_every_rate_has_its_interval_and_n_in_metrics_json(honest_run):
         assert part["ci95"] == pytest.approx(list(wilson_interval(part["successes"], part["n"])))
         assert part["rate"] == pytest.approx(part["successes"] / part["n"])
     assert saved["models"]["fine_tuned"]["attribution"]["n"] == 4
-    assert saved["ceiling"]["n"] == saved["data"]["ceiling_texts"] and saved["floor"]["n"] == saved["data"]["floor_texts"]
+    assert saved["ceiling"]["n"] == saved["data"]["ceiling_texts"] \
+        and saved["floor"]["n"] == saved["data"]["floor_texts"]
 
 
 def test_the_tiny_sample_cannot_tell_the_target_apart(honest_run):
@@ -234,11 +235,11 @@ def test_two_point_loss_curve_has_markers_and_whole_steps(trained, tmp_path):  #
 
 def test_loss_curve_marks_the_best_checkpoint_of_a_regularized_run(trained, tiny_llama, tmp_path):  # noqa: F811
     from chatclone.stages.train import train
-    from tests.test_train import compose_train, tiny_overrides
+    from tests.test_train import tiny_overrides
 
     overrides = tiny_overrides(trained, tiny_llama, "preset=regularized", "trainer.epochs=4",
                                "trainer.learning_rate=3e-2", "trainer.early_stopping_patience=3")
-    metrics = train(compose_train([o for o in overrides if "save_strategy" not in o]), tmp_path / "run",
+    metrics = train(compose("train", [o for o in overrides if "save_strategy" not in o]), tmp_path / "run",
                     console=quiet())
     history = metrics["log_history"]
     step = best_step(history)
@@ -257,12 +258,12 @@ def test_loss_curve_marks_the_best_checkpoint_of_a_regularized_run(trained, tiny
 
 
 def test_new_eval_settings_are_checked():
-    cfg = compose_eval(["progress=false", "eval.min_contexts=5", "eval.min_attribution_gap=0.1"])
+    cfg = compose("evaluate_clone", ["progress=false", "eval.min_contexts=5", "eval.min_attribution_gap=0.1"])
     assert cfg.progress is False and cfg.eval.min_contexts == 5 and cfg.eval.min_attribution_gap == 0.1
-    assert compose_eval([]).progress is True and compose_eval([]).eval.min_contexts == 20
+    assert compose("evaluate_clone", []).progress is True and compose("evaluate_clone", []).eval.min_contexts == 20
     with pytest.raises(ChatcloneError, match=r"eval.min_contexts=0: must be at least 1"):
-        compose_eval(["eval.min_contexts=0"]).check()
+        compose("evaluate_clone", ["eval.min_contexts=0"]).check()
     with pytest.raises(ChatcloneError, match=r"eval.min_attribution_gap=1.5: must be in \[0, 1\)"):
-        compose_eval(["eval.min_attribution_gap=1.5"]).check()
+        compose("evaluate_clone", ["eval.min_attribution_gap=1.5"]).check()
     with pytest.raises(Exception):
-        compose_eval(["progress=maybe"])
+        compose("evaluate_clone", ["progress=maybe"])

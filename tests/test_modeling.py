@@ -15,8 +15,14 @@ import torch
 
 from chatclone import modeling
 from chatclone.errors import ChatcloneError
-from chatclone.modeling import (EMBEDDED_DIRNAME, MARKER, embedded_gguf_path, embedded_model_dir, load_model,
-                                load_tokenizer)
+from chatclone.modeling import (
+    EMBEDDED_DIRNAME,
+    MARKER,
+    embedded_gguf_path,
+    embedded_model_dir,
+    load_model,
+    load_tokenizer,
+)
 from tests.tiny_models import TINY_ARCHS, build_tiny_model
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

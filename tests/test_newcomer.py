@@ -26,8 +26,8 @@ from chatclone.config.commandline import free_text_keys, plain_text_overrides, q
 from chatclone.errors import ChatcloneError
 from chatclone.generation.session import CUT_MARK, NO_REPLY, next_speaker
 from chatclone.stages.generate_from_prompt import generate_from_prompt
-from tests.conftest import DM, ROOT, SHARED
-from tests.test_generation import SMALL, clone_root, compose_cfg, read_jsonl  # noqa: F401  (clone_root: a fixture)
+from tests.conftest import DM, ROOT, SHARED, compose
+from tests.test_generation import SMALL, clone_root, read_jsonl  # noqa: F401  (clone_root: a fixture)
 
 DCE_JSON = f"{DM}.json"   # "Direct Messages - Orrin [1118608583297251434].json", as DCE names it
 PROMPTS = ["hey, you up?", "what's up", "are you free? (maybe)", 'she said "no" \\o/', "true", "[not a list]"]
@@ -106,6 +106,7 @@ def test_tokenize_dataset_free_text_keys():
     assert cfg["model"]["end_of_turn"] == "<|eot_id|>"
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_over_a_free_text_key(tmp_path):
     sweep = tmp_path / "sweep"
     result = script("process_messages", "-m", f"input={SHARED / DCE_JSON}", "target=tamsin.vale,orrin.byrd",
@@ -181,7 +182,7 @@ def forced(root: Path, text: str, end: bool) -> EveryTurn:
 
 
 def grow(root: Path, tmp: Path, overrides: list[str], processor: EveryTurn) -> tuple[dict, str, str]:
-    cfg = compose_cfg("generate_from_prompt", [f"outputs_root={root}", *SMALL, "prompt=Pippa: pub quiz tonight?",
+    cfg = compose("generate_from_prompt", [f"outputs_root={root}", *SMALL, "prompt=Pippa: pub quiz tonight?",
                                                "speakers=[Orrin,Pippa]", *overrides])
     out, notes = io.StringIO(), io.StringIO()
     summary = generate_from_prompt(cfg, tmp / "run", stdin=io.StringIO(), stdout=out, stderr=io.StringIO(),
@@ -217,7 +218,7 @@ def test_reply_attempts_is_configured(clone_root, tmp_path):
                            forced(clone_root, "Orrin: hi", end=True))
     assert shown_turns(out)[1] == ("Tamsin", NO_REPLY) and (summary["draws"], summary["redrawn"]) == (1, 0)
     with pytest.raises(ChatcloneError, match="reply_attempts=0"):
-        compose_cfg("generate_from_prompt", ["prompt=hi", "reply_attempts=0"]).check()
+        compose("generate_from_prompt", ["prompt=hi", "reply_attempts=0"]).check()
 
 
 def test_a_reply_cut_at_max_new_tokens_is_marked(clone_root, tmp_path):
@@ -239,7 +240,7 @@ def test_same_speaker_twice_only_when_allowed():
         assert last not in drawn and drawn == ({"Tamsin"} if last == "Orrin" else {"Orrin", "Pippa"})
     drawn = {next_speaker("Orrin", "Tamsin", ["Orrin", "Pippa"], rng, allow_same=True) for _ in range(200)}
     assert drawn == {"Tamsin", "Orrin"}
-    assert compose_cfg("generate_from_prompt", ["allow_same_speaker=true"]).allow_same_speaker is True
+    assert compose("generate_from_prompt", ["allow_same_speaker=true"]).allow_same_speaker is True
 
 
 def test_inference_help_says_a_piped_chat_is_echoed():

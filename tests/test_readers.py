@@ -1,4 +1,5 @@
-"""Readers on every file of tests/fixtures/sample_exports (a copy of ../shared/sample_exports): counts, formats agreeing, CRLF, partitions."""
+"""Readers on every file of tests/fixtures/sample_exports (a copy of ../shared/sample_exports): counts, formats
+agreeing, CRLF, partitions."""
 
 from __future__ import annotations
 

@@ -22,10 +22,7 @@ from chatclone.stages.tokenize_dataset import tokenize_dataset
 from chatclone.stages.train import train
 from chatclone.training.reporting import disk_usage
 from chatclone.training.sizing import schedule
-from tests.conftest import GUILD, ROOT, TARGET_USERNAME, quiet
-from tests.test_config import compose_process
-from tests.test_tokenize_dataset import compose_tokenize
-from tests.test_train import compose_train
+from tests.conftest import GUILD, ROOT, TARGET_USERNAME, compose, quiet
 
 GUILD_EXPORT = ROOT / "examples" / "sample_exports" / f"{GUILD}.json"
 
@@ -33,10 +30,10 @@ GUILD_EXPORT = ROOT / "examples" / "sample_exports" / f"{GUILD}.json"
 def outputs_for(root: Path, model: Path, *process_overrides: str) -> Path:
     """`python process_messages.py input=<the server channel> target=tamsin.vale ...` then
     `python tokenize_dataset.py model.name_or_path=<model>`, into outputs_root=root."""
-    process_messages(compose_process([f"input=['{GUILD_EXPORT}']", f"target={TARGET_USERNAME}", "progress=false",
-                                      f"outputs_root={root}", *process_overrides]),
+    process_messages(compose("process_messages", [f"input=['{GUILD_EXPORT}']", f"target={TARGET_USERNAME}",
+                                                  "progress=false", f"outputs_root={root}", *process_overrides]),
                      root / "process_messages" / "run", console=quiet())
-    tokenize_dataset(compose_tokenize([f"model.name_or_path={model}", "progress=false", "num_proc=1",
+    tokenize_dataset(compose("tokenize_dataset", [f"model.name_or_path={model}", "progress=false", "num_proc=1",
                                        f"outputs_root={root}"]), root / "tokenize_dataset" / "run", console=quiet())
     return root
 
@@ -79,7 +76,7 @@ def test_regularized_on_one_channel_fails_before_loading_the_model(one_channel, 
     summary = runs.read_manifest(one_channel / "tokenize_dataset" / "run")["summary"]
     assert summary["splits"]["validation"]["sequences"] == 0
     with pytest.raises(ChatcloneError) as info:
-        train(compose_train(small(one_channel, weightless, "preset=regularized")), tmp_path / "run", console=quiet())
+        train(compose("train", small(one_channel, weightless, "preset=regularized")), tmp_path / "run", console=quiet())
     message = str(info.value)
     assert "\n" not in message and message.startswith(str(one_channel / "tokenize_dataset" / "run"))
     assert "validation split is empty" in message and "trainer.eval_strategy=epoch (preset=regularized)" in message
@@ -88,7 +85,7 @@ def test_regularized_on_one_channel_fails_before_loading_the_model(one_channel, 
     assert not (tmp_path / "run" / "run_info.json").exists()
     # evaluation asked for directly, without the preset, is refused the same way
     with pytest.raises(ChatcloneError, match=r"trainer.eval_strategy=steps measures validation loss"):
-        train(compose_train(small(one_channel, weightless, "trainer.eval_strategy=steps")), tmp_path / "run2",
+        train(compose("train", small(one_channel, weightless, "trainer.eval_strategy=steps")), tmp_path / "run2",
               console=quiet())
 
 
@@ -106,7 +103,7 @@ def test_following_the_advice_trains_and_names_the_best_checkpoint(split_channel
     """preset=regularized with method=full on the re-split channel: it trains, logs every step (10 steps: one an
     epoch), keeps at most 2 checkpoints (the best among them) and prints which checkpoint is best/."""
     console = printed()
-    cfg = compose_train(small(split_channel, tiny_llama, "preset=regularized", "method=full",
+    cfg = compose("train", small(split_channel, tiny_llama, "preset=regularized", "method=full",
                               "trainer.learning_rate=3e-3", "trainer.early_stopping_patience=null"))
     assert cfg.trainer.logging_steps == 5 and cfg.trainer.save_total_limit == 2
     metrics = train(cfg, tmp_path / "run", console=console)
@@ -129,14 +126,14 @@ def test_following_the_advice_trains_and_names_the_best_checkpoint(split_channel
 def test_few_target_turns_warn_with_the_count(split_channel, tiny_llama, tmp_path, capsys):
     turns = json.loads((split_channel / "tokenize_dataset" / "run" / "stats.json").read_text())["splits"]["train"][
         "target_turns_trained"]
-    cfg = compose_train(small(split_channel, tiny_llama, "trainer.max_steps=1"))
+    cfg = compose("train", small(split_channel, tiny_llama, "trainer.max_steps=1"))
     assert cfg.min_target_turns == 300 > turns
     train(cfg, tmp_path / "run", console=quiet())
     err = capsys.readouterr().err
     assert f"warning: the train split has only {turns} target turns (min_target_turns=300)" in err
     warnings = runs.read_manifest(tmp_path / "run")["summary"]["warnings"]
     assert len(warnings) == 1 and f"only {turns} target turns" in warnings[0]
-    train(compose_train(small(split_channel, tiny_llama, "trainer.max_steps=1", f"min_target_turns={turns}")),
+    train(compose("train", small(split_channel, tiny_llama, "trainer.max_steps=1", f"min_target_turns={turns}")),
           tmp_path / "enough", console=quiet())
     assert "target turns" not in capsys.readouterr().err
     assert runs.read_manifest(tmp_path / "enough")["summary"]["warnings"] == []
@@ -144,7 +141,7 @@ def test_few_target_turns_warn_with_the_count(split_channel, tiny_llama, tmp_pat
 
 def test_a_tiny_dataset_trains_min_steps_epochs(dm_tokenized, tiny_llama, tmp_path, capsys):
     """`python train.py` on the bundled DM: 1 optimizer step an epoch, so 3 epochs become 10 and every step logs."""
-    metrics = train(compose_train(small(dm_tokenized, tiny_llama)), tmp_path / "run", console=quiet())
+    metrics = train(compose("train", small(dm_tokenized, tiny_llama)), tmp_path / "run", console=quiet())
     assert metrics["global_step"] == 10 and metrics["schedule"].epochs == 10
     assert [e["step"] for e in metrics["log_history"] if "loss" in e] == list(range(1, 11))
     err = capsys.readouterr().err
@@ -153,7 +150,7 @@ def test_a_tiny_dataset_trains_min_steps_epochs(dm_tokenized, tiny_llama, tmp_pa
 
 
 def test_schedule_adapts_only_what_a_short_run_needs():
-    t = compose_train([]).trainer
+    t = compose("train", []).trainer
     big = schedule(t, train_sequences=8000)  # 8000 / 4 / 2 = 1000 steps an epoch: nothing changes
     assert (big.steps_per_epoch, big.total_steps, big.epochs, big.logging_steps, big.notes) == (1000, 3000, 3, 5, [])
     mid = schedule(t, train_sequences=240)  # 30 steps an epoch, 90 in all: logging every 5 still gives 18 points
@@ -187,14 +184,15 @@ def test_schedule_adapts_only_what_a_short_run_needs():
 ])
 def test_bad_size_and_save_settings_name_the_key(overrides, key):
     with pytest.raises(ChatcloneError, match=key):
-        compose_train(overrides).check()
+        compose("train", overrides).check()
 
 
 # --- 5. disk ---------------------------------------------------------------------------------------------------
 
 def test_full_fine_tune_checkpoints_are_capped_and_the_disk_is_reported(dm_tokenized, tiny_llama, tmp_path):
     """method=full saving every step: the default cap keeps 2 checkpoints; the summary prints the run dir's size."""
-    cfg = compose_train(small(dm_tokenized, tiny_llama, "method=full", "trainer.max_steps=5", "trainer.save_steps=1"))
+    cfg = compose("train", small(dm_tokenized, tiny_llama, "method=full", "trainer.max_steps=5",
+                                 "trainer.save_steps=1"))
     assert cfg.trainer.save_strategy is Strategy.steps and cfg.trainer.save_total_limit == 2
     console = printed()
     train(cfg, tmp_path / "run", console=console)
@@ -210,11 +208,11 @@ def test_full_fine_tune_checkpoints_are_capped_and_the_disk_is_reported(dm_token
 
 
 def test_checkpoints_by_steps_by_default():
-    cfg = compose_train([])
+    cfg = compose("train", [])
     assert cfg.trainer.save_strategy is Strategy.steps and cfg.trainer.save_steps == 100
     assert cfg.trainer.save_total_limit == 2
-    assert compose_train(["preset=overfit"]).trainer.save_strategy is Strategy.steps
-    assert compose_train(["preset=regularized"]).trainer.save_total_limit == 2
+    assert compose("train", ["preset=overfit"]).trainer.save_strategy is Strategy.steps
+    assert compose("train", ["preset=regularized"]).trainer.save_total_limit == 2
 
 
 # --- 6. resume ---------------------------------------------------------------------------------------------------
@@ -225,7 +223,7 @@ def two_datasets(dm_tokenized: Path, tiny_llama: Path, tmp_path: Path) -> tuple[
     root = tmp_path / "outputs"
     first = root / "tokenize_dataset" / "a"
     shutil.copytree(dm_tokenized / "tokenize_dataset" / "run", first)
-    cfg = compose_train(small(root, tiny_llama, "trainer.max_steps=4", "trainer.save_steps=2",
+    cfg = compose("train", small(root, tiny_llama, "trainer.max_steps=4", "trainer.save_steps=2",
                               "trainer.logging_steps=1"))
     train(cfg, root / "train" / "old", console=quiet())
     newer = root / "tokenize_dataset" / "b"
@@ -245,7 +243,7 @@ def resume_overrides(root: Path, model: Path, *more: str) -> list[str]:
 def test_resume_continues_on_the_runs_own_dataset(two_datasets, tiny_llama, tmp_path):
     """`python train.py resume=outputs/train/old`: dataset A, although B is newer (it used to take `latest`)."""
     root, first, _ = two_datasets
-    metrics = train(compose_train(resume_overrides(root, tiny_llama)), tmp_path / "resumed", console=quiet())
+    metrics = train(compose("train", resume_overrides(root, tiny_llama)), tmp_path / "resumed", console=quiet())
     assert metrics["global_step"] == 6
     assert [e["step"] for e in metrics["log_history"] if "loss" in e] == list(range(1, 7))
     manifest = runs.read_manifest(tmp_path / "resumed")
@@ -261,7 +259,7 @@ def test_resume_accepts_the_same_dataset_however_it_is_spelled(two_datasets, tin
         info_path = root / "train" / "old" / "run_info.json"
         info = json.loads(info_path.read_text())
         info_path.write_text(json.dumps({**info, "dataset": os.path.relpath(first)}))
-    metrics = train(compose_train(resume_overrides(root, tiny_llama, f"input={given}")), tmp_path / "resumed",
+    metrics = train(compose("train", resume_overrides(root, tiny_llama, f"input={given}")), tmp_path / "resumed",
                     console=quiet())
     assert metrics["global_step"] == 6
 
@@ -269,7 +267,7 @@ def test_resume_accepts_the_same_dataset_however_it_is_spelled(two_datasets, tin
 def test_resume_on_another_dataset_is_refused_in_one_line(two_datasets, tiny_llama, tmp_path):
     root, first, newer = two_datasets
     with pytest.raises(ChatcloneError) as info:
-        train(compose_train(resume_overrides(root, tiny_llama, f"input={newer}")), tmp_path / "resumed",
+        train(compose("train", resume_overrides(root, tiny_llama, f"input={newer}")), tmp_path / "resumed",
               console=quiet())
     message = str(info.value)
     assert "\n" not in message and message.startswith(str((root / "train" / "old").resolve()))

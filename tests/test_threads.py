@@ -13,9 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone import threads
@@ -23,7 +21,7 @@ from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import InferenceConfig
 from chatclone.config.train import TrainConfig
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose
 
 MODEL_SCRIPTS = ["train", "inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone"]
 
@@ -77,16 +75,14 @@ def test_every_schema_checks_threads_first(schema):
 
 @pytest.mark.parametrize("script", MODEL_SCRIPTS)
 def test_every_script_that_runs_a_model_has_threads_auto(script):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        assert compose(config_name=script).threads == "auto"
-        assert OmegaConf.to_object(compose(config_name=script, overrides=["threads=2"])).threads == "2"
+    assert compose(script).threads == "auto"
+    assert compose(script, ["threads=2"]).threads == "2"
 
 
 @pytest.mark.parametrize("script", ["process_messages", "tokenize_dataset"])
 def test_scripts_that_run_no_model_refuse_the_key(script):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        with pytest.raises(ConfigCompositionException):
-            compose(config_name=script, overrides=["threads=2"])
+    with pytest.raises(ConfigCompositionException):
+        compose(script, ["threads=2"])
 
 
 @pytest.mark.parametrize("environ, expected", [

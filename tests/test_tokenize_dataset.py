@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -25,26 +24,26 @@ from rich.console import Console
 import chatclone.config  # noqa: F401
 from chatclone import runs
 from chatclone.config.model import Dtype
-from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.errors import ChatcloneError
 from chatclone.stages.process_messages import process_messages
 from chatclone.stages.tokenize_dataset import tokenize_dataset
-from tests.conftest import DM, GUILD, ROOT, make_config, read_jsonl
-from tests.test_formatting import (assert_runs, expected_runs, group_config, group_tokenizer, labelled_runs,
-                                   tokenizer_dir)  # noqa: F401  (tokenizer_dir is a fixture)
+from tests.conftest import DM, GUILD, ROOT, compose, make_config, read_jsonl
+from tests.test_formatting import (
+    assert_runs,
+    expected_runs,
+    group_config,
+    group_tokenizer,
+    labelled_runs,
+    tokenizer_dir,  # noqa: F401  (tokenizer_dir is a fixture)
+)
 from tests.tiny_models import build_tiny_model
 
 GROUPS = ("smollm2", "gpt2", "phi3", "mistral")
 ARCH = {"smollm2": "llama", "gpt2": "gpt2", "phi3": "phi3", "mistral": "mistral"}
 
 
-def compose_tokenize(overrides: list[str]) -> TokenizeDatasetConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="tokenize_dataset", overrides=overrides))
-
-
 def run(run_dir: Path, overrides: list[str]) -> dict:
-    cfg = compose_tokenize(["progress=false", *overrides])
+    cfg = compose("tokenize_dataset", ["progress=false", *overrides])
     return tokenize_dataset(cfg, run_dir, console=Console(file=io.StringIO()))
 
 
@@ -199,7 +198,7 @@ def test_bad_model_settings(samples, models, tmp_path):
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_model_groups_compose(group):
-    cfg = compose_tokenize([f"model={group}"])
+    cfg = compose("tokenize_dataset", [f"model={group}"])
     expected = OmegaConf.load(ROOT / "conf" / "model" / f"{group}.yaml")
     assert cfg.model.group == group and cfg.model.lora_target_modules == list(expected.lora_target_modules)
     assert cfg.model.dtype is Dtype(expected.dtype) and cfg.input == "latest" and cfg.num_proc == 2
@@ -208,11 +207,11 @@ def test_model_groups_compose(group):
 
 
 def test_model_group_fields():
-    phi3, mistral, gpt2 = (compose_tokenize([f"model={g}"]).model for g in ("phi3", "mistral", "gpt2"))
+    phi3, mistral, gpt2 = (compose("tokenize_dataset", [f"model={g}"]).model for g in ("phi3", "mistral", "gpt2"))
     assert phi3.lora_target_modules == ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
     assert gpt2.lora_target_modules == ["c_attn", "c_proj", "c_fc"] and "{% generation %}" in gpt2.chat_template
     assert mistral.alternating_roles and not mistral.system_role and phi3.end_of_turn == "<|end|>"
-    assert compose_tokenize(["model.name_or_path=org/any-model"]).model.name_or_path == "org/any-model"
+    assert compose("tokenize_dataset", ["model.name_or_path=org/any-model"]).model.name_or_path == "org/any-model"
 
 
 @pytest.mark.parametrize("override, message", [("model.max_lenght=5", "Key 'max_lenght' not in 'ModelConfig'"),
@@ -221,7 +220,7 @@ def test_model_group_fields():
                                                ("model=llama3", "smollm2")])
 def test_typos_fail_at_composition(override, message):
     with pytest.raises(ConfigCompositionException) as info:
-        compose_tokenize([override])
+        compose("tokenize_dataset", [override])
     assert message in str(info.value) + str(info.value.__cause__)
 
 
@@ -229,7 +228,7 @@ def test_typos_fail_at_composition(override, message):
                                            ("formatting.system_prompt='You are {name}'", "formatting.system_prompt")])
 def test_value_checks_name_the_override(override, key):
     with pytest.raises(ChatcloneError, match=key):
-        compose_tokenize([override]).check()
+        compose("tokenize_dataset", [override]).check()
 
 
 def test_script_runs_the_embedded_default_from_the_repo_root(samples, tokenizer_dir, tmp_path):

@@ -13,21 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 import chatclone.config  # noqa: F401
 from chatclone import runs
-from chatclone.config.train import Method, Strategy, TrainConfig
+from chatclone.config.train import Method, Strategy
 from chatclone.errors import ChatcloneError
 from chatclone.stages.train import train
-from tests.conftest import ROOT, quiet
-
-
-def compose_train(overrides: list[str]) -> TrainConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="train", overrides=overrides))
+from tests.conftest import ROOT, compose, quiet
 
 
 def tiny_overrides(root: Path, model: Path, *more: str) -> list[str]:
@@ -45,7 +38,7 @@ def losses(metrics: dict) -> list[float]:
 
 @pytest.mark.parametrize("method, lr", [("lora", "5e-2"), ("qlora", "5e-2"), ("full", "3e-3")])
 def test_each_method_lowers_the_loss(dm_tokenized, tiny_llama, tmp_path, method, lr):
-    cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, f"method={method}", "trainer.max_steps=6",
+    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, f"method={method}", "trainer.max_steps=6",
                                        "trainer.batch_size=4", f"trainer.learning_rate={lr}", "trainer.warmup_ratio=0"))
     metrics = train(cfg, tmp_path / "run", console=quiet())
     curve = losses(metrics)
@@ -61,7 +54,7 @@ def test_each_method_lowers_the_loss(dm_tokenized, tiny_llama, tmp_path, method,
 def test_qlora_base_is_really_4bit(dm_tokenized, tiny_llama):
     from chatclone.training.models import build_model
 
-    cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, "method=qlora"))
+    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method=qlora"))
     model = build_model(cfg, str(tiny_llama), 100)
     kinds = {type(m).__name__ for m in model.modules()}
     assert "Linear4bit" in kinds and any(n for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
@@ -71,7 +64,7 @@ def test_qlora_base_is_really_4bit(dm_tokenized, tiny_llama):
 def test_regularized_keeps_the_best_checkpoint(dm_tokenized, tiny_llama, tmp_path):
     overrides = tiny_overrides(dm_tokenized, tiny_llama, "preset=regularized", "trainer.epochs=12",
                                "trainer.learning_rate=3e-2", "trainer.early_stopping_patience=3")
-    cfg = compose_train([o for o in overrides if "save_strategy" not in o])
+    cfg = compose("train", [o for o in overrides if "save_strategy" not in o])
     assert cfg.trainer.load_best_model_at_end and cfg.trainer.eval_strategy is Strategy.epoch
     metrics = train(cfg, tmp_path / "run", console=quiet())
     evals = [(e["step"], e["eval_loss"]) for e in metrics["log_history"] if "eval_loss" in e]
@@ -87,9 +80,9 @@ def test_regularized_keeps_the_best_checkpoint(dm_tokenized, tiny_llama, tmp_pat
 
 
 def test_overfit_preset(dm_tokenized, tiny_llama, tmp_path):
-    cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, "preset=overfit", "trainer.epochs=2"))
+    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "preset=overfit", "trainer.epochs=2"))
     assert cfg.preset == "overfit" and cfg.trainer.eval_strategy is Strategy.no and cfg.method.dropout == 0
-    assert compose_train(["preset=overfit"]).trainer.epochs == 15
+    assert compose("train", ["preset=overfit"]).trainer.epochs == 15
     train(cfg, tmp_path / "run", console=quiet())
     assert (tmp_path / "run" / "final").is_dir() and not (tmp_path / "run" / "best").exists()
 
@@ -98,7 +91,7 @@ def test_merge_writes_a_full_model_matching_base_plus_adapter(dm_tokenized, tiny
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=3", "trainer.learning_rate=1e-2",
+    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=3", "trainer.learning_rate=1e-2",
                                        "export.merge=true", "export.merged_dtype=float32"))
     train(cfg, tmp_path / "run", console=quiet())
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "merged")
@@ -111,7 +104,7 @@ def test_merge_writes_a_full_model_matching_base_plus_adapter(dm_tokenized, tiny
 
 def test_wandb_offline_logs_metrics_but_no_chat_text(dm_tokenized, tiny_llama, tmp_path):
     overrides = [o for o in tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=2") if "wandb" not in o]
-    train(compose_train(overrides), tmp_path / "run", console=quiet())
+    train(compose("train", overrides), tmp_path / "run", console=quiet())
     offline = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
     blob = b"".join(p.read_bytes() for p in offline[0].rglob("*") if p.is_file())
@@ -120,6 +113,7 @@ def test_wandb_offline_logs_metrics_but_no_chat_text(dm_tokenized, tiny_llama, t
     assert "thermos" in train_text and b"thermos" not in blob
 
 
+@pytest.mark.slow
 def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_llama, tmp_path):
     args = [sys.executable, "train.py", *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12",
             "trainer.batch_size=2", "trainer.save_strategy=steps", "trainer.save_steps=2",
@@ -136,7 +130,7 @@ def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_ll
     assert not (tmp_path / "killed" / "manifest.json").exists()
     last = max(int(p.name.split("-")[1]) for p in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*")
                if (p / "trainer_state.json").exists())
-    cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2",
+    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2",
                                        f"resume={tmp_path / 'killed'}"))
     metrics = train(cfg, tmp_path / "resumed", console=quiet())
     assert metrics["global_step"] == 12
@@ -145,9 +139,12 @@ def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_ll
     assert last >= 4
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "killed").rglob("*")} == before
     # the steps after the kill are the ones a run that was never killed takes
-    cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2"))
+    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2"))
     whole = train(cfg, tmp_path / "uninterrupted", console=quiet())
-    logged = lambda m: [(e["step"], e["loss"], e["grad_norm"]) for e in m["log_history"] if "loss" in e]
+
+    def logged(m):
+        return [(e["step"], e["loss"], e["grad_norm"]) for e in m["log_history"] if "loss" in e]
+
     assert logged(metrics) == logged(whole)
 
 
@@ -157,7 +154,7 @@ def test_trainer_seed_decides_the_adapters_initial_weights(dm_tokenized, tiny_ll
     adapters = []
     for disturbance, seed in [(1, 42), (2, 42), (1, 7)]:
         torch.manual_seed(disturbance)  # the global RNG as earlier work in the same process left it
-        cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1", f"trainer.seed={seed}"))
+        cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1", f"trainer.seed={seed}"))
         train(cfg, tmp_path / f"run-{disturbance}-{seed}", console=quiet())
         adapters.append(load_file(tmp_path / f"run-{disturbance}-{seed}" / "final" / "adapter_model.safetensors"))
     names = [n for n in adapters[0] if "lora_A" in n]
@@ -165,6 +162,7 @@ def test_trainer_seed_decides_the_adapters_initial_weights(dm_tokenized, tiny_ll
     assert not any(torch.equal(adapters[0][n], adapters[2][n]) for n in names)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
     """DDP over 2 CPU processes with the regularized preset and a merge: evaluation during and after training and
     the final saves are collective (a process that skipped them left the other one failing in a gather)."""
@@ -198,7 +196,7 @@ def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
 
 
 def test_phi3_qlora_composes_for_a_gpu_user():
-    cfg = compose_train(["model=phi3", "method=qlora"])
+    cfg = compose("train", ["model=phi3", "method=qlora"])
     assert cfg.model.name_or_path == "microsoft/Phi-3-mini-4k-instruct" and cfg.method.name is Method.qlora
     assert cfg.model.lora_target_modules == ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
     assert cfg.method.quant_type == "nf4" and cfg.method.double_quant and cfg.learning_rate == 2e-4
@@ -212,16 +210,15 @@ def test_phi3_qlora_trains_a_tiny_local_phi3(dm_tokenized, embedded_dir, tmp_pat
 
     from chatclone.stages.tokenize_dataset import tokenize_dataset
     from tests.test_formatting import group_tokenizer
-    from tests.test_tokenize_dataset import compose_tokenize
     from tests.tiny_models import build_tiny_model
 
     group_tokenizer(embedded_dir, "phi3").save_pretrained(tmp_path / "phi3-tokenizer")
     phi3 = build_tiny_model("phi3", tmp_path / "phi3", tmp_path / "phi3-tokenizer")
     outputs = tmp_path / "outputs"
-    tokenize_dataset(compose_tokenize(["model=phi3", f"model.name_or_path={phi3}", "progress=false", "num_proc=1",
-                                       f"input={dm_tokenized / 'process_messages' / 'run'}"]),
+    tokenize_dataset(compose("tokenize_dataset", ["model=phi3", f"model.name_or_path={phi3}", "progress=false",
+                                                  "num_proc=1", f"input={dm_tokenized / 'process_messages' / 'run'}"]),
                      outputs / "tokenize_dataset" / "run", console=quiet())
-    cfg = compose_train(tiny_overrides(outputs, phi3, "model=phi3", "method=qlora", "trainer.max_steps=6",
+    cfg = compose("train", tiny_overrides(outputs, phi3, "model=phi3", "method=qlora", "trainer.max_steps=6",
                                        "trainer.batch_size=4", "trainer.learning_rate=5e-2",
                                        "trainer.warmup_ratio=0"))
     metrics = train(cfg, tmp_path / "run", console=quiet())
@@ -237,14 +234,15 @@ def test_phi3_qlora_trains_a_tiny_local_phi3(dm_tokenized, embedded_dir, tmp_pat
 @pytest.mark.parametrize("group", ["smollm2", "gpt2", "phi3", "mistral"])
 @pytest.mark.parametrize("method", ["lora", "qlora", "full"])
 def test_every_model_and_method_composes(group, method):
-    cfg = compose_train([f"model={group}", f"method={method}"])
+    cfg = compose("train", [f"model={group}", f"method={method}"])
     assert cfg.model.group == group and cfg.method.name is Method(method)
 
 
 def test_bad_inputs_fail_before_training(dm_tokenized, tiny_llama, tmp_path):
     def error(overrides) -> str:
         with pytest.raises(ChatcloneError) as info:
-            train(compose_train(tiny_overrides(dm_tokenized, tiny_llama, *overrides)), tmp_path / "x", console=quiet())
+            train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, *overrides)), tmp_path / "x",
+                  console=quiet())
         return str(info.value)
 
     assert "no such run dir" in error([f"input={tmp_path / 'nope'}"])
@@ -260,12 +258,15 @@ def test_qlora_without_bitsandbytes_says_so(dm_tokenized, tiny_llama, tmp_path, 
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
     with pytest.raises(ChatcloneError, match="method=qlora needs bitsandbytes"):
-        train(compose_train(tiny_overrides(dm_tokenized, tiny_llama, "method=qlora")), tmp_path / "x", console=quiet())
+        train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method=qlora")), tmp_path / "x",
+              console=quiet())
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_sweep_lands_each_job_in_its_own_run_dir(dm_tokenized, tiny_llama, tmp_path):
     result = subprocess.run([sys.executable, "train.py", "-m", "method=lora,full", "trainer.learning_rate=1e-4,2e-4",
                              *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1")],

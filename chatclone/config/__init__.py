@@ -1,7 +1,8 @@
 """Config schemas, registered in Hydra's ConfigStore so a typo'd key or bad enum fails at composition.
 
 Each primary YAML in conf/ lists `<script>_schema` first in its defaults; group options (conf/<group>/*.yaml)
-are merged into the typed nodes, so they are checked too.
+are merged into the typed nodes, so they are checked too. `hydra/chatclone` (conf/hydra/chatclone.yaml) is what
+every script's Hydra shares: run dirs, logging, `--help`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from chatclone.config.discord_bot import DiscordBotConfig
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.export_model import ExportModelConfig
 from chatclone.config.generation import GenerateFromPromptConfig, InferenceConfig, SimulateConversationConfig
+from chatclone.config.help import HELP, config_groups, script_usage
 from chatclone.config.judging import JudgeReportConfig
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.config.serve import ServeConfig
@@ -36,24 +38,6 @@ def run_stamp() -> str:
         started = psutil.Process(os.getppid()).create_time()
         return datetime.fromtimestamp(started).strftime(STAMP) + "-ddp"
     return datetime.now().strftime(STAMP)
-
-
-# `--help` of every script: Hydra's default lists every folder under conf/ as a group of every script; this one
-# lists only the groups in the script's own defaults, with their options (read from conf/ by Hydra).
-HELP = {"app_name": "${hydra.job.name}", "header": "${hydra.help.app_name}\n",
-        "footer": "Use --hydra-help for Hydra's own flags (multirun -m, --cfg job, ...).\n",
-        "template": "${hydra.help.header}\n== Configuration groups (group=option) ==\n"
-                    "${config_groups:${hydra.runtime.choices}}\n\n"
-                    "== Config (override any key: key.sub=value) ==\n$CONFIG\n${hydra.help.footer}"}
-
-
-def config_groups(choices: dict) -> str:
-    """`group: option, option` for each group in a script's defaults (Hydra's own `hydra/...` left out)."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    loader = GlobalHydra.instance().config_loader()
-    return "\n".join(f"{group}: {', '.join(loader.get_group_options(group))}   (now: {choice or 'none'})"
-                     for group, choice in sorted(choices.items()) if not group.startswith("hydra/"))
 
 
 def register() -> None:
@@ -87,6 +71,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
     if not OmegaConf.has_resolver("config_groups"):
         OmegaConf.register_new_resolver("config_groups", config_groups)
+    if not OmegaConf.has_resolver("script_usage"):
+        OmegaConf.register_new_resolver("script_usage", script_usage)
 
 
 register()

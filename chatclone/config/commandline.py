@@ -51,8 +51,8 @@ def schema_of(config_name: str) -> type:
 
 
 def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[str, str]:
-    """Dotted key -> TEXT | REQUIRED_TEXT | LIST | PATHS for every free-text field of a dataclass schema, config groups left out
-    (`preset=overfit` picks conf/preset/overfit.yaml: it must stay unquoted)."""
+    """Dotted key -> TEXT | REQUIRED_TEXT | LIST | PATHS for every free-text field of a dataclass schema, config
+    groups left out (`preset=overfit` picks conf/preset/overfit.yaml: it must stay unquoted)."""
     keys: dict[str, str] = {}
     hints = typing.get_type_hints(schema)
     for f in fields(schema):

@@ -7,14 +7,18 @@ Defaults and the reasons for them live in conf/evaluate_clone.yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
+from chatclone.config.fidelity import FidelityConfig
 from chatclone.config.generation import BASE_RUN, CloneStageConfig
+from chatclone.config.wandb_config import WandbConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.settings import FidelityConfig
 
 
 @dataclass
 class EvaluateCloneConfig(CloneStageConfig):
+    seed: Optional[int] = 0  # the base and the clone draw from the same random stream
+    wandb: WandbConfig = field(default_factory=WandbConfig)   # offline
     eval: FidelityConfig = field(default_factory=FidelityConfig)
     progress: bool = True   # the bar while replies are generated (on stderr); the log line is always written
 

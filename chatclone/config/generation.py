@@ -1,7 +1,9 @@
 """Schemas of inference.py, generate_from_prompt.py and simulate_conversation.py, and of the `sampling` group.
 
-The three scripts share how a clone is found and loaded (`CloneStageConfig`) and how it samples (`sampling`, from
-conf/sampling/*.yaml). Defaults and the reasons for them live in the YAML files.
+The three scripts share how a clone is found and loaded (`CloneStageConfig`, with evaluate_clone) and how it samples
+(`sampling`, from conf/sampling/*.yaml). Defaults and the reasons for them live in the YAML files
+(conf/shared/clone_stage.yaml, conf/shared/conversation_stage.yaml); the schema's defaults are the same values, which
+tests/test_config_layering.py keeps so.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from enum import Enum
 from typing import Optional
 
 from chatclone.config.threads import ThreadsConfig
-from chatclone.config.train import WandbConfig
+from chatclone.config.wandb_config import WandbConfig, WandbMode
 from chatclone.errors import ChatcloneError
 
 BASE_RUN = "base"       # run=base: the bare base model, no adapter (for comparison)
 PLAY_TARGET = "target"  # simulate_conversation.py play=target: the user plays the target
 STDIN_PROMPT = "-"      # prompt=-: read the prompt from stdin
+GREEDY_OFF = {"temperature": 1.0, "top_p": 1.0, "top_k": 0}   # the sampling keys' "off" (conf/sampling/greedy.yaml)
 
 
 class Checkpoint(str, Enum):
@@ -54,6 +57,7 @@ class SamplingConfig:
 
     def check(self) -> None:
         """Value checks the types cannot express; errors name the override to fix."""
+        self._check_applies()
         checks = [
             (self.temperature >= 0, "sampling.temperature", "must be >= 0 (0 = greedy)"),
             (0 < self.top_p <= 1, "sampling.top_p", "must be in (0, 1] (1 = off)"),
@@ -68,13 +72,24 @@ class SamplingConfig:
             if not ok:
                 raise ChatcloneError(f"{key}={getattr(self, key.split('.')[1])}: {why}")
 
+    def _check_applies(self) -> None:
+        """Greedy decoding (do_sample=false, sampling=greedy) draws nothing: a temperature, top_p or top_k other than
+        off would be silently ignored, so it is refused."""
+        if self.do_sample:
+            return
+        for key, off in GREEDY_OFF.items():
+            if getattr(self, key) != off:
+                raise ChatcloneError(f"sampling.{key}={getattr(self, key)}: greedy decoding (sampling.do_sample=false) "
+                                     f"does not sample, so {key} does nothing; leave it out, or sample with "
+                                     "sampling=default")
+
 
 @dataclass
 class CloneStageConfig(ThreadsConfig):
-    """What the three scripts share: which clone to load, how, and how it samples."""
+    """What the clone stages (the three generation scripts and evaluate_clone) share: which clone to load, how, how
+    it samples, and W&B."""
     run: str = "latest"                  # latest | a train run dir | base
     checkpoint: Checkpoint = Checkpoint.final
-    format_run: str = "latest"           # run=base: the train run whose prompt format the base model gets
     outputs_root: str = "outputs"
     base_model: Optional[str] = None     # null = the run's own base; set: asserted equal to it
     dtype: Optional[str] = None          # null = the dtype the model was trained in
@@ -84,7 +99,7 @@ class CloneStageConfig(ThreadsConfig):
     compile_decode: bool = False         # torch.compile the one-token steps (static KV cache); a compile first
     seed: Optional[int] = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    wandb: WandbConfig = field(default_factory=lambda: WandbConfig(mode=WandbMode.disabled))
 
     def check(self) -> None:
         self.check_threads()
@@ -105,7 +120,9 @@ class CloneStageConfig(ThreadsConfig):
 
 @dataclass
 class ConversationStageConfig(CloneStageConfig):
-    """What the three talking scripts add: how often a turn that comes out empty is drawn again."""
+    """What the three talking scripts add: the prompt format of run=base, and how often a turn that comes out empty
+    is drawn again."""
+    format_run: str = "latest"           # run=base: the train run whose prompt format the base model gets
     reply_attempts: int = 3              # draws for a sampled turn that keeps coming out empty, then `(no reply)`
 
     def check(self) -> None:

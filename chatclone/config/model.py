@@ -2,7 +2,9 @@
 
 One option per supported model family carries everything that differs between them: where the weights are,
 how a conversation is rendered (chat template, end-of-turn token, role rules), which modules LoRA adapts,
-and the sequence length and dtype to train with. Defaults and the reasons for them live in the YAML files.
+and the sequence length and dtype to train with. Defaults and the reasons for them live in the YAML files; the
+schema's defaults are conf/model/smollm2.yaml's values (the default option), which tests/test_config_layering.py
+keeps so.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Optional
 from chatclone.errors import ChatcloneError
 
 EMBEDDED = "embedded"  # name_or_path meaning "the SmolLM2 model bundled with chatclone"
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 class Dtype(str, Enum):
@@ -29,12 +32,12 @@ class ModelConfig:
     name_or_path: str = EMBEDDED                 # `embedded`, a local folder, or a hub id in the local HF cache
     chat_template: Optional[str] = None          # Jinja; null = the tokenizer's own
     fallback_chat_template: Optional[str] = None  # used only when the tokenizer has no template of its own
-    end_of_turn: Optional[str] = None            # token closing an assistant turn; null = the tokenizer's eos
+    end_of_turn: Optional[str] = "<|im_end|>"    # token closing an assistant turn; null = the tokenizer's eos
     alternating_roles: bool = False              # template needs user/assistant/user/...: merge same-role runs
     system_role: bool = True                     # false: fold the system prompt into the first user turn
-    max_length: int = 1024                       # tokens per training sequence
+    max_length: int = 512                        # tokens per training sequence
     dtype: Dtype = Dtype.float32
-    lora_target_modules: list[str] = field(default_factory=list)
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS))
 
     def check(self) -> None:
         """Value checks the types cannot express; errors name the override to fix."""

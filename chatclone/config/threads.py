@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chatclone.threads import AUTO, parse_threads
+from chatclone.errors import ChatcloneError
+
+AUTO = "auto"
+
+
+def parse_threads(value: object) -> int | None:
+    """None for `auto`, else the forced count; anything else: one line naming the key."""
+    text = str(value).strip()
+    if text == AUTO:
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ChatcloneError(f"threads={value}: use auto (the cores other processes leave free) or a whole number "
+                         ">= 1 (that many CPU threads)")
 
 
 @dataclass

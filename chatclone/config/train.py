@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
+from chatclone.config.fidelity import TrainEvalConfig
 from chatclone.config.model import ModelConfig
 from chatclone.config.threads import ThreadsConfig
+from chatclone.config.wandb_config import WandbConfig
 from chatclone.errors import ChatcloneError
-from chatclone.evaluation.settings import TrainEvalConfig
 
 
 class Method(str, Enum):
@@ -33,24 +34,29 @@ DTYPES = ("float32", "bfloat16", "float16")
 QUANT_TYPES = ("nf4", "fp4")
 
 
-class WandbMode(str, Enum):
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
-
-
 @dataclass
 class MethodConfig:
     name: Method = Method.lora
     learning_rate: float = 2e-4              # the method's usual rate; trainer.learning_rate overrides it
-    r: int = 16
-    alpha: int = 32
+    r: Optional[int] = 16                    # lora, qlora (null with method=full)
+    alpha: Optional[int] = 32                # lora, qlora (null with method=full)
     dropout: float = 0.05
     fast_dropout: bool = True                # dropout masks from cheaper random draws on a CPU
     target_modules: Optional[list[str]] = None   # null = model.lora_target_modules
-    quant_type: str = "nf4"                  # qlora: 4-bit NF4 base weights
-    double_quant: bool = True                # qlora: quantise the quantisation constants too
-    compute_dtype: str = "float32"           # qlora: dtype of the matmuls on dequantised weights
+    quant_type: Optional[str] = None         # qlora: 4-bit NF4 base weights (null with lora and full)
+    double_quant: Optional[bool] = None      # qlora: quantise the quantisation constants too
+    compute_dtype: Optional[str] = None      # qlora: dtype of the matmuls on dequantised weights
+
+    def check_applies(self) -> None:
+        """A key that does not apply to the method is refused: its value would be silently ignored."""
+        adapter = ("r", "alpha", "target_modules") if self.name is Method.full else ()
+        quantized = ("quant_type", "double_quant", "compute_dtype") if self.name is not Method.qlora else ()
+        for key in (*adapter, *quantized):
+            if getattr(self, key) is not None:
+                what = ("a LoRA setting; method=full trains every weight, without an adapter" if key in adapter else
+                        f"a QLoRA setting (the 4-bit base); method={self.name.value} loads the base unquantized")
+                raise ChatcloneError(f"method.{key}={getattr(self, key)}: {what} (leave it out, or pick the method "
+                                     "it belongs to)")
 
 
 @dataclass
@@ -82,15 +88,6 @@ class TrainerConfig:
 
 
 @dataclass
-class WandbConfig:
-    mode: WandbMode = WandbMode.offline
-    project: str = "chatclone"
-    entity: Optional[str] = None
-    tags: list[str] = field(default_factory=list)
-    log_samples: bool = False                # chat text is never logged unless this is true
-
-
-@dataclass
 class ExportConfig:
     merge: bool = False
     merged_dtype: str = "bfloat16"
@@ -118,6 +115,7 @@ class TrainConfig(ThreadsConfig):
         """Value checks the schema's types cannot express; errors name the override to fix."""
         self.check_threads()
         self.model.check()
+        self.method.check_applies()
         if self.eval.fidelity:
             self.eval.check()
         t = self.trainer
@@ -126,7 +124,7 @@ class TrainConfig(ThreadsConfig):
             (t.epochs > 0 or t.max_steps > 0, "trainer.epochs", "must be > 0 (or set trainer.max_steps)"),
             (t.batch_size >= 1, "trainer.batch_size", "must be at least 1"),
             (t.gradient_accumulation_steps >= 1, "trainer.gradient_accumulation_steps", "must be at least 1"),
-            (self.method.r >= 1, "method.r", "must be at least 1"),
+            (self.method.r is None or self.method.r >= 1, "method.r", "must be at least 1"),
             (0 <= self.method.dropout < 1, "method.dropout", "must be in [0, 1)"),
             (t.early_stopping_patience is None or t.eval_strategy is not Strategy.no,
              "trainer.early_stopping_patience", "needs trainer.eval_strategy=epoch or steps"),
@@ -183,11 +181,15 @@ class TrainConfig(ThreadsConfig):
              "must be at least 1 (null = no early stopping)"),
             (0 <= t.seed < 2**32, "trainer.seed", "must be in [0, 2**32)"),
             (t.num_workers >= 0, "trainer.num_workers", "must be >= 0"),
-            (m.alpha > 0, "method.alpha", "must be > 0"),
-            (m.compute_dtype in DTYPES, "method.compute_dtype",
+            (m.alpha is None or m.alpha > 0, "method.alpha", "must be > 0"),
+            (m.name is not Method.qlora or m.compute_dtype in DTYPES, "method.compute_dtype",
              f"is {m.compute_dtype!r}; use one of {', '.join(DTYPES)}"),
-            (m.quant_type in QUANT_TYPES, "method.quant_type",
+            (m.name is not Method.qlora or m.quant_type in QUANT_TYPES, "method.quant_type",
              f"is {m.quant_type!r}; use one of {', '.join(QUANT_TYPES)}"),
+            (m.name is not Method.qlora or m.double_quant is not None, "method.double_quant",
+             "must be true or false with method=qlora"),
+            (m.name is Method.full or m.r is not None, "method.r", f"must be set with method={m.name.value}"),
+            (m.name is Method.full or m.alpha is not None, "method.alpha", f"must be set with method={m.name.value}"),
             (merged in (*DTYPES, "auto"), "export.merged_dtype",
              f"is {merged!r}; use one of {', '.join(DTYPES)}, auto"),
         ]

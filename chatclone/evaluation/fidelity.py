@@ -16,17 +16,16 @@ import dataclasses
 import gc
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from chatclone.config.fidelity import FidelityConfig
 from chatclone.config.generation import CloneStageConfig, SamplingConfig
 from chatclone.evaluation.context import swapped_contexts
 from chatclone.evaluation.data import FidelityData
 from chatclone.evaluation.passes import context_pass, generation_pass, perplexity_pass
 from chatclone.evaluation.progress import ReplyProgress
-from chatclone.evaluation.settings import FidelityConfig
 from chatclone.generation.clone import CloneSpec, load_clone
 from chatclone.generation.generate import Reply
 from chatclone.generation.records import summarize
@@ -174,7 +173,8 @@ def assemble_metrics(spec: CloneSpec, cfg: CloneStageConfig, data: FidelityData,
                "ceiling": {**ceiling, "texts": len(data.ceiling)}, "floor": {**floor, "texts": len(data.floor)},
                "attribution_check": check, "attribution_auc": auc, "reference_surface": any_score.surface["reference"],
                "reference_assistant_isms": _assistant(real_assistant),
-               "detectability_note": None if len(data.contexts) >= MIN_PAIRS else detectability_note(len(data.contexts))}
+               "detectability_note": (None if len(data.contexts) >= MIN_PAIRS
+                                      else detectability_note(len(data.contexts)))}
     metrics["headline"] = headline(metrics)
     return metrics
 

@@ -5,11 +5,10 @@ wandb.log_samples=true)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from chatclone import runs
-from chatclone.config.train import WandbConfig, WandbMode
+from chatclone import runs, wandb_runs
+from chatclone.config.wandb_config import WandbConfig
 from chatclone.evaluation.data import FidelityData
 from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, ModelScore, caveat
 from chatclone.metrics.rates import format_auc, format_rate, intervals_overlap
@@ -18,7 +17,8 @@ REPORT, METRICS, SAMPLES = "report.md", "metrics.json", "samples.jsonl"
 PLOTS = ("perplexity.png", "attribution.png", "lengths.png")
 CONTEXT_SHOWN = 3   # context messages kept per sample in samples.jsonl
 SURFACE_ROWS = (("mean_chars", "mean reply length (characters)", "{:.1f}"),
-                ("lowercase_rate", "replies all lower case", "{:.0%}"), ("emoji_rate", "replies with an emoji", "{:.0%}"),
+                ("lowercase_rate", "replies all lower case", "{:.0%}"),
+                ("emoji_rate", "replies with an emoji", "{:.0%}"),
                 ("exclamation_rate", "replies with '!'", "{:.0%}"), ("question_rate", "replies with '?'", "{:.0%}"),
                 ("punctuation_rate", "punctuation per character", "{:.3f}"), ("distinct_2", "distinct-2", "{:.2f}"),
                 ("duplicate_rate", "duplicate replies", "{:.0%}"),
@@ -79,7 +79,8 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
     rows.append(["empty replies", *(str(m[n]["generation"]["empty_replies"]) for n in names), "—", "—"])
     lines = [f"# Clone fidelity: {metrics['target']}", "",
              f"- clone: `{clone['base_model']}` + {clone['kind']} `{clone['weights']}` (train run `{clone['run']}`)",
-             f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target tokens "
+             f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target "
+             "tokens "
              f"(perplexity); {d['contexts']} of the {d['target_turns']} validation target turns replied to "
              "(attribution, surface)",
              f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
@@ -207,7 +208,8 @@ MEANING_NEW = [
 ]
 
 MEANING = ["", "## What the numbers mean", "",
-           "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the target's "
+           "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the "
+           "target's "
            "real replies in the validation split (never trained on), each given its real conversation as context and "
            "rendered exactly as in training. Lower means the model finds what the target really wrote less "
            "surprising. Base and fine-tuned share the tokenizer, so the two compare directly.",
@@ -330,22 +332,16 @@ def _save(fig, path: Path) -> None:
 def log_wandb(wandb_cfg: WandbConfig, run_dir: Path, metrics: dict, samples: list[dict], config: dict) -> list[str]:
     """Headline numbers and plots into the active W&B run (train.py's), or into a new one; samples only with
     log_samples. [] when W&B is disabled."""
-    if wandb_cfg.mode is WandbMode.disabled:
+    if not wandb_runs.enabled(wandb_cfg):
         return []
     import wandb
 
-    own = wandb.run is None
-    if own:
-        os.environ.update({"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true"})
-        group = run_dir.parent.name if run_dir.parent.parent.name == "multirun" else None
-        wandb.init(mode=wandb_cfg.mode.value, dir=str(run_dir), project=wandb_cfg.project, entity=wandb_cfg.entity,
-                   tags=list(wandb_cfg.tags) or None, group=group, job_type="evaluate_clone", name=run_dir.name,
-                   config=config)
-    run = wandb.run
+    own = wandb_runs.active_run() is None
+    run = wandb_runs.start_run(wandb_cfg, run_dir, "evaluate_clone", config) if own else wandb_runs.active_run()
     prefix = "" if own else "fidelity/"
     run.summary.update({prefix + k: v for k, v in metrics["headline"].items() if isinstance(v, (int, float))})
     run.log({prefix + p.removesuffix(".png"): wandb.Image(str(run_dir / p)) for p in PLOTS if (run_dir / p).is_file()})
-    if wandb_cfg.log_samples and samples:
+    if wandb_runs.text_allowed(wandb_cfg) and samples:
         columns = [c for c in samples[0] if c != "context"]
         run.log({prefix + "samples": wandb.Table(columns=columns, data=[[str(r[c]) for c in columns]
                                                                         for r in samples])})

@@ -9,9 +9,9 @@ from typing import Any
 
 from rich.console import Console
 
+from chatclone.config.fidelity import FidelityConfig
 from chatclone.config.generation import Checkpoint, SamplingConfig
 from chatclone.evaluation.data import FidelityData, load_fidelity_data
-from chatclone.evaluation.settings import FidelityConfig
 from chatclone.generation.clone import clone_spec
 
 FIDELITY_DIR = "fidelity"

@@ -1,21 +1,20 @@
 """What a generation run writes: generations.jsonl (every model turn, with the sampling values that produced it),
 conversation.jsonl/.txt (the whole conversation), summary numbers, and a W&B table when W&B is on.
 
-Chat text reaches W&B only with wandb.log_samples=true; otherwise the table holds numbers only.
+Chat text reaches W&B only with wandb.log_samples=true (chatclone/wandb_runs.py); otherwise the table holds numbers
+only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chatclone import runs
+from chatclone import runs, wandb_runs
 from chatclone.config.generation import CloneStageConfig
-from chatclone.config.train import WandbMode
 from chatclone.generation.generate import Reply
 from chatclone.generation.session import CUT_MARK, NO_REPLY
 
@@ -110,17 +109,13 @@ def describe(summary: dict) -> str:
 
 def log_wandb(cfg: CloneStageConfig, run_dir: Path, stage: str, rows: list[dict], summary: dict) -> list[str]:
     """A W&B run with a table of the generations (text only with log_samples) and the summary; [] when disabled."""
-    if cfg.wandb.mode is WandbMode.disabled:
+    if not wandb_runs.enabled(cfg.wandb):
         return []
     import wandb
 
-    os.environ.update({"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true"})
-    columns = [c for c in (rows[0] if rows else {}) if cfg.wandb.log_samples or c not in TEXT_COLUMNS]
+    columns = wandb_runs.numbers_only(rows[0] if rows else {}, TEXT_COLUMNS, cfg.wandb)
     config = {"stage": stage, **sampling_values(cfg), "run": cfg.run, "checkpoint": cfg.checkpoint.value}
-    group = run_dir.parent.name if run_dir.parent.parent.name == "multirun" else None
-    run = wandb.init(mode=cfg.wandb.mode.value, dir=str(run_dir), project=cfg.wandb.project, entity=cfg.wandb.entity,
-                     tags=list(cfg.wandb.tags) or None, group=group, job_type=stage, name=run_dir.name,
-                     config=config, reinit="finish_previous")
+    run = wandb_runs.start_run(cfg.wandb, run_dir, stage, config, reinit="finish_previous")
     table = wandb.Table(columns=columns, data=[[_cell(row.get(c)) for c in columns] for row in rows])
     run.log({"generations": table})
     run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float))})

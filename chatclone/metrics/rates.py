@@ -1,6 +1,6 @@
 """Rates with their uncertainty: the one home of the confidence intervals of every share chatclone reports
-(style attribution, detectability, assistant-isms, context use), of ROC AUCs with theirs, and of the check whether a measured rate can
-say anything at all.
+(style attribution, detectability, assistant-isms, context use), of ROC AUCs with theirs, and of the check whether a
+measured rate can say anything at all.
 
     rate(6, 9)                      # {"rate": 0.667, "successes": 6, "n": 9, "ci95": [0.354, 0.879]}
     separation(ceiling, floor, contexts=48, min_contexts=20, min_gap=0.2)   # can the measure tell them apart?

@@ -16,9 +16,9 @@ from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.evaluation.data import load_fidelity_data
 from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, caveat, score_fidelity
 from chatclone.evaluation.report import log_wandb, sample_rows, write_outputs
-from chatclone.evaluation.sweep import write_sweep_table
 from chatclone.generation.clone import locate
 from chatclone.metrics.rates import format_auc, format_rate
+from chatclone.sweeps import EVALUATIONS, write_sweep_table
 
 STAGE = "evaluate_clone"
 
@@ -43,7 +43,7 @@ def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | N
                     summary={**metrics["headline"], "target": spec.target, "clone": spec.describe(),
                              "checkpoint": cfg.checkpoint.value, "sampling": cfg.sampling.name})
     if sweep_dir is not None:
-        write_sweep_table(sweep_dir)
+        write_sweep_table(sweep_dir, EVALUATIONS)
     return metrics
 
 

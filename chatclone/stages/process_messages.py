@@ -11,12 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from chatclone import runs
-from chatclone.chat_records import (ASSISTANT, USER, ChatMessage, ChatRecord, is_trained, split_file,
-                                    write_records)
+from chatclone.chat_records import ASSISTANT, USER, ChatMessage, ChatRecord, is_trained, split_file, write_records
 from chatclone.cleaning import Cleaner
 from chatclone.config.process_messages import ProcessMessagesConfig
-from chatclone.errors import ChatcloneError
 from chatclone.conversations import Conversation, Turn, check_no_leak, iso, segment, split, turn_counts, windows
+from chatclone.errors import ChatcloneError
 from chatclone.exports import ReadOptions, read_channels
 from chatclone.logs import warn
 from chatclone.speakers import author_table, resolve_target

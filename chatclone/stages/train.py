@@ -10,18 +10,17 @@ from typing import Any
 
 from rich.console import Console
 
-from chatclone import runs
+from chatclone import runs, wandb_runs
 from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import load_fidelity_data
 from chatclone.evaluation.training import FIDELITY_DIR, evaluate_after_training
+from chatclone.logs import warn
 from chatclone.modeling import resolve_model
 from chatclone.runs import plain
 from chatclone.training.batching import PadCollator
 from chatclone.training.models import build_model, check_method_supported, merge_adapter
-from chatclone.logs import warn
-from chatclone.training.reporting import (chatclone_config_callback, configure_wandb, disk_usage, finish_wandb,
-                                          human_bytes, plot_loss_curves)
+from chatclone.training.reporting import disk_usage, human_bytes, plot_loss_curves
 from chatclone.training.sizing import Schedule, check_sizes, read_sizes, schedule
 
 STAGE, INPUT_STAGE = "train", "tokenize_dataset"
@@ -76,7 +75,7 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
         headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console,
                                                        fidelity_data)
         outputs.append(FIDELITY_DIR)
-    finish_wandb(headline)
+    wandb_runs.finish(headline)
     disk = _report_disk(run_dir, cfg, console)
     runs.finish_run(run_dir, STAGE, cfg, inputs=[str(data_dir)] + ([str(old_run)] if old_run else []),
                     outputs=outputs, summary={"base_model": base, "model": data_model, "method": cfg.method.name.value,
@@ -110,7 +109,7 @@ def _add_sample_callback(trainer: Any, cfg: TrainConfig, run_dir: Path, data: tu
     data_dir, base, data_model = data
     spec = clone_spec(run_dir, None, base, data_dir, data_model)
     trainer.add_callback(SampleCallback(spec, contexts, trainer.processing_class, run_dir, console,
-                                        seed=cfg.trainer.seed, log_samples=cfg.wandb.log_samples))
+                                        seed=cfg.trainer.seed, log_samples=wandb_runs.text_allowed(cfg.wandb)))
 
 
 def _report_training(trainer: Any, result: Any, metrics: dict, cfg: TrainConfig, kept_best: bool, run_dir: Path,
@@ -189,13 +188,14 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
         warn(f"small dataset: {note}")
     set_seed(cfg.trainer.seed)  # the adapter's (or new embeddings') random init too, not only batches and dropout
     model = build_model(cfg, base, len(tokenizer))
-    callbacks = [chatclone_config_callback(plain(cfg))] if cfg.wandb.mode.value != "disabled" else []
+    callbacks = [wandb_runs.config_callback(plain(cfg))] if wandb_runs.enabled(cfg.wandb) else []
     if cfg.trainer.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.trainer.early_stopping_patience))
     evaluating = cfg.trainer.eval_strategy.value != "no" and len(dataset["validation"]) > 0
     labelled = cfg.trainer.labelled_logits
     trainer_class = LabelledLogitsTrainer if labelled else Trainer
-    trainer = trainer_class(model=model, args=_arguments(cfg, plan, run_dir, configure_wandb(cfg, run_dir)),
+    report_to = wandb_runs.trainer_report_to(cfg.wandb, run_dir)
+    trainer = trainer_class(model=model, args=_arguments(cfg, plan, run_dir, report_to),
                             train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
                             data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
                             processing_class=tokenizer, callbacks=callbacks)

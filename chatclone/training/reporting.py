@@ -1,33 +1,9 @@
-"""What a training run reports: W&B (offline by default, never chat text unless opted in), warnings on stderr, the
-disk its run dir takes, and a loss-curve PNG."""
+"""What a training run reports besides W&B (chatclone/wandb_runs.py): the disk its run dir takes and a loss-curve
+PNG."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
-
-from chatclone.config.train import TrainConfig, WandbMode
-
-
-def configure_wandb(cfg: TrainConfig, run_dir: Path) -> list[str]:
-    """Set W&B's environment for this run; the Trainer's `report_to` list."""
-    import sys
-
-    if "wandb" in sys.modules:  # an earlier run in this process fixed W&B's settings: reset them
-        sys.modules["wandb"].teardown()
-    if cfg.wandb.mode is WandbMode.disabled:
-        os.environ["WANDB_MODE"] = "disabled"
-        return ["none"]
-    env = {"WANDB_MODE": cfg.wandb.mode.value, "WANDB_DIR": str(run_dir), "WANDB_PROJECT": cfg.wandb.project,
-           "WANDB_DISABLE_CODE": "true", "WANDB_LOG_MODEL": "false", "WANDB_WATCH": "false",
-           "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}
-    if cfg.wandb.entity:
-        env["WANDB_ENTITY"] = cfg.wandb.entity
-    if cfg.wandb.tags:
-        env["WANDB_TAGS"] = ",".join(cfg.wandb.tags)
-    os.environ.update(env)
-    return ["wandb"]
 
 
 def disk_usage(folder: Path) -> int:
@@ -43,32 +19,6 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} TB"
-
-
-def chatclone_config_callback(config: dict) -> Any:
-    """A Trainer callback adding chatclone's own config (not just TrainingArguments) to the W&B run."""
-    from transformers import TrainerCallback
-
-    class LogConfig(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            import wandb
-            if state.is_world_process_zero and wandb.run is not None:
-                wandb.config.update({"chatclone": config}, allow_val_change=True)
-
-    return LogConfig()
-
-
-def finish_wandb(summary: dict) -> None:
-    """Close the W&B run (flushing it to disk when offline), with the run's headline numbers in its summary."""
-    import sys
-
-    if "wandb" not in sys.modules:
-        return
-    import wandb
-
-    if wandb.run is not None:
-        wandb.run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-        wandb.finish()
 
 
 MARKERS_UP_TO = 40   # logged points at most for which each point gets a marker (more: a plain line reads better)

@@ -122,9 +122,9 @@ class SampleCallback(TrainerCallback):
             self._log_wandb(state.global_step, replies)
 
     def _log_wandb(self, step: int, replies: list[Reply]) -> None:
-        import sys
+        from chatclone import wandb_runs
 
-        if "wandb" not in sys.modules or sys.modules["wandb"].run is None:
+        if wandb_runs.active_run() is None:
             return
         import wandb
 

@@ -4,7 +4,8 @@ punctuation, casing and questions.
     load_metric("surface_stats").compute(predictions=generated, target_replies=real_target_replies)
 
 returns `{"generated": stats, "reference": stats, "difference": generated - reference per stat,
-"length_wasserstein": ..., "length_ks": ..., "lines_wasserstein": ..., "lines_ks": ...}` (no difference of `replies`, the set sizes); without `target_replies` only `{"generated": stats}`
+"length_wasserstein": ..., "length_ks": ..., "lines_wasserstein": ..., "lines_ks": ...}` (no difference of `replies`,
+the set sizes); without `target_replies` only `{"generated": stats}`
 (handy to describe any set of texts). Per set of replies:
 - `replies`, `mean_chars`, `median_chars`, `mean_words` (whitespace tokens);
 - `mean_lines`, `median_lines`, `multi_line_rate`: the turn's shape: non-empty lines per reply (a turn is the

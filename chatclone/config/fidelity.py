@@ -1,8 +1,5 @@
-"""The `eval` section shared by evaluate_clone.py and train.py (`eval.fidelity=true` scores a run as it ends).
-
-Kept apart from chatclone.config so that chatclone.config.train can import it: chatclone.config.evaluate_clone
-imports the generation schemas, which import chatclone.config.train. Defaults and their reasons are in
-conf/evaluate_clone.yaml.
+"""Schema of the `eval` section shared by evaluate_clone.py and train.py (`eval.fidelity=true` scores a run as it
+ends). Defaults and their reasons are in conf/evaluate_clone.yaml and conf/train.yaml.
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ from typing import Optional
 from chatclone.errors import ChatcloneError
 
 # The AI-assistant phrases counted as assistant-isms: the same list as eval.assistant_phrases in
-# conf/evaluate_clone.yaml and conf/train.yaml (a test keeps the three equal).
+# conf/shared/fidelity.yaml (a test keeps the two equal).
 ASSISTANT_PHRASES = ("as an AI", "AI language model", "I'm an AI", "I am an AI", "I'm here to help",
                      "I am here to help", "happy to help", "I'd be happy to", "I would be happy to", "feel free to",
                      "Certainly!", "How can I assist", "How can I help you", "assist you", "I hope this helps",
