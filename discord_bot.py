@@ -4,6 +4,9 @@ Usage:
     export DISCORD_TOKEN=<the bot's token>      # from the environment only
     python discord_bot.py clones=[outputs/train/<run>] channels=[<channel id>]
     python discord_bot.py clones=[latest] guilds=[<guild id>] dms=true backend=http://127.0.0.1:8000
+    python discord_bot.py clones=[outputs/train/<run a>,outputs/train/<run b>] guilds=[<guild id>] dms=true
+In a listed channel a clone answers when called by name (`tamsin, are you coming?`), replied to, mentioned
+(@bot), or asked with /as; with dms=true every DM is to the bot. `!forget` or /forget starts the context afresh.
 Runs until Ctrl-C; writes manifest.json (counts only) into outputs/discord_bot/<timestamp>/.
 """
 

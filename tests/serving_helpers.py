@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import DM, ROOT, make_config, quiet
+from tests.conftest import DM, ROOT, compose, make_config, quiet
 
 START_TIMEOUT_S = 120
 
@@ -20,24 +20,17 @@ START_TIMEOUT_S = 120
 def train_tiny_clone(root: Path, tiny_llama: Path, target: str, name: str) -> Path:
     """process_messages (the bundled DM, `target`), tokenize_dataset and 2 LoRA steps of the tiny Llama, under
     `root`; the train run dir."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
     from chatclone.stages.process_messages import process_messages
     from chatclone.stages.tokenize_dataset import tokenize_dataset
     from chatclone.stages.train import train
 
     dm = ROOT / "examples" / "sample_exports" / f"{DM}.json"
     process_messages(make_config([dm], target=target), root / "process_messages" / name, console=quiet())
-    cfg = TokenizeDatasetConfig(input=str(root / "process_messages" / name), progress=False, num_proc=1)
-    cfg.model.name_or_path = str(tiny_llama)
-    tokenize_dataset(cfg, root / "tokenize_dataset" / name, console=quiet())
+    tokenize_dataset(compose("tokenize_dataset", [f"input={root / 'process_messages' / name}", "progress=false",
+                                                  "num_proc=1", f"model.name_or_path={tiny_llama}"]), root / "tokenize_dataset" / name, console=quiet())
     overrides = [f"outputs_root={root}", f"input={root / 'tokenize_dataset' / name}", f"model.name_or_path={tiny_llama}",
                  "trainer.max_steps=2", "wandb.mode=disabled", "trainer.save_strategy=no", "eval.sample_contexts=0"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        train_cfg = OmegaConf.to_object(compose(config_name="train", overrides=overrides))
-    train(train_cfg, root / "train" / name, console=quiet())
+    train(compose("train", overrides), root / "train" / name, console=quiet())
     return root / "train" / name
 
 

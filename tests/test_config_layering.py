@@ -25,7 +25,7 @@ from tests.conftest import ROOT, compose
 
 CONF = ROOT / "conf"
 SCRIPTS = ("process_messages", "tokenize_dataset", "train", "inference", "generate_from_prompt",
-           "simulate_conversation", "evaluate_clone")
+           "simulate_conversation", "evaluate_clone", "serve", "discord_bot", "export_model", "judge_report")
 CLONE_SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")
 
 
@@ -88,15 +88,22 @@ def test_config_imports_nothing_above_it():
                 assert not name.startswith("chatclone") or name.startswith(allowed), f"{path.name} imports {name}"
 
 
+REPORTS = ("judge_report",)   # read-only commands: no run dir (hydra.run.dir: .), records to stderr only
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_shares_one_hydra_config(script):
     raw = yaml.safe_load((CONF / f"{script}.yaml").read_text(encoding="utf-8"))
     assert "hydra/chatclone" in raw["defaults"]
-    assert set(raw.get("hydra", {})) <= {"callbacks"}  # run dirs, logging and help live in conf/hydra/chatclone.yaml
+    # run dirs, logging and help live in conf/hydra/chatclone.yaml; a report only says it has no run dir
+    assert set(raw.get("hydra", {})) <= ({"run", "job_logging"} if script in REPORTS else {"callbacks"})
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name=script):
         hydra = hydra_compose(config_name=script, return_hydra_config=True).hydra
-        assert hydra.run.dir.startswith(f"outputs/{script}/")
-        assert hydra.sweep.dir.startswith(f"outputs/{script}/multirun/")
+        if script in REPORTS:
+            assert hydra.run.dir == "." and list(hydra.job_logging.root.handlers) == ["console"]
+        else:
+            assert hydra.run.dir.startswith(f"outputs/{script}/")
+            assert hydra.sweep.dir.startswith(f"outputs/{script}/multirun/")
         assert hydra.job.chdir is False and hydra.output_subdir is None
         assert {hydra.runtime.choices[f"hydra/{g}"] for g in ("help", "job_logging", "hydra_logging")} == {"chatclone"}
         # --help's header is the script's docstring: one usage text, which cannot drift from itself

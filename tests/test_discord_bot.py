@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401  (registers the schemas)
 from chatclone import runs
@@ -38,7 +36,7 @@ from chatclone.config.process_messages import CleaningConfig, SegmentationConfig
 from chatclone.errors import ChatcloneError
 from chatclone.stages.discord_bot import discord_bot
 from chatclone.stages.process_messages import process_messages
-from tests.conftest import DM, GUILD, ROOT, SHARED, TARGET_ID, make_config, quiet
+from tests.conftest import DM, GUILD, ROOT, SHARED, TARGET_ID, compose, make_config, quiet
 
 BOT_ID = 1400000000000000001
 LABEL = "AI clone"
@@ -50,10 +48,6 @@ def fake_token(user_id: int = BOT_ID) -> str:
     first = base64.urlsafe_b64encode(str(user_id).encode()).decode().rstrip("=")
     return f"{first}.GhJkLm.{'a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6'}"
 
-
-def compose_cfg(script: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name=script, overrides=overrides))
 
 
 # --- the sample exports as the messages a bot reads back from Discord -----------------------------------------
@@ -370,7 +364,7 @@ def bot_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Temp
     from chatclone.stages.train import train
 
     root = tmp_path_factory.mktemp("bot-outputs")
-    cfg = compose_cfg("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+    cfg = compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
                                 f"model.name_or_path={tiny_llama}", "trainer.max_steps=2", "wandb.mode=disabled",
                                 "trainer.save_strategy=no"])
     train(cfg, root / "train" / "run", console=quiet())
@@ -378,7 +372,7 @@ def bot_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Temp
 
 
 def bot_cfg(root: Path, *overrides: str, clones: str = "[latest]") -> DiscordBotConfig:
-    return compose_cfg("discord_bot", [f"outputs_root={root}", f"clones={clones}", "channels=[888880580528273654]",
+    return compose("discord_bot", [f"outputs_root={root}", f"clones={clones}", "channels=[888880580528273654]",
                                        "sampling.max_new_tokens=8", "seed=0", *overrides])
 
 
@@ -516,19 +510,19 @@ def test_help_shows_usage_and_only_the_sampling_group():
 
 
 def test_config_composes_with_ids_as_text_and_bad_values_name_the_key():
-    cfg = compose_cfg("discord_bot", ["clones=[latest]", "channels=[888880580528273654]", "guilds=[1,2]"])
+    cfg = compose("discord_bot", ["clones=[latest]", "channels=[888880580528273654]", "guilds=[1,2]"])
     assert isinstance(cfg, DiscordBotConfig) and cfg.channels == ["888880580528273654"] and cfg.guilds == ["1", "2"]
     assert cfg.dms is False and cfg.log_conversations is False and cfg.in_process
     cfg.check()
     bad = {"cooldown_s": -1, "replies_per_minute": 0, "queue_size": 0, "max_context_messages": 0, "ai_label": " ",
            "backend": "ftp://x", "channels": ["#general"], "clones": [], "reply_attempts": 0}
     for key, value in bad.items():
-        wrong = compose_cfg("discord_bot", ["clones=[latest]"])
+        wrong = compose("discord_bot", ["clones=[latest]"])
         setattr(wrong, key, value)
         with pytest.raises(ChatcloneError, match=key):
             wrong.check()
     with pytest.raises(Exception, match="token"):   # the schema has no token key: a config file cannot hold one
-        compose_cfg("discord_bot", ["token=abc"])
+        compose("discord_bot", ["token=abc"])
 
 
 def test_the_stage_runs_the_bot_and_writes_nothing_from_discord(bot_root, dm_messages, tmp_path, capsys):

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 import chatclone.config  # noqa: F401
 from chatclone import runs
@@ -23,17 +21,13 @@ from chatclone.generation.clone import locate
 from chatclone.generation.prompt import PromptBuilder
 from chatclone.modeling import embedded_gguf_path, load_tokenizer
 from chatclone.stages.export_model import _merged_model, export_model
-from tests.conftest import ROOT, quiet
-
-def compose_cfg(script: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name=script, overrides=overrides))
+from tests.conftest import ROOT, compose, quiet
 
 
 def train_run(root: Path, dm_tokenized: Path, model: Path, *more: str) -> Path:
     from chatclone.stages.train import train
 
-    cfg = compose_cfg("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+    cfg = compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
                                 f"model.name_or_path={model}", "trainer.max_steps=2", "wandb.mode=disabled",
                                 "trainer.save_strategy=no", "eval.sample_contexts=0", "trainer.learning_rate=5e-2",
                                 *more])
@@ -48,7 +42,7 @@ def lora_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Tem
 
 
 def export(root: Path, *overrides: str, run_dir: Path | None = None) -> tuple[Path, dict]:
-    cfg = compose_cfg("export_model", [f"outputs_root={root}", *overrides])
+    cfg = compose("export_model", [f"outputs_root={root}", *overrides])
     run_dir = run_dir or root / "export_model" / "-".join(o.split("=")[1] for o in overrides if "=" in o) or "f16"
     return run_dir, export_model(cfg, run_dir, console=quiet())
 
@@ -70,7 +64,7 @@ def gguf_model(run_dir: Path, info: dict):
 def prompt_ids(root: Path, count: int = 3) -> tuple[list[list[int]], object]:
     """Token ids of the prompts for the first `count` target turns of the validation split (the DM has 3), as chatclone renders
     them for generation."""
-    spec = locate(compose_cfg("inference", [f"outputs_root={root}"]))
+    spec = locate(compose("inference", [f"outputs_root={root}"]))
     tokenizer = load_tokenizer(spec.data_dir / "tokenizer")
     builder = PromptBuilder(tokenizer, spec.format)
     validation = Path(runs.read_manifest(spec.data_dir)["inputs"][0]) / "validation.jsonl"
@@ -198,7 +192,7 @@ def test_modelfile_and_jinja_templates_render_validation_conversations_byte_for_
     run_dir, info = exports["F16"]
     parts = modelfile_parts(run_dir / "Modelfile")
     template, system = parts["TEMPLATE"][0], parts.get("SYSTEM", [""])[0]
-    spec = locate(compose_cfg("inference", [f"outputs_root={lora_root}"]))
+    spec = locate(compose("inference", [f"outputs_root={lora_root}"]))
     builder = PromptBuilder(load_tokenizer(spec.data_dir / "tokenizer"), spec.format)
     assert system == spec.format.style.system_prompt and system
     validation = Path(runs.read_manifest(spec.data_dir)["inputs"][0]) / "validation.jsonl"

@@ -23,7 +23,8 @@ from chatclone.config.train import TrainConfig
 from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, compose
 
-MODEL_SCRIPTS = ["train", "inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone"]
+MODEL_SCRIPTS = ["train", "inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone", "serve",
+                 "discord_bot", "export_model"]
 
 
 def not_measured() -> float:

@@ -47,7 +47,8 @@ def schema_of(config_name: str) -> type:
             "generate_from_prompt": config.GenerateFromPromptConfig,
             "simulate_conversation": config.SimulateConversationConfig,
             "evaluate_clone": config.EvaluateCloneConfig, "serve": config.ServeConfig,
-            "discord_bot": config.DiscordBotConfig, "export_model": config.ExportModelConfig}[config_name]
+            "discord_bot": config.DiscordBotConfig, "export_model": config.ExportModelConfig,
+            "judge_report": config.JudgeReportConfig}[config_name]
 
 
 def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[str, str]:
