@@ -46,7 +46,7 @@ RECIPES = {"chatclone": ("chatclone (labels on the target's turns)", []),
            "overfit": ("CatGPT-style (preset=overfit)", ["preset=overfit"])}
 DEFAULT_RECIPES = "chatclone,no-masking,overfit"
 # Settings that do not change what a named run is: another --recipes or --screen resumes the same --out.
-SELECTION = ("out", "recipes", "recipe", "screen")
+SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences")
 
 
 def recipe_table(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--recipes", default=DEFAULT_RECIPES, help=f"comma-separated (default {DEFAULT_RECIPES})")
     parser.add_argument("--recipe", action="append", default=[], help="NAME=OVERRIDES: one more recipe")
     parser.add_argument("--screen", action="store_true", help="train and measure held-out perplexity only")
+    parser.add_argument("--screen-sequences", type=int, default=60,
+                        help="--screen: validation sequences scored (evenly spread; the full table scores all)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" /
                         datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     args = parser.parse_args()
@@ -232,18 +234,18 @@ def evaluate_run(args, run: Path, with_base: bool) -> dict:
 
 
 def screen_run(args, run: Path, with_base: bool) -> dict:
-    """The held-out perplexity only (the clone's, and the base model's with `with_base`), as metrics.json's
-    models section; kept in <out>/screen/<run>.json."""
-    from chatclone.evaluation.data import labelled_examples
+    """The held-out perplexity only (the clone's, and the base model's with `with_base`) over --screen-sequences
+    validation sequences, as metrics.json's models section; kept in <out>/screen/."""
+    from chatclone.evaluation.data import labelled_examples, spread
     from chatclone.evaluation.passes import perplexity_pass
     from chatclone.generation.clone import load_clone, locate
 
-    path = args.out / "screen" / f"{run.name}{'+base' if with_base else ''}.json"
+    path = args.out / "screen" / f"{run.name}{'+base' if with_base else ''}-{args.screen_sequences}.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     cfg = compose("evaluate_clone", [f"run={run}", f"outputs_root={args.out}", "wandb.mode=disabled"])
     spec = locate(cfg)
-    examples, _ = labelled_examples(spec.data_dir)
+    examples = spread(labelled_examples(spec.data_dir)[0], args.screen_sequences)
     variants = [("base", dataclasses.replace(spec, kind="base", weights=None))] if with_base else []
     models = {}
     for name, variant in variants + [("fine_tuned", spec)]:

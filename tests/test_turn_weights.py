@@ -91,7 +91,7 @@ def all_token_copy(dm_tokenized: Path, out: Path) -> Path:
 def test_weight_one_trains_as_labels_on_every_token(dm_tokenized, tiny_llama, tmp_path):
     """Through the Trainer (gradient accumulation, its denominator): weight 1 logs the losses of the no-masking
     recipe, and weight 0.5 logs others."""
-    every = all_token_copy(dm_tokenized, tmp_path / "every")
+    every = all_token_copy(dm_tokenized, tmp_path / "all_token_data")
     common = ("trainer.max_steps=2", "trainer.batch_size=2", "trainer.gradient_accumulation_steps=2",
               "method.dropout=0", "min_target_turns=0")
     curves = {}
