@@ -19,8 +19,10 @@ separated by spaces):
   no-masking         selfchatbot-style: labels on every token (everybody's turns, the template, the system prompt)
   overfit            CatGPT-style preset=overfit (no dropout, no validation), same step budget
   weighted-W         trainer.other_turns_weight=W: every token outside the target's turns at loss weight W
---screen trains and measures the held-out perplexity only (no generation; seconds per recipe instead of minutes),
-for comparing many candidate recipes before the full evaluation of the few that matter.
+--screen trains and measures the held-out perplexity only, over --screen-sequences validation sequences (no
+generation), for comparing many candidate recipes before the full evaluation of the few that matter.
+--threads sets torch's CPU threads as the scripts' `threads=` key does (the benchmark calls the stages from Python,
+so it applies the same thread count and OpenMP wait policy itself: without them, a busy core stalled every op).
 Target: the chatclone recipe's held-out perplexity clearly below the base model's, and its replies harder to tell
 from the real ones. The run dirs stay under --out for inspection (report.md of each evaluation); running again with
 the same --out resumes: finished runs (with manifest.json) are reused, unfinished ones are redone.
@@ -45,8 +47,8 @@ RECIPES = {"chatclone": ("chatclone (labels on the target's turns)", []),
            "no-masking": ("selfchatbot-style (labels on every token)", [NO_MASKING]),
            "overfit": ("CatGPT-style (preset=overfit)", ["preset=overfit"])}
 DEFAULT_RECIPES = "chatclone,no-masking,overfit"
-# Settings that do not change what a named run is: another --recipes or --screen resumes the same --out.
-SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences")
+# Settings that do not change what a named run is: another --recipes, --screen or --threads resumes the same --out.
+SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences", "threads")
 
 
 def recipe_table(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
@@ -77,6 +79,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per recipe")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
+    parser.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="process_messages' split.validation_fraction (the newest share of the conversations): "
+                             "a smaller one makes the held-out perplexity pass cheaper on a big export")
     parser.add_argument("--max-length", type=int, default=128, help="model.max_length when tokenizing")
     parser.add_argument("--max-contexts", type=int, default=70,
                         help="validation contexts replied to (70 = all of the default corpus's; attribution rates "
@@ -87,6 +92,8 @@ def main() -> None:
     parser.add_argument("--screen", action="store_true", help="train and measure held-out perplexity only")
     parser.add_argument("--screen-sequences", type=int, default=60,
                         help="--screen: validation sequences scored (evenly spread; the full table scores all)")
+    parser.add_argument("--threads", default="auto",
+                        help="torch's CPU threads, as the scripts' threads= key (auto: the cores not busy at start)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" /
                         datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     args = parser.parse_args()
@@ -94,8 +101,16 @@ def main() -> None:
         sys.exit("--input and --target go together: the exports to read and whose voice to learn")
     if args.input is not None and not args.input.exists():
         sys.exit(f"--input {args.input}: no such file or folder")
+    from chatclone import threads
+    from chatclone.errors import ChatcloneError
+
+    try:
+        threads.parse_threads(args.threads)
+    except ChatcloneError as error:
+        sys.exit(f"--{error}")
     recipes = recipe_table(args)
     same_settings_as_before(args)
+    threads.apply(args.threads)  # as every script does before torch loads: a busy core no longer stalls each op
     started = time.perf_counter()
     data_dir = tokenized_corpus(args)
     corpus = (f"{args.input} (target {args.target})" if args.input else
@@ -177,7 +192,8 @@ def tokenized_corpus(args: argparse.Namespace) -> Path:
         source, target = out / "exports", corpus["target"]["username"]
     else:
         source, target = args.input.resolve(), args.target
-    process_messages(compose("process_messages", [f"input={source}", "progress=false", f"target={target}"]),
+    process_messages(compose("process_messages", [f"input={source}", "progress=false", f"target={target}",
+                                                  f"split.validation_fraction={args.validation_fraction}"]),
                      out / "process_messages" / "run", console=quiet())
     tokenize_dataset(compose("tokenize_dataset", [f"input={out / 'process_messages' / 'run'}", "progress=false",
                                                   "num_proc=1", f"model.max_length={args.max_length}"]),

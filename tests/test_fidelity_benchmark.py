@@ -22,6 +22,7 @@ def run_benchmark(*args: str, out: Path) -> subprocess.CompletedProcess:
     (["--input", "no/such/exports", "--target", "someone"], "--input no/such/exports: no such file or folder"),
     (["--recipes", "chatclone,nonsense"], "--recipes: unknown recipe 'nonsense'"),
     (["--recipe", "lonely"], "--recipe 'lonely': write NAME=OVERRIDES"),
+    (["--threads", "many"], "--threads=many: use auto"),
 ])
 def test_bad_arguments_fail_in_one_line(args, message, tmp_path):
     result = run_benchmark(*args, out=tmp_path / "out")
