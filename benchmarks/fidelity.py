@@ -48,7 +48,7 @@ RECIPES = {"chatclone": ("chatclone (labels on the target's turns)", []),
            "overfit": ("CatGPT-style (preset=overfit)", ["preset=overfit"])}
 DEFAULT_RECIPES = "chatclone,no-masking,overfit"
 # Settings that do not change what a named run is: another --recipes, --screen or --threads resumes the same --out.
-SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences", "threads")
+SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences", "threads", "skip_base")
 
 
 def recipe_table(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--screen", action="store_true", help="train and measure held-out perplexity only")
     parser.add_argument("--screen-sequences", type=int, default=60,
                         help="--screen: validation sequences scored (evenly spread; the full table scores all)")
+    parser.add_argument("--skip-base", action="store_true",
+                        help="do not score the base model (another run on the same --out does): no table at the end")
     parser.add_argument("--threads", default="auto",
                         help="torch's CPU threads, as the scripts' threads= key (auto: the cores not busy at start)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" /
@@ -122,14 +124,17 @@ def main() -> None:
     for i, (key, name, recipe) in enumerate(recipes):
         data = all_token_labels(data_dir, args.out / "tokenize_dataset" / "all") if NO_MASKING in recipe else data_dir
         run, seconds = train_recipe(args, data, [o for o in recipe if o != NO_MASKING], key)
-        metrics = (screen_run if args.screen else evaluate_run)(args, run, with_base=i == 0)
+        metrics = (screen_run if args.screen else evaluate_run)(args, run, with_base=i == 0 and not args.skip_base)
         if i == 0:
             extremes = metrics
             rows.append(("base model (no fine-tuning)", None, metrics, "base"))
         rows.append((name, seconds, metrics, "fine_tuned"))
         print(f"  {name}: trained in {seconds:.0f} s, {'screened' if args.screen else 'evaluated'} "
               f"({time.perf_counter() - started:.0f} s so far)", flush=True)
-    (print_screen if args.screen else print_table)(rows, extremes, args.steps)
+    if args.skip_base:
+        print("--skip-base: no table; run again on the same --out without it to print the table")
+    else:
+        (print_screen if args.screen else print_table)(rows, extremes, args.steps)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 
