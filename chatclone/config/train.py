@@ -73,6 +73,7 @@ class TrainerConfig:
     lr_scheduler: str = "cosine"
     group_by_length: bool = True
     labelled_logits: bool = True
+    other_turns_weight: float = 0.0          # loss weight of tokens outside the target's turns (train split only)
     logging_steps: int = 5
     curve_points: int = 10                   # short runs log more often (see sizing.schedule); 0 = as given
     min_steps: int = 10                      # epochs grow on tiny datasets up to this many steps; 0 = as given
@@ -125,6 +126,10 @@ class TrainConfig(ThreadsConfig):
             (t.batch_size >= 1, "trainer.batch_size", "must be at least 1"),
             (t.gradient_accumulation_steps >= 1, "trainer.gradient_accumulation_steps", "must be at least 1"),
             (self.method.r is None or self.method.r >= 1, "method.r", "must be at least 1"),
+            (0 <= t.other_turns_weight <= 1, "trainer.other_turns_weight",
+             f"must be in [0, 1], not {t.other_turns_weight} (0 = the target's turns only, 1 = every token alike)"),
+            (t.other_turns_weight == 0 or t.labelled_logits, "trainer.other_turns_weight",
+             "needs trainer.labelled_logits=true (the weighted loss is computed on the labelled logits)"),
             (0 <= self.method.dropout < 1, "method.dropout", "must be in [0, 1)"),
             (t.early_stopping_patience is None or t.eval_strategy is not Strategy.no,
              "trainer.early_stopping_patience", "needs trainer.eval_strategy=epoch or steps"),

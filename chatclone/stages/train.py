@@ -181,7 +181,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
     from chatclone.modeling import load_tokenizer
     from chatclone.training.loop import LabelledLogitsTrainer
 
-    dataset = load_from_disk(str(data_dir / "dataset"))
+    dataset = weighted_train_split(load_from_disk(str(data_dir / "dataset")), cfg.trainer.other_turns_weight)
     tokenizer = load_tokenizer(data_dir / "tokenizer")
     plan = schedule(cfg.trainer, len(dataset["train"]), int(os.environ.get("WORLD_SIZE", "1")))
     for note in plan.notes:
@@ -200,6 +200,19 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
                             data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
                             processing_class=tokenizer, callbacks=callbacks)
     return trainer, plan
+
+
+def weighted_train_split(dataset: Any, other_turns_weight: float) -> Any:
+    """The dataset with trainer.other_turns_weight as a per-row column of the train split (the collator then labels
+    every token, the other turns at that weight: chatclone.training.batching). Validation is never weighted: its
+    loss stays the target's turns only, comparable across recipes. Weight 0: the dataset as it is."""
+    if other_turns_weight <= 0:
+        return dataset
+    from chatclone.training.batching import OTHER_WEIGHT
+
+    train = dataset["train"]
+    dataset["train"] = train.add_column(OTHER_WEIGHT, [float(other_turns_weight)] * len(train))
+    return dataset
 
 
 def _arguments(cfg: TrainConfig, plan: Schedule, run_dir: Path, report_to: list[str]) -> Any:
