@@ -16,8 +16,8 @@ from datasets import load_from_disk
 from chatclone.errors import ChatcloneError
 from chatclone.stages.train import train, weighted_train_split
 from chatclone.training.batching import IGNORE, LOSS_WEIGHTS, OTHER_WEIGHT, PadCollator, labelled_loss
-from tests.conftest import quiet
-from tests.test_train import compose_train, losses, tiny_overrides
+from tests.conftest import compose, quiet
+from tests.test_train import losses, tiny_overrides
 
 # Two hand-made rows: tokens 5..9 with the target's turn on the last two tokens, and a shorter row (padding).
 ROWS = [{"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE, IGNORE, IGNORE, 8, 9]},
@@ -97,7 +97,7 @@ def test_weight_one_trains_as_labels_on_every_token(dm_tokenized, tiny_llama, tm
     curves = {}
     for name, data, weight in (("every", every, 0.0), ("one", None, 1.0), ("half", None, 0.5)):
         more = [f"trainer.other_turns_weight={weight}", *common] + ([f"input={data}"] if data else [])
-        cfg = compose_train(tiny_overrides(dm_tokenized, tiny_llama, *more))
+        cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, *more))
         curves[name] = losses(train(cfg, tmp_path / name, console=quiet()))
     assert len(curves["one"]) == 2 and curves["one"] == pytest.approx(curves["every"], rel=1e-4)
     assert curves["half"] != pytest.approx(curves["one"], rel=1e-4)
@@ -110,7 +110,7 @@ def test_weight_one_trains_as_labels_on_every_token(dm_tokenized, tiny_llama, tm
      "trainer.other_turns_weight: needs trainer.labelled_logits=true"),
 ])
 def test_bad_weights_are_one_line_errors(overrides, message):
-    cfg = compose_train(overrides)
+    cfg = compose("train", overrides)
     with pytest.raises(ChatcloneError) as error:
         cfg.check()
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
