@@ -33,7 +33,11 @@ demo: $(STAMP)
 	step $(PY) inference.py mode=compare sampling=greedy sampling.max_new_tokens=40 messages=$(DEMO_MESSAGES); \
 	echo "make demo: $$(( $$(date +%s) - start )) s in all (setup excluded)"
 
+# ruff first (seconds): lint (pycodestyle, pyflakes, import order) and the formatter's layout, as pyproject configures
+# them; then the suite. `$(PY) -m pytest -q -m "not slow"` skips the torchrun, SIGKILL and sweep tests (a quick loop).
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

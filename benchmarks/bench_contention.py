@@ -40,10 +40,11 @@ CONTENDERS = {"old": "torch defaults", "new": "threads=auto"}
 CONDITIONS = ("idle", "busy", "late")
 LOADS = {
     "spin": "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nprint('ready', flush=True)\n"
-            "while time.monotonic() < end:\n    pass\n",
+    "while time.monotonic() < end:\n    pass\n",
     "torch": "import sys, time\nimport torch\ntorch.set_num_threads(1)\na = torch.randn(384, 384)\n"
-             "end = time.monotonic() + float(sys.argv[1])\nprint('ready', flush=True)\n"
-             "while time.monotonic() < end:\n    a = torch.tanh(a @ a)\n"}
+    "end = time.monotonic() + float(sys.argv[1])\nprint('ready', flush=True)\n"
+    "while time.monotonic() < end:\n    a = torch.tanh(a @ a)\n",
+}
 SHORT = "hey are you still up for saturday?"
 
 
@@ -53,10 +54,18 @@ def main() -> None:
     parser.add_argument("--tokens", type=_positive, default=16, help="new tokens of the timed greedy reply")
     parser.add_argument("--rounds", type=_positive, default=2, help="runs of every contender in every condition")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=["idle", "busy"])
-    parser.add_argument("--load", choices=list(LOADS), default="spin",
-                        help="the competing process: a Python busy loop, or a 1-thread torch matmul loop")
-    parser.add_argument("--load-seconds", type=_positive, default=240,
-                        help="the competing process ends by itself after this long, whatever happens")
+    parser.add_argument(
+        "--load",
+        choices=list(LOADS),
+        default="spin",
+        help="the competing process: a Python busy loop, or a 1-thread torch matmul loop",
+    )
+    parser.add_argument(
+        "--load-seconds",
+        type=_positive,
+        default=240,
+        help="the competing process ends by itself after this long, whatever happens",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` blocks kill the competing process
@@ -66,9 +75,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _setup(Path(tmp))
-        print(f"{args.steps} LoRA steps of 2 sequences and a {args.tokens}-token greedy reply per process, embedded "
-              f"SmolLM2-135M, {len(usable_cpus())} usable cores, competing load: {args.load}; median of "
-              f"{args.rounds} round(s) in alternating order\n", flush=True)
+        print(
+            f"{args.steps} LoRA steps of 2 sequences and a {args.tokens}-token greedy reply per process, embedded "
+            f"SmolLM2-135M, {len(usable_cpus())} usable cores, competing load: {args.load}; median of "
+            f"{args.rounds} round(s) in alternating order\n",
+            flush=True,
+        )
         results = _rounds(run, args)
     _report(results, args.conditions)
 
@@ -102,15 +114,32 @@ def _rounds(run: Path, args: argparse.Namespace) -> dict:
         for condition, name in pairs if round_ % 2 == 0 else pairs[::-1]:
             result = _measure(run, name, condition, args)
             results.setdefault((condition, name), []).append(result)
-            print(f"  round {round_ + 1}: {condition:4} {name}: {result['threads']} thread(s), train "
-                  f"{result['train_tokens_per_s']:.0f} tokens/s, decode {result['decode_tokens_per_s']:.2f} tokens/s, "
-                  f"load average {result['load']:.1f}", file=sys.stderr, flush=True)
+            print(
+                f"  round {round_ + 1}: {condition:4} {name}: {result['threads']} thread(s), train "
+                f"{result['train_tokens_per_s']:.0f} tokens/s, decode {result['decode_tokens_per_s']:.2f} tokens/s, "
+                f"load average {result['load']:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
 def _measure(run: Path, name: str, condition: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--worker", name, condition, str(run), str(args.steps),
-               "--tokens", str(args.tokens), "--load", args.load, "--load-seconds", str(args.load_seconds)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        condition,
+        str(run),
+        str(args.steps),
+        "--tokens",
+        str(args.tokens),
+        "--load",
+        args.load,
+        "--load-seconds",
+        str(args.load_seconds),
+    ]
     load = os.getloadavg()[0]
     competitor = _start_load(args.load, args.load_seconds) if condition == "busy" else None
     try:
@@ -190,19 +219,32 @@ def _time_training(run: Path, steps: int) -> dict:
         def on_step_end(self, *_, **__):
             seconds.append(time.perf_counter() - self.started)
 
-    args = TrainingArguments(output_dir=str(run / "bench"), max_steps=steps + 1, per_device_train_batch_size=2,
-                             learning_rate=2e-4, train_sampling_strategy="group_by_length", length_column_name="length",
-                             report_to="none", save_strategy="no", logging_steps=1000, remove_unused_columns=False,
-                             dataloader_pin_memory=False, disable_tqdm=True, seed=0, use_cpu=True)
+    args = TrainingArguments(
+        output_dir=str(run / "bench"),
+        max_steps=steps + 1,
+        per_device_train_batch_size=2,
+        learning_rate=2e-4,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1000,
+        remove_unused_columns=False,
+        dataloader_pin_memory=False,
+        disable_tqdm=True,
+        seed=0,
+        use_cpu=True,
+    )
     dataset = load_from_disk(str(data_dir / "dataset"))["train"]
-    trainer = LabelledLogitsTrainer(model=model, args=args, train_dataset=dataset, data_collator=counting,
-                                    callbacks=[Clock()])
+    trainer = LabelledLogitsTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=counting, callbacks=[Clock()]
+    )
     sys.stdout, stdout = io.StringIO(), sys.stdout  # the Trainer prints its logs: stdout carries the result line
     try:
         result = trainer.train()
     finally:
         sys.stdout = stdout
-    timed_tokens = sum(tokens[1:steps + 1])  # batch 1 is the warm-up step (the dataloader may fetch one ahead)
+    timed_tokens = sum(tokens[1 : steps + 1])  # batch 1 is the warm-up step (the dataloader may fetch one ahead)
     return {"train_tokens_per_s": timed_tokens / sum(seconds[1:]), "step_s": seconds[1:], "loss": result.training_loss}
 
 
@@ -219,36 +261,63 @@ def _time_decoding(run: Path, tokens: int) -> dict:
     from chatclone.generation.generate import Generator
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="inference", overrides=[
-            f"run={run}", "sampling=greedy", "sampling.repetition_penalty=1.0", f"sampling.max_new_tokens={tokens}"]))
+        cfg = OmegaConf.to_object(
+            compose(
+                config_name="inference",
+                overrides=[
+                    f"run={run}",
+                    "sampling=greedy",
+                    "sampling.repetition_penalty=1.0",
+                    f"sampling.max_new_tokens={tokens}",
+                ],
+            )
+        )
     clone = load_clone(locate(cfg), cfg)
     no_stop = [SuppressTokensLogitsProcessor(clone.stop_ids, device="cpu")]
     ids, _ = clone.prompts.fit([clone.prompts.message("Orrin", SHORT)], clone.spec.target, 256)
     target = clone.spec.target
-    warm = Generator(clone.model, clone.tokenizer, replace(cfg.sampling, max_new_tokens=4), clone.stop_ids,
-                     clone.pad_id, [], no_stop, False)
+    warm = Generator(
+        clone.model,
+        clone.tokenizer,
+        replace(cfg.sampling, max_new_tokens=4),
+        clone.stop_ids,
+        clone.pad_id,
+        [],
+        no_stop,
+        False,
+    )
     warm.turn(ids, target, n=1, on_text=lambda text: None)
     chat = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id, [], no_stop, False)
     reply = chat.turn(ids, target, n=1, on_text=lambda text: None)[0]
-    return {"decode_tokens_per_s": (reply.tokens - 1) / (reply.seconds - reply.first_token_s),
-            "first_token_s": reply.first_token_s, "reply_tokens": reply.tokens}
+    return {
+        "decode_tokens_per_s": (reply.tokens - 1) / (reply.seconds - reply.first_token_s),
+        "first_token_s": reply.first_token_s,
+        "reply_tokens": reply.tokens,
+    }
 
 
 def _report(results: dict, conditions: list[str]) -> None:
     old, new = CONTENDERS["old"], CONTENDERS["new"]
-    print(f"{'condition':9} {'workload':16} {old:>15} {new:>15} {'new/old':>8} {'threads old/new':>16} "
-          f"{'each round old | new':>30}")
+    print(
+        f"{'condition':9} {'workload':16} {old:>15} {new:>15} {'new/old':>8} {'threads old/new':>16} "
+        f"{'each round old | new':>30}"
+    )
     for condition in conditions:
         for key, label in (("train_tokens_per_s", "train tokens/s"), ("decode_tokens_per_s", "decode tokens/s")):
             rates = {name: [r[key] for r in results[(condition, name)]] for name in CONTENDERS}
             medians = {name: statistics.median(values) for name, values in rates.items()}
-            threads = "/".join(",".join(sorted({str(r["threads"]) for r in results[(condition, name)]}))
-                               for name in CONTENDERS)
+            threads = "/".join(
+                ",".join(sorted({str(r["threads"]) for r in results[(condition, name)]})) for name in CONTENDERS
+            )
             each = " | ".join(" ".join(f"{v:.1f}" for v in rates[name]) for name in CONTENDERS)
-            print(f"{condition:9} {label:16} {medians['old']:15.1f} {medians['new']:15.1f} "
-                  f"{medians['new'] / medians['old']:7.2f}x {threads:>16} {each:>30}")
-    print("\nload average at each start (others' load adds noise): "
-          + "; ".join(f"{c} {n} " + " ".join(f"{r['load']:.1f}" for r in rs) for (c, n), rs in results.items()))
+            print(
+                f"{condition:9} {label:16} {medians['old']:15.1f} {medians['new']:15.1f} "
+                f"{medians['new'] / medians['old']:7.2f}x {threads:>16} {each:>30}"
+            )
+    print(
+        "\nload average at each start (others' load adds noise): "
+        + "; ".join(f"{c} {n} " + " ".join(f"{r['load']:.1f}" for r in rs) for (c, n), rs in results.items())
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/bench_export.py                          # trains a 1-step adapter on the bundled sample
     python benchmarks/bench_export.py --run outputs/train/<run> --tokens 64 --repeats 3
-    python benchmarks/bench_export.py --with-llama-cpp         # also llama.cpp (installs llama-cpp-python, ~20 min once)
+    python benchmarks/bench_export.py --with-llama-cpp   # also llama.cpp (installs llama-cpp-python, ~20 min once)
     python benchmarks/bench_export.py --quantizations F16,Q8_0,Q4_0 --no-agreement
 What it does:
   1. exports the run with export_model (each of --quantizations), timing each export;
@@ -22,7 +22,6 @@ installs the pinned version (pyproject's `llama-cpp` extra) into its own venv (-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -42,7 +41,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="a finished train run dir (default: train a 1-step adapter)")
-    parser.add_argument("--quantizations", default="F16,Q8_0,Q4_0", help="comma-separated, from: " + ", ".join(QUANTIZATIONS))
+    parser.add_argument(
+        "--quantizations", default="F16,Q8_0,Q4_0", help="comma-separated, from: " + ", ".join(QUANTIZATIONS)
+    )
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per reply")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-agreement", action="store_true", help="skip loading each GGUF back with transformers")
@@ -65,20 +66,28 @@ def main() -> None:
         run = args.run or bench_generate._train_tiny_adapter(Path(tmp))
         files = {q: _export(run, q, Path(tmp)) for q in quants}
         prompts = _prompts(run, args.tokens)
-        print(f"run {run}; {args.tokens} new tokens per reply, median of {args.repeats}; threads {_threads()}, "
-              f"load average {os.getloadavg()[0]:.1f}\n")
+        print(
+            f"run {run}; {args.tokens} new tokens per reply, median of {args.repeats}; threads {_threads()}, "
+            f"load average {os.getloadavg()[0]:.1f}\n"
+        )
         if not args.no_agreement:
             _agreement(run, files, prompts, args.tokens)
         print(f"{'contender':28} {'prompt':7} {'tokens':>7} {'first token s':>14} {'decode tok/s':>13}")
         ours = bench_generate._measure(run, "fused", args.tokens, args.repeats)["prompts"]
         for length in prompts:
             r = ours[length]
-            print(f"{'chatclone fused+fast_decode':28} {length:7} {r['prompt_tokens']:7d} {r['first_token_s']:14.3f} "
-                  f"{r['decode_tokens_per_s']:13.1f}", flush=True)
+            print(
+                f"{'chatclone fused+fast_decode':28} {length:7} {r['prompt_tokens']:7d} {r['first_token_s']:14.3f} "
+                f"{r['decode_tokens_per_s']:13.1f}",
+                flush=True,
+            )
         for quant, path in files.items() if python else ():
             for length, r in _llama(python, path, prompts, args.tokens, args.repeats).items():
-                print(f"{'llama.cpp ' + quant:28} {length:7} {r['prompt_tokens']:7d} {r['first_token_s']:14.3f} "
-                      f"{r['decode_tokens_per_s']:13.1f}", flush=True)
+                print(
+                    f"{'llama.cpp ' + quant:28} {length:7} {r['prompt_tokens']:7d} {r['first_token_s']:14.3f} "
+                    f"{r['decode_tokens_per_s']:13.1f}",
+                    flush=True,
+                )
 
 
 def _threads() -> int:
@@ -96,12 +105,19 @@ def _export(run: Path, quantization: str, tmp: Path) -> Path:
     from chatclone.stages.export_model import export_model
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="export_model", overrides=[
-            f"run={run}", f"outputs_root={tmp}", f"quantization={quantization}"]))
+        cfg = OmegaConf.to_object(
+            compose(
+                config_name="export_model",
+                overrides=[f"run={run}", f"outputs_root={tmp}", f"quantization={quantization}"],
+            )
+        )
     started = time.perf_counter()
     info = export_model(cfg, tmp / "export_model" / quantization, console=Console(file=io.StringIO()))
-    print(f"exported {quantization}: {info['bytes'] / 2**20:.1f} MiB in {time.perf_counter() - started:.1f} s "
-          f"(template checked on {info['template_checked_turns']} turns)", file=sys.stderr)
+    print(
+        f"exported {quantization}: {info['bytes'] / 2**20:.1f} MiB in {time.perf_counter() - started:.1f} s "
+        f"(template checked on {info['template_checked_turns']} turns)",
+        file=sys.stderr,
+    )
     return tmp / "export_model" / quantization / info["file"]
 
 
@@ -119,8 +135,10 @@ def _prompts(run: Path, tokens: int) -> dict[str, list[int]]:
         spec = locate(OmegaConf.to_object(compose(config_name="inference", overrides=[f"run={run}"])))
     builder = PromptBuilder(load_tokenizer(spec.data_dir / "tokenizer"), spec.format)
     out = {}
-    for length, messages in {"short": bench_generate.SHORT,
-                             "long": bench_generate._long_conversation(spec.data_dir)}.items():
+    for length, messages in {
+        "short": bench_generate.SHORT,
+        "long": bench_generate._long_conversation(spec.data_dir),
+    }.items():
         history = [builder.message(m["name"], m["content"]) for m in messages]
         out[length], _ = builder.fit(history, spec.target, spec.format.max_length - tokens)
     return out
@@ -139,48 +157,59 @@ def _agreement(run: Path, files: dict[str, Path], prompts: dict[str, list[int]],
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         merged = _merged_model(locate(OmegaConf.to_object(compose(config_name="inference", overrides=[f"run={run}"]))))
     with torch.no_grad():
-        sequences = {k: merged.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens,
-                                        do_sample=False) for k, ids in prompts.items()}
+        sequences = {
+            k: merged.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+            for k, ids in prompts.items()
+        }
         reference = {k: merged(s).logits for k, s in sequences.items()}
     print(f"{'export':7} {'MiB':>7} {'load s':>7} {'top-1 agreement':>16} {'max |logit diff|':>17}")
     for quant, path in files.items():
         started = time.perf_counter()
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
-                                                     local_files_only=True).eval()
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
+        ).eval()
         load_s, same, total, worst = time.perf_counter() - started, 0, 0, 0.0
         with torch.no_grad():
             for k, seq in sequences.items():
                 n = len(prompts[k])
-                a, b = reference[k][0, n - 1:-1], model(seq).logits[0, n - 1:-1]
+                a, b = reference[k][0, n - 1 : -1], model(seq).logits[0, n - 1 : -1]
                 same, total = same + int((a.argmax(-1) == b.argmax(-1)).sum()), total + a.shape[0]
                 worst = max(worst, float((a - b).abs().max()))
-        print(f"{quant:7} {path.stat().st_size / 2**20:7.1f} {load_s:7.1f} {same / total:15.1%} {worst:17.3f}",
-              flush=True)
+        print(
+            f"{quant:7} {path.stat().st_size / 2**20:7.1f} {load_s:7.1f} {same / total:15.1%} {worst:17.3f}", flush=True
+        )
     print()
 
 
 def _llama_python(venv: Path) -> Path:
     """The venv's python with llama-cpp-python installed (compiled once: the time is printed)."""
     python = venv / "bin" / "python"
-    if python.is_file() and subprocess.run([str(python), "-c", "import llama_cpp"], capture_output=True).returncode == 0:
+    if (
+        python.is_file()
+        and subprocess.run([str(python), "-c", "import llama_cpp"], capture_output=True).returncode == 0
+    ):
         return python
-    print(f"installing {LLAMA_CPP} into {venv} (compiles llama.cpp: ~20 minutes on 2 cores)...", file=sys.stderr,
-          flush=True)
+    print(
+        f"installing {LLAMA_CPP} into {venv} (compiles llama.cpp: ~20 minutes on 2 cores)...",
+        file=sys.stderr,
+        flush=True,
+    )
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     started = time.perf_counter()
-    subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", LLAMA_CPP], check=True,
-                   stdout=sys.stderr)
+    subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", LLAMA_CPP], check=True, stdout=sys.stderr)
     print(f"llama-cpp-python compiled and installed in {time.perf_counter() - started:.0f} s", flush=True)
     return python
 
 
 def _llama(python: Path, path: Path, prompts: dict[str, list[int]], tokens: int, repeats: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
-        json.dump({"model": str(path), "prompts": prompts, "tokens": tokens, "repeats": repeats,
-                   "threads": _threads()}, spec)
+        json.dump(
+            {"model": str(path), "prompts": prompts, "tokens": tokens, "repeats": repeats, "threads": _threads()}, spec
+        )
     try:
-        result = subprocess.run([str(python), __file__, "--llama-worker", spec.name], check=True, capture_output=True,
-                                text=True)
+        result = subprocess.run(
+            [str(python), __file__, "--llama-worker", spec.name], check=True, capture_output=True, text=True
+        )
     finally:
         os.unlink(spec.name)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -205,8 +234,11 @@ def _llama_worker(spec_path: Path) -> None:
             if attempt:
                 firsts.append(first - started)
                 rates.append((count - 1) / (time.perf_counter() - first))
-        out[length] = {"prompt_tokens": len(ids), "first_token_s": statistics.median(firsts),
-                       "decode_tokens_per_s": statistics.median(rates)}
+        out[length] = {
+            "prompt_tokens": len(ids),
+            "first_token_s": statistics.median(firsts),
+            "decode_tokens_per_s": statistics.median(rates),
+        }
     print(json.dumps(out))
 
 

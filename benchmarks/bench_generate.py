@@ -34,8 +34,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"fused": [], "fp32": ["fast_decode=false"], "adapter": ["fuse_adapter=false"],
-            "merged": ["checkpoint=merged"], "base": ["run=base"], "compiled": ["compile_decode=true"]}
+VARIANTS = {
+    "fused": [],
+    "fp32": ["fast_decode=false"],
+    "adapter": ["fuse_adapter=false"],
+    "merged": ["checkpoint=merged"],
+    "base": ["run=base"],
+    "compiled": ["compile_decode=true"],
+}
 # the first contender run is the reference for `same` (fused by default).
 SHORT = [{"name": "Orrin", "content": "hey are you still up for saturday?"}]
 
@@ -45,8 +51,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a train run dir with final/ and merged/ (default: train one)")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per reply")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--contenders", default=",".join(VARIANTS),
-                        help="comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument(
+        "--contenders", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS)
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if unknown := set(args.contenders.split(",")) - set(VARIANTS):
@@ -55,19 +62,26 @@ def main() -> None:
         return _worker(args.worker[0], Path(args.worker[1]), args.tokens, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or _train_tiny_adapter(Path(tmp))
-        print(f"run {run}; {args.tokens} new tokens per reply, median of {args.repeats}; torch threads "
-              f"{_threads()}, load average {os.getloadavg()[0]:.1f}\n")
-        print(f"{'contender':8} {'prompt':10} {'load s':>7} {'warm-up s':>9} {'tokens':>7} {'first token s':>14} "
-              f"{'decode tok/s':>13} {'e2e tok/s':>10} {'same':>6}")
+        print(
+            f"run {run}; {args.tokens} new tokens per reply, median of {args.repeats}; torch threads "
+            f"{_threads()}, load average {os.getloadavg()[0]:.1f}\n"
+        )
+        print(
+            f"{'contender':8} {'prompt':10} {'load s':>7} {'warm-up s':>9} {'tokens':>7} {'first token s':>14} "
+            f"{'decode tok/s':>13} {'e2e tok/s':>10} {'same':>6}"
+        )
         reference: dict = {}
         for name in args.contenders.split(","):
             result = _measure(run, name, args.tokens, args.repeats)
             for length, r in result["prompts"].items():
                 same = _same_prefix(r["ids"], reference.setdefault(length, r["ids"])) if r["ids"] else "-"
-                print(f"{name:8} {length:10} {result['load_s']:7.1f} {_seconds(r.get('warmup_s')):>9} "
-                      f"{r['prompt_tokens']:7d} {r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} "
-                      f"{r['tokens_per_s']:10.1f} "
-                      f"{same!s:>6}", flush=True)
+                print(
+                    f"{name:8} {length:10} {result['load_s']:7.1f} {_seconds(r.get('warmup_s')):>9} "
+                    f"{r['prompt_tokens']:7d} {r['first_token_s']:14.3f} {r['decode_tokens_per_s']:13.1f} "
+                    f"{r['tokens_per_s']:10.1f} "
+                    f"{same!s:>6}",
+                    flush=True,
+                )
 
 
 def _seconds(value: float | None) -> str:
@@ -99,14 +113,31 @@ def _train_tiny_adapter(tmp: Path) -> Path:
     from chatclone.stages.train import train
 
     quiet, started = Console(file=io.StringIO()), time.perf_counter()
-    process_messages(ProcessMessagesConfig(input=str(ROOT / "examples" / "sample_exports"), target="tamsin.vale",
-                                           progress=False), tmp / "process_messages" / "run", console=quiet)
-    tokenize_dataset(TokenizeDatasetConfig(input=str(tmp / "process_messages" / "run"), progress=False, num_proc=1),
-                     tmp / "tokenize_dataset" / "run", console=quiet)
+    process_messages(
+        ProcessMessagesConfig(input=str(ROOT / "examples" / "sample_exports"), target="tamsin.vale", progress=False),
+        tmp / "process_messages" / "run",
+        console=quiet,
+    )
+    tokenize_dataset(
+        TokenizeDatasetConfig(input=str(tmp / "process_messages" / "run"), progress=False, num_proc=1),
+        tmp / "tokenize_dataset" / "run",
+        console=quiet,
+    )
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=[
-            f"outputs_root={tmp}", "trainer.max_steps=1", "trainer.batch_size=2", "wandb.mode=disabled",
-            "trainer.save_strategy=no", "export.merge=true", "export.merged_dtype=float32"]))
+        cfg = OmegaConf.to_object(
+            compose(
+                config_name="train",
+                overrides=[
+                    f"outputs_root={tmp}",
+                    "trainer.max_steps=1",
+                    "trainer.batch_size=2",
+                    "wandb.mode=disabled",
+                    "trainer.save_strategy=no",
+                    "export.merge=true",
+                    "export.merged_dtype=float32",
+                ],
+            )
+        )
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for the table
         train(cfg, tmp / "train" / "run", console=quiet)
     print(f"trained a 1-step adapter in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -114,8 +145,13 @@ def _train_tiny_adapter(tmp: Path) -> Path:
 
 
 def _measure(run: Path, name: str, tokens: int, repeats: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--worker", name, str(run), "--tokens", str(tokens),
-                             "--repeats", str(repeats)], cwd=ROOT, check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", name, str(run), "--tokens", str(tokens), "--repeats", str(repeats)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -131,9 +167,19 @@ def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
     from chatclone.generation.generate import Generator
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(compose(config_name="inference", overrides=[
-            f"run={run}", f"format_run={run}", "sampling=greedy", "sampling.repetition_penalty=1.0",
-            f"sampling.max_new_tokens={tokens}", *VARIANTS[name]]))
+        cfg = OmegaConf.to_object(
+            compose(
+                config_name="inference",
+                overrides=[
+                    f"run={run}",
+                    f"format_run={run}",
+                    "sampling=greedy",
+                    "sampling.repetition_penalty=1.0",
+                    f"sampling.max_new_tokens={tokens}",
+                    *VARIANTS[name],
+                ],
+            )
+        )
     started = time.perf_counter()
     clone = load_clone(locate(cfg), cfg)
     load_s = time.perf_counter() - started
@@ -144,7 +190,7 @@ def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
         history = [clone.prompts.message(m["name"], m["content"]) for m in messages]
         ids, _ = clone.prompts.fit(history, clone.spec.target, clone.spec.format.max_length - tokens)
         started = time.perf_counter()
-        raw = fresh.generate(ids)[0][len(ids):].tolist()  # warm-up
+        raw = fresh.generate(ids)[0][len(ids) :].tolist()  # warm-up
         warmup_s = time.perf_counter() - started
         replies = [fresh.turn(ids, clone.spec.target, n=1, on_text=lambda text: None)[0] for _ in range(repeats)]
         out[length] = {"prompt_tokens": len(ids), "ids": raw, "warmup_s": warmup_s, **_medians(replies)}
@@ -170,9 +216,11 @@ def _next_turn(clone, cfg, no_stop: list, history: list[dict], repeats: int) -> 
 
 
 def _medians(replies: list) -> dict:
-    return {"first_token_s": statistics.median(r.first_token_s for r in replies),
-            "tokens_per_s": statistics.median(r.tokens / r.seconds for r in replies),
-            "decode_tokens_per_s": statistics.median((r.tokens - 1) / (r.seconds - r.first_token_s) for r in replies)}
+    return {
+        "first_token_s": statistics.median(r.first_token_s for r in replies),
+        "tokens_per_s": statistics.median(r.tokens / r.seconds for r in replies),
+        "decode_tokens_per_s": statistics.median((r.tokens - 1) / (r.seconds - r.first_token_s) for r in replies),
+    }
 
 
 def _long_conversation(data_dir: Path) -> list[dict]:

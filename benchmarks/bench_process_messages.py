@@ -66,12 +66,12 @@ def main() -> None:
         print(f"{'contender':60} {'seconds':>8} {'messages/s':>12} {'peak RSS':>10}")
         for i, (name, body) in enumerate(CONTENDERS.items()):
             seconds, rss_kb = _measure(body, export, Path(tmp) / f"run{i}")
-            print(f"{name:60} {seconds:8.1f} {args.messages / seconds:12,.0f} {rss_kb / 1024 ** 2:8.2f} GiB",
-                  flush=True)
+            print(f"{name:60} {seconds:8.1f} {args.messages / seconds:12,.0f} {rss_kb / 1024**2:8.2f} GiB", flush=True)
 
 
 def _generate(export: Path, n: int) -> None:
     from chatclone.synthetic import write_dce_json
+
     start = time.perf_counter()
     write_dce_json(export, n)
     print(f"generated in {time.perf_counter() - start:.0f} s")
@@ -79,8 +79,9 @@ def _generate(export: Path, n: int) -> None:
 
 def _measure(body: str, export: Path, run_dir: Path) -> tuple[float, int]:
     code = RUNNER.format(body=body)
-    out = subprocess.run([sys.executable, "-c", code, str(export), str(run_dir)], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(export), str(run_dir)], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[-2]), int(out[-1])
 
 

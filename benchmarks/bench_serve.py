@@ -32,8 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PROMPTS = ["hey are you still up for saturday?", "what are you up to tonight?", "did you see the match?",
-           "can you send me that recipe?"]
+PROMPTS = [
+    "hey are you still up for saturday?",
+    "what are you up to tonight?",
+    "did you see the match?",
+    "can you send me that recipe?",
+]
 CONTENDERS = {"batched": ["max_batch=16"], "sequential": ["max_batch=1"], "inference": None}
 
 
@@ -59,17 +63,21 @@ def main() -> None:
             run = _train_tiny_adapter(Path(tmp))
         else:
             run = args.run
-        print(f"run {run}; max_tokens {args.tokens}, {args.requests} requests a client, load average "
-              f"{os.getloadavg()[0]:.1f}\n")
-        print(f"{'contender':10} {'clients':>7} {'req/s':>6} {'agg tok/s':>9} {'stream tok/s':>12} "
-              f"{'ttft p50':>8} {'ttft p95':>8} {'lat p50':>7} {'lat p95':>7} {'tokens':>6}")
+        print(
+            f"run {run}; max_tokens {args.tokens}, {args.requests} requests a client, load average "
+            f"{os.getloadavg()[0]:.1f}\n"
+        )
+        print(
+            f"{'contender':10} {'clients':>7} {'req/s':>6} {'agg tok/s':>9} {'stream tok/s':>12} "
+            f"{'ttft p50':>8} {'ttft p95':>8} {'lat p50':>7} {'lat p95':>7} {'tokens':>6}"
+        )
         for name in args.contenders:
             if name == "inference":
                 _inference_row(run, args.tokens, Path(tmp))
                 continue
             server = _start(run, CONTENDERS[name], Path(tmp) / name, max(args.clients))
             try:
-                _stream(server[1], args.tokens, 0, 0)   # warm-up, untimed
+                _stream(server[1], args.tokens, 0, 0)  # warm-up, untimed
                 for clients in args.clients:
                     _row(name, clients, _load(server[1], clients, args.requests, args.tokens))
             finally:
@@ -78,8 +86,17 @@ def main() -> None:
 
 
 def _start(run: Path, extra: list[str], run_dir: Path, clients: int) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "serve.py", f"clones=[{run}]", "port=0", "limits.requests_per_minute=0",
-               f"queue_size={max(32, clients)}", "limits.max_tokens=512", f"hydra.run.dir={run_dir}", *extra]
+    command = [
+        sys.executable,
+        "serve.py",
+        f"clones=[{run}]",
+        "port=0",
+        "limits.requests_per_minute=0",
+        f"queue_size={max(32, clients)}",
+        "limits.max_tokens=512",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in process.stdout:
         if match := re.search(r"at (http://\S+)/ \(OpenAI API", line):
@@ -91,9 +108,14 @@ def _stream(url: str, tokens: int, client: int, index: int) -> dict:
     """One streamed request; its first-token time, latency and completion tokens."""
     import httpx
 
-    body = {"model": None, "messages": [{"role": "user", "content": PROMPTS[(client + index) % len(PROMPTS)]}],
-            "max_tokens": tokens, "seed": client * 100 + index, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": None,
+        "messages": [{"role": "user", "content": PROMPTS[(client + index) % len(PROMPTS)]}],
+        "max_tokens": tokens,
+        "seed": client * 100 + index,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     body["model"] = httpx.get(url + "/v1/models").json()["data"][0]["id"]
     started, first, used = time.perf_counter(), None, 0
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=600) as response:
@@ -137,9 +159,12 @@ def _row(name: str, clients: int, load: dict) -> None:
     tokens = sum(r["tokens"] for r in results)
     streams = [r["tokens"] / (r["latency"] - r["first"]) for r in results if r["latency"] > r["first"]]
     firsts, latencies = [r["first"] for r in results], [r["latency"] for r in results]
-    print(f"{name:10} {clients:>7} {len(results) / wall:>6.2f} {tokens / wall:>9.1f} "
-          f"{statistics.median(streams) if streams else 0:>12.1f} {_pct(firsts, .5):>8.2f} {_pct(firsts, .95):>8.2f} "
-          f"{_pct(latencies, .5):>7.2f} {_pct(latencies, .95):>7.2f} {tokens:>6}", flush=True)
+    print(
+        f"{name:10} {clients:>7} {len(results) / wall:>6.2f} {tokens / wall:>9.1f} "
+        f"{statistics.median(streams) if streams else 0:>12.1f} {_pct(firsts, 0.5):>8.2f} {_pct(firsts, 0.95):>8.2f} "
+        f"{_pct(latencies, 0.5):>7.2f} {_pct(latencies, 0.95):>7.2f} {tokens:>6}",
+        flush=True,
+    )
 
 
 def _inference_row(run: Path, tokens: int, tmp: Path) -> None:
@@ -147,16 +172,32 @@ def _inference_row(run: Path, tokens: int, tmp: Path) -> None:
     rows = []
     for index, prompt in enumerate(PROMPTS):
         run_dir = tmp / "inference" / str(index)
-        subprocess.run([sys.executable, "inference.py", f"run={run}", "mode=prompt", f"prompt={prompt}",
-                        f"sampling.max_new_tokens={tokens}", f"seed={index}", f"hydra.run.dir={run_dir}"],
-                       cwd=ROOT, check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "inference.py",
+                f"run={run}",
+                "mode=prompt",
+                f"prompt={prompt}",
+                f"sampling.max_new_tokens={tokens}",
+                f"seed={index}",
+                f"hydra.run.dir={run_dir}",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         rows += [json.loads(line) for line in (run_dir / "generations.jsonl").read_text().splitlines()]
     firsts = [r["first_token_s"] or r["seconds"] for r in rows]
     speed = statistics.median(r["tokens_per_s"] for r in rows)
-    print(f"{'inference':10} {1:>7} {len(rows) / sum(r['seconds'] for r in rows):>6.2f} {speed:>9.1f} "
-          f"{speed:>12.1f} {_pct(firsts, .5):>8.2f} {_pct(firsts, .95):>8.2f} "
-          f"{_pct([r['seconds'] for r in rows], .5):>7.2f} {_pct([r['seconds'] for r in rows], .95):>7.2f} "
-          f"{sum(r['tokens'] for r in rows):>6}", flush=True)
+    print(
+        f"{'inference':10} {1:>7} {len(rows) / sum(r['seconds'] for r in rows):>6.2f} {speed:>9.1f} "
+        f"{speed:>12.1f} {_pct(firsts, 0.5):>8.2f} {_pct(firsts, 0.95):>8.2f} "
+        f"{_pct([r['seconds'] for r in rows], 0.5):>7.2f} {_pct([r['seconds'] for r in rows], 0.95):>7.2f} "
+        f"{sum(r['tokens'] for r in rows):>6}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

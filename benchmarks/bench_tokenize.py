@@ -101,8 +101,11 @@ def main() -> None:
         for i, (name, body, num_proc) in enumerate(contenders):
             result = _measure(body, run_dir, Path(tmp) / f"out{i}", num_proc)
             seconds = result["seconds"]
-            print(f"{name:44} {seconds:8.1f} {result['tokens'] / seconds:10,.0f} {conversations / seconds:8,.0f} "
-                  f"{result['sequences']:10,} {result['tokens']:11,}", flush=True)
+            print(
+                f"{name:44} {seconds:8.1f} {result['tokens'] / seconds:10,.0f} {conversations / seconds:8,.0f} "
+                f"{result['sequences']:10,} {result['tokens']:11,}",
+                flush=True,
+            )
 
 
 def _process_messages(tmp: Path, n: int) -> Path:
@@ -116,16 +119,24 @@ def _process_messages(tmp: Path, n: int) -> Path:
     start = time.perf_counter()
     write_dce_json(export, n)
     run_dir = tmp / "process_messages"
-    process_messages(ProcessMessagesConfig(input=[str(export)], target="tamsin.vale", progress=False), run_dir,
-                     console=Console(file=open("/dev/null", "w")))
+    process_messages(
+        ProcessMessagesConfig(input=[str(export)], target="tamsin.vale", progress=False),
+        run_dir,
+        console=Console(file=open("/dev/null", "w")),
+    )
     print(f"synthetic export + process_messages: {time.perf_counter() - start:.0f} s")
     return run_dir
 
 
 def _measure(body: str, run_dir: Path, out: Path, num_proc: int) -> dict:
     code = RUNNER.format(body=body)
-    done = subprocess.run([sys.executable, "-c", code, str(run_dir), str(out), str(num_proc)], cwd=ROOT,
-                          check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir), str(out), str(num_proc)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -31,10 +31,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = {"chatclone": "chatclone (grouped, labelled logits, fast dropout)",
-         "grouped": "the same, full logits (labelled_logits=false)",
-         "stock_dropout": "chatclone with nn.Dropout (fast_dropout=false)",
-         "random": "plain Trainer (random batches, padded)", "max_length": "Trainer padded to max_length"}
+NAMES = {
+    "chatclone": "chatclone (grouped, labelled logits, fast dropout)",
+    "grouped": "the same, full logits (labelled_logits=false)",
+    "stock_dropout": "chatclone with nn.Dropout (fast_dropout=false)",
+    "random": "plain Trainer (random batches, padded)",
+    "max_length": "Trainer padded to max_length",
+}
 
 WORKER = """
 import json, resource, sys, time
@@ -93,17 +96,29 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
     parser.add_argument("--max-length", type=int, default=512, help="model.max_length when tokenizing")
     parser.add_argument("--sessions", choices=["long", "short"], default="long", help="the corpus's session shape")
-    parser.add_argument("--contenders", nargs="+", choices=list(NAMES), default=list(NAMES)[:4],
-                        help="which to run (the speed-up needs chatclone and random)")
-    parser.add_argument("--rounds", type=_positive, default=2,
-                        help="runs per contender, in alternating order (ABCD DCBA ...) so drift in the machine's "
-                             "speed during the benchmark hits every contender alike")
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=list(NAMES),
+        default=list(NAMES)[:4],
+        help="which to run (the speed-up needs chatclone and random)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=2,
+        help="runs per contender, in alternating order (ABCD DCBA ...) so drift in the machine's "
+        "speed during the benchmark hits every contender alike",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = _tokenized_corpus(Path(tmp), args.messages, args.max_length, args.sessions)
-        print(f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded "
-              f"SmolLM2-135M + LoRA r=16, CPU; {args.sessions} sessions: {_length_summary(data_dir)}; "
-              f"{args.rounds} round(s) in alternating order\n", flush=True)
+        print(
+            f"{args.steps} steps of batch 8 (4 x 2 accumulation), windows of <= {args.max_length} tokens, embedded "
+            f"SmolLM2-135M + LoRA r=16, CPU; {args.sessions} sessions: {_length_summary(data_dir)}; "
+            f"{args.rounds} round(s) in alternating order\n",
+            flush=True,
+        )
         runs = {mode: [] for mode in args.contenders}
         for round_ in range(args.rounds):
             for mode in args.contenders if round_ % 2 == 0 else args.contenders[::-1]:
@@ -125,14 +140,18 @@ def _rate(run: dict) -> float:
 def _report(runs: dict[str, list[dict]]) -> None:
     import statistics
 
-    print(f"{'contender':52} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'each round':>16} {'peak RSS':>10} "
-          f"{'mean loss':>10}")
+    print(
+        f"{'contender':52} {'seconds':>8} {'tokens':>8} {'tokens/s':>9} {'each round':>16} {'peak RSS':>10} "
+        f"{'mean loss':>10}"
+    )
     rates = {mode: statistics.mean(_rate(r) for r in rs) for mode, rs in runs.items()}
     for mode, rs in runs.items():
         each = " / ".join(f"{_rate(r):.1f}" for r in rs)
-        print(f"{NAMES[mode]:52} {statistics.mean(r['seconds'] for r in rs):8.1f} {rs[0]['tokens']:8d} "
-              f"{rates[mode]:9.1f} {each:>16} {max(r['rss_kb'] for r in rs) / 1024 ** 2:6.2f} GiB "
-              f"{rs[0]['loss']:10.4f}")
+        print(
+            f"{NAMES[mode]:52} {statistics.mean(r['seconds'] for r in rs):8.1f} {rs[0]['tokens']:8d} "
+            f"{rates[mode]:9.1f} {each:>16} {max(r['rss_kb'] for r in rs) / 1024**2:6.2f} GiB "
+            f"{rs[0]['loss']:10.4f}"
+        )
     if "chatclone" in rates and "random" in rates:
         print(f"\nspeed-up over the plain padded Trainer: {rates['chatclone'] / rates['random']:.2f}x")
 
@@ -143,8 +162,10 @@ def _length_summary(data_dir: Path) -> str:
     from datasets import load_from_disk
 
     lengths = load_from_disk(str(data_dir / "dataset"))["train"]["length"]
-    return (f"{len(lengths)} training sequences, median {statistics.median(lengths):.0f} tokens, "
-            f"{sum(n >= 480 for n in lengths) / len(lengths):.0%} of them >= 480")
+    return (
+        f"{len(lengths)} training sequences, median {statistics.median(lengths):.0f} tokens, "
+        f"{sum(n >= 480 for n in lengths) / len(lengths):.0%} of them >= 480"
+    )
 
 
 def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int, sessions: str) -> Path:
@@ -158,8 +179,11 @@ def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int, sessions: str
 
     quiet = Console(file=io.StringIO())
     corpus = write_style_corpus(tmp / FILE_NAME, n_messages=n_messages, sessions=sessions)
-    process_messages(ProcessMessagesConfig(input=str(tmp / FILE_NAME), target=corpus["target"]["username"],
-                                           progress=False), tmp / "pm", console=quiet)
+    process_messages(
+        ProcessMessagesConfig(input=str(tmp / FILE_NAME), target=corpus["target"]["username"], progress=False),
+        tmp / "pm",
+        console=quiet,
+    )
     cfg = TokenizeDatasetConfig(input=str(tmp / "pm"), progress=False)
     cfg.model.max_length = max_length
     tokenize_dataset(cfg, tmp / "tok", console=quiet)
@@ -167,8 +191,13 @@ def _tokenized_corpus(tmp: Path, n_messages: int, max_length: int, sessions: str
 
 
 def _measure(data_dir: Path, mode: str, steps: int, out: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", WORKER, str(data_dir), mode, str(steps), str(out)], cwd=ROOT,
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER, str(data_dir), mode, str(steps), str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -42,10 +42,12 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_MASKING = "all-tokens"   # a recipe entry meaning: train on the copy of the dataset labelled on every token
-RECIPES = {"chatclone": ("chatclone (labels on the target's turns)", []),
-           "no-masking": ("selfchatbot-style (labels on every token)", [NO_MASKING]),
-           "overfit": ("CatGPT-style (preset=overfit)", ["preset=overfit"])}
+NO_MASKING = "all-tokens"  # a recipe entry meaning: train on the copy of the dataset labelled on every token
+RECIPES = {
+    "chatclone": ("chatclone (labels on the target's turns)", []),
+    "no-masking": ("selfchatbot-style (labels on every token)", [NO_MASKING]),
+    "overfit": ("CatGPT-style (preset=overfit)", ["preset=overfit"]),
+}
 DEFAULT_RECIPES = "chatclone,no-masking,overfit"
 # Settings that do not change what a named run is: another --recipes, --screen or --threads resumes the same --out.
 SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences", "threads", "skip_base")
@@ -65,39 +67,64 @@ def recipe_table(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
             weight = key.removeprefix("weighted-")
             known[key] = (f"other turns at loss weight {weight}", [f"trainer.other_turns_weight={weight}"])
         if key not in known:
-            sys.exit(f"--recipes: unknown recipe {key!r} (known: {', '.join(known)}, weighted-W, or add one with "
-                     "--recipe NAME=OVERRIDES)")
+            sys.exit(
+                f"--recipes: unknown recipe {key!r} (known: {', '.join(known)}, weighted-W, or add one with "
+                "--recipe NAME=OVERRIDES)"
+            )
         chosen.append((key, *known[key]))
     return chosen
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", type=Path, default=None,
-                        help="DiscordChatExporter exports (folder or file) instead of the synthetic corpus")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="DiscordChatExporter exports (folder or file) instead of the synthetic corpus",
+    )
     parser.add_argument("--target", default=None, help="with --input: the user id or username to clone")
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per recipe")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--messages", type=int, default=4000, help="size of the synthetic style corpus")
-    parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        help="process_messages' split.validation_fraction (the newest share of the conversations): "
-                             "a smaller one makes the held-out perplexity pass cheaper on a big export")
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="process_messages' split.validation_fraction (the newest share of the conversations): "
+        "a smaller one makes the held-out perplexity pass cheaper on a big export",
+    )
     parser.add_argument("--max-length", type=int, default=128, help="model.max_length when tokenizing")
-    parser.add_argument("--max-contexts", type=int, default=70,
-                        help="validation contexts replied to (70 = all of the default corpus's; attribution rates "
-                             "over 24 sampled replies moved by +-15 points between runs)")
+    parser.add_argument(
+        "--max-contexts",
+        type=int,
+        default=70,
+        help="validation contexts replied to (70 = all of the default corpus's; attribution rates "
+        "over 24 sampled replies moved by +-15 points between runs)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--recipes", default=DEFAULT_RECIPES, help=f"comma-separated (default {DEFAULT_RECIPES})")
     parser.add_argument("--recipe", action="append", default=[], help="NAME=OVERRIDES: one more recipe")
     parser.add_argument("--screen", action="store_true", help="train and measure held-out perplexity only")
-    parser.add_argument("--screen-sequences", type=int, default=60,
-                        help="--screen: validation sequences scored (evenly spread; the full table scores all)")
-    parser.add_argument("--skip-base", action="store_true",
-                        help="do not score the base model (another run on the same --out does): no table at the end")
-    parser.add_argument("--threads", default="auto",
-                        help="torch's CPU threads, as the scripts' threads= key (auto: the cores not busy at start)")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" /
-                        datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    parser.add_argument(
+        "--screen-sequences",
+        type=int,
+        default=60,
+        help="--screen: validation sequences scored (evenly spread; the full table scores all)",
+    )
+    parser.add_argument(
+        "--skip-base",
+        action="store_true",
+        help="do not score the base model (another run on the same --out does): no table at the end",
+    )
+    parser.add_argument(
+        "--threads",
+        default="auto",
+        help="torch's CPU threads, as the scripts' threads= key (auto: the cores not busy at start)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "outputs" / "bench_fidelity" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    )
     args = parser.parse_args()
     if (args.input is None) != (args.target is None):
         sys.exit("--input and --target go together: the exports to read and whose voice to learn")
@@ -115,11 +142,15 @@ def main() -> None:
     threads.apply(args.threads)  # as every script does before torch loads: a busy core no longer stalls each op
     started = time.perf_counter()
     data_dir = tokenized_corpus(args)
-    corpus = (f"{args.input} (target {args.target})" if args.input else
-              f"synthetic style corpus ({args.messages} messages)")
-    print(f"{corpus}: {args.steps} steps of batch {args.batch_size} per recipe, windows of <= {args.max_length} "
-          f"tokens, embedded SmolLM2-135M + LoRA r=16; {args.max_contexts} validation contexts, sampling=default "
-          f"(max_new_tokens {args.max_new_tokens}, seed 0); work dir {args.out}\n", flush=True)
+    corpus = (
+        f"{args.input} (target {args.target})" if args.input else f"synthetic style corpus ({args.messages} messages)"
+    )
+    print(
+        f"{corpus}: {args.steps} steps of batch {args.batch_size} per recipe, windows of <= {args.max_length} "
+        f"tokens, embedded SmolLM2-135M + LoRA r=16; {args.max_contexts} validation contexts, sampling=default "
+        f"(max_new_tokens {args.max_new_tokens}, seed 0); work dir {args.out}\n",
+        flush=True,
+    )
     rows, extremes = [], None
     for i, (key, name, recipe) in enumerate(recipes):
         data = all_token_labels(data_dir, args.out / "tokenize_dataset" / "all") if NO_MASKING in recipe else data_dir
@@ -129,8 +160,11 @@ def main() -> None:
             extremes = metrics
             rows.append(("base model (no fine-tuning)", None, metrics, "base"))
         rows.append((name, seconds, metrics, "fine_tuned"))
-        print(f"  {name}: trained in {seconds:.0f} s, {'screened' if args.screen else 'evaluated'} "
-              f"({time.perf_counter() - started:.0f} s so far)", flush=True)
+        print(
+            f"  {name}: trained in {seconds:.0f} s, {'screened' if args.screen else 'evaluated'} "
+            f"({time.perf_counter() - started:.0f} s so far)",
+            flush=True,
+        )
     if args.skip_base:
         print("--skip-base: no table; run again on the same --out without it to print the table")
     else:
@@ -158,14 +192,19 @@ def quiet():
 def same_settings_as_before(args: argparse.Namespace) -> None:
     """Resuming reuses finished runs: refuse an --out that holds runs made with other settings (the choice of
     recipes and --screen may change: each run is named by its recipe)."""
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
-                if key not in SELECTION}
+    settings = {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in vars(args).items()
+        if key not in SELECTION
+    }
     record = args.out / "benchmark_args.json"
     if record.is_file():
         before = json.loads(record.read_text(encoding="utf-8"))
         if {k: v for k, v in before.items() if k not in SELECTION} != settings:
-            sys.exit(f"{record}: this --out holds runs made with {record.read_text(encoding='utf-8').strip()}, not "
-                     f"{json.dumps(settings)}: use a new --out, or the same settings to resume")
+            sys.exit(
+                f"{record}: this --out holds runs made with {record.read_text(encoding='utf-8').strip()}, not "
+                f"{json.dumps(settings)}: use a new --out, or the same settings to resume"
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(settings), encoding="utf-8")
 
@@ -197,12 +236,32 @@ def tokenized_corpus(args: argparse.Namespace) -> Path:
         source, target = out / "exports", corpus["target"]["username"]
     else:
         source, target = args.input.resolve(), args.target
-    process_messages(compose("process_messages", [f"input={source}", "progress=false", f"target={target}",
-                                                  f"split.validation_fraction={args.validation_fraction}"]),
-                     out / "process_messages" / "run", console=quiet())
-    tokenize_dataset(compose("tokenize_dataset", [f"input={out / 'process_messages' / 'run'}", "progress=false",
-                                                  "num_proc=1", f"model.max_length={args.max_length}"]),
-                     out / "tokenize_dataset" / "run", console=quiet())
+    process_messages(
+        compose(
+            "process_messages",
+            [
+                f"input={source}",
+                "progress=false",
+                f"target={target}",
+                f"split.validation_fraction={args.validation_fraction}",
+            ],
+        ),
+        out / "process_messages" / "run",
+        console=quiet(),
+    )
+    tokenize_dataset(
+        compose(
+            "tokenize_dataset",
+            [
+                f"input={out / 'process_messages' / 'run'}",
+                "progress=false",
+                "num_proc=1",
+                f"model.max_length={args.max_length}",
+            ],
+        ),
+        out / "tokenize_dataset" / "run",
+        console=quiet(),
+    )
     return out / "tokenize_dataset" / "run"
 
 
@@ -229,10 +288,20 @@ def train_recipe(args, data_dir: Path, overrides: list[str], name: str) -> tuple
     run = args.out / "train" / name
     if finished(run):
         return run, json.loads((run / "metrics.json").read_text(encoding="utf-8"))["train"]["train_runtime"]
-    cfg = compose("train", [f"input={data_dir}", f"outputs_root={args.out}", f"trainer.max_steps={args.steps}",
-                            f"trainer.batch_size={args.batch_size}", "trainer.gradient_accumulation_steps=1",
-                            "trainer.save_strategy=no", "trainer.logging_steps=10", "wandb.mode=disabled",
-                            *overrides])
+    cfg = compose(
+        "train",
+        [
+            f"input={data_dir}",
+            f"outputs_root={args.out}",
+            f"trainer.max_steps={args.steps}",
+            f"trainer.batch_size={args.batch_size}",
+            "trainer.gradient_accumulation_steps=1",
+            "trainer.save_strategy=no",
+            "trainer.logging_steps=10",
+            "wandb.mode=disabled",
+            *overrides,
+        ],
+    )
     metrics = train(cfg, run, console=quiet())
     gc.collect()
     return run, metrics["train"]["train_runtime"]
@@ -246,9 +315,17 @@ def evaluate_run(args, run: Path, with_base: bool) -> dict:
         out = out.with_name(out.name + "+base")
     if finished(out):
         return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    cfg = compose("evaluate_clone", [f"run={run}", f"outputs_root={args.out}", f"eval.base={str(with_base).lower()}",
-                                     f"eval.max_contexts={args.max_contexts}", "wandb.mode=disabled",
-                                     f"sampling.max_new_tokens={args.max_new_tokens}"])
+    cfg = compose(
+        "evaluate_clone",
+        [
+            f"run={run}",
+            f"outputs_root={args.out}",
+            f"eval.base={str(with_base).lower()}",
+            f"eval.max_contexts={args.max_contexts}",
+            "wandb.mode=disabled",
+            f"sampling.max_new_tokens={args.max_new_tokens}",
+        ],
+    )
     metrics = evaluate_clone(cfg, out, console=quiet())
     gc.collect()
     return metrics
@@ -288,16 +365,32 @@ def _rate(r: dict | None) -> str:
 def model_cells(m: dict) -> list[str]:
     """One model's cells: ppl, detectability, attribution (rate, normalised), assistant-isms, context use, shape."""
     context, normal = m.get("context_use"), m["attribution"].get("normalised")
-    return [f"{m['perplexity']['perplexity']:.2f}", _rate(m.get("detectability")), _rate(m["attribution"]),
-            "" if normal is None else f"{normal:.2f}", _rate(m.get("assistant_isms")),
-            "—" if context is None else f"{context['perplexity_ratio']:.3f} / {_rate(context['own_context_wins'])}",
-            f"{m['surface']['mean_chars']:.1f}", f"{m['surface']['length_ks']:.2f}",
-            f"{m['surface']['mean_lines']:.2f}"]
+    return [
+        f"{m['perplexity']['perplexity']:.2f}",
+        _rate(m.get("detectability")),
+        _rate(m["attribution"]),
+        "" if normal is None else f"{normal:.2f}",
+        _rate(m.get("assistant_isms")),
+        "—" if context is None else f"{context['perplexity_ratio']:.3f} / {_rate(context['own_context_wins'])}",
+        f"{m['surface']['mean_chars']:.1f}",
+        f"{m['surface']['length_ks']:.2f}",
+        f"{m['surface']['mean_lines']:.2f}",
+    ]
 
 
-COLUMNS = ("model", "train s", "held-out ppl", "detectability [95 % CI] n", "attributed to target [95 % CI] n",
-           "normalised", "assistant-isms [95 % CI] n", "context: ppl own/other, own wins [95 % CI] n",
-           "mean chars", "KS lengths", "lines/reply")
+COLUMNS = (
+    "model",
+    "train s",
+    "held-out ppl",
+    "detectability [95 % CI] n",
+    "attributed to target [95 % CI] n",
+    "normalised",
+    "assistant-isms [95 % CI] n",
+    "context: ppl own/other, own wins [95 % CI] n",
+    "mean chars",
+    "KS lengths",
+    "lines/reply",
+)
 
 
 def print_table(rows: list, extremes: dict, steps: int) -> None:
@@ -310,19 +403,25 @@ def print_table(rows: list, extremes: dict, steps: int) -> None:
         seconds_cell = "" if seconds is None else f"{seconds:.0f}"
         print("| " + " | ".join([name, seconds_cell, *model_cells(metrics["models"][key])]) + " |")
     target, ref = extremes["target"], extremes["reference_surface"]
-    print(f"| ceiling: {target}'s own held-out replies | | | | {_rate(extremes['ceiling'])} | 1 | "
-          f"{_rate(extremes.get('reference_assistant_isms'))} | | {ref['mean_chars']:.1f} | | "
-          f"{ref['mean_lines']:.2f} |")
+    print(
+        f"| ceiling: {target}'s own held-out replies | | | | {_rate(extremes['ceiling'])} | 1 | "
+        f"{_rate(extremes.get('reference_assistant_isms'))} | | {ref['mean_chars']:.1f} | | "
+        f"{ref['mean_lines']:.2f} |"
+    )
     print(f"| floor: other speakers' held-out messages | | | | {_rate(extremes['floor'])} | 0 | | | | | |")
     check, auc = extremes["attribution_check"], extremes.get("attribution_auc")
-    print(f"\nstyle classifier ROC AUC (target vs others, real held-out messages): "
-          f"{format_auc(auc) if auc else '—'}; " + ("attribution can rank models" if check["separable"] else
-                                                  caveat(target, check)))
+    print(
+        f"\nstyle classifier ROC AUC (target vs others, real held-out messages): "
+        f"{format_auc(auc) if auc else '—'}; "
+        + ("attribution can rank models" if check["separable"] else caveat(target, check))
+    )
     base, ours = extremes["models"]["base"], extremes["models"]["fine_tuned"]
     ppl = (base["perplexity"]["perplexity"], ours["perplexity"]["perplexity"])
     detected = (base.get("detectability") or {}).get("rate"), (ours.get("detectability") or {}).get("rate")
-    print(f"first recipe after {steps} steps: held-out perplexity {ppl[1]:.2f} vs base {ppl[0]:.2f} "
-          f"({ppl[1] / ppl[0] - 1:+.0%}); detectability {_pct(detected[1])} vs base {_pct(detected[0])}")
+    print(
+        f"first recipe after {steps} steps: held-out perplexity {ppl[1]:.2f} vs base {ppl[0]:.2f} "
+        f"({ppl[1] / ppl[0] - 1:+.0%}); detectability {_pct(detected[1])} vs base {_pct(detected[0])}"
+    )
 
 
 def _pct(value: float | None) -> str:

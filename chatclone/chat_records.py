@@ -35,9 +35,9 @@ import orjson
 
 from chatclone.errors import ChatcloneError
 
-ASSISTANT, USER = "assistant", "user"   # the target, everybody else
+ASSISTANT, USER = "assistant", "user"  # the target, everybody else
 ROLES = (USER, ASSISTANT)
-SPLITS = ("train", "validation")        # the split files: `split_file(split)`
+SPLITS = ("train", "validation")  # the split files: `split_file(split)`
 _HINT = " (is this a process_messages output?)"
 _OPTIONAL_TEXT = ("channel", "channel_id", "start", "end")
 _TEXT_OR_NULL = (str, type(None))
@@ -50,10 +50,11 @@ class _BadLine(Exception):
 @dataclass(slots=True)
 class ChatMessage:
     """One turn: who wrote it (`assistant` = the target), their name, the text, and whether it is trained on."""
+
     role: str
     content: str
     name: str | None = None
-    train: bool = True           # false: a target turn repeated from the window before, context only
+    train: bool = True  # false: a target turn repeated from the window before, context only
 
     def to_json(self) -> dict:
         """The message as a line holds it (`train` only where it is false)."""
@@ -66,6 +67,7 @@ class ChatMessage:
 @dataclass(slots=True)
 class ChatRecord:
     """One conversation (or window of one): its id, channel, UTC start and end (ISO 8601), and its turns."""
+
     id: str
     messages: list[ChatMessage] = field(default_factory=list)
     channel: str | None = None
@@ -78,11 +80,17 @@ class ChatRecord:
         """The turns this record adds: those after its last `"train": false` turn (the ones up to it repeat the
         end of the window before)."""
         repeated = max((i for i, m in enumerate(self.messages) if not m.train), default=-1)
-        return self.messages[repeated + 1:]
+        return self.messages[repeated + 1 :]
 
     def to_json(self) -> dict:
-        return {"id": self.id, "channel": self.channel, "channel_id": self.channel_id, "start": self.start,
-                "end": self.end, "messages": [m.to_json() for m in self.messages]}
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "channel_id": self.channel_id,
+            "start": self.start,
+            "end": self.end,
+            "messages": [m.to_json() for m in self.messages],
+        }
 
 
 def is_trained(message: ChatMessage | Mapping) -> bool:
@@ -126,8 +134,11 @@ def parse_record(line: bytes | str, path: Path | str, number: int) -> ChatRecord
         raise ChatcloneError(f"not a chat record: {_kind(data)}, not an object" + _HINT, path=path, line=number)
     messages = data.get("messages")
     if not isinstance(messages, list):
-        problem = (f"the record's `messages` is {_kind(messages)}, not a list" if "messages" in data
-                   else "record has no `messages` list")
+        problem = (
+            f"the record's `messages` is {_kind(messages)}, not a list"
+            if "messages" in data
+            else "record has no `messages` list"
+        )
         raise ChatcloneError(problem + _HINT, path=path, line=number)
     try:
         parsed = [_message(m, i) for i, m in enumerate(messages, 1)]

@@ -37,8 +37,9 @@ class Cleaner:
         self.command = re.compile(rf"^(?:{prefixes})[A-Za-z]") if prefixes and cfg.drop_commands else None
         self.rewrite_mentions = cfg.mentions is not MentionPolicy.keep
         self.repeat_window = cfg.repeat_window_minutes * 60
-        self.url_replacement = None if cfg.urls is UrlPolicy.keep else (
-            "" if cfg.urls is UrlPolicy.drop else cfg.url_placeholder)
+        self.url_replacement = (
+            None if cfg.urls is UrlPolicy.keep else ("" if cfg.urls is UrlPolicy.drop else cfg.url_placeholder)
+        )
 
     def clean(self, messages: Iterable[Message], names: dict[str, str]) -> Iterator[Message]:
         """Kept messages, content rewritten; `names` maps user ids to display names for raw mentions."""
@@ -111,6 +112,7 @@ class Cleaner:
                 return m[0]
             self.changed[rule] += 1
             return repl(m) if callable(repl) else repl
+
         return pattern.sub(replace, text)
 
     def _drop_rest(self, m: Message, last_by_author: dict[str, tuple[str, float]]) -> str | None:

@@ -56,8 +56,11 @@ def save_hydra_record(run_dir: Path, cfg: object) -> Path:
     from chatclone import runs
 
     hydra = HydraConfig.instance().cfg  # {"hydra": ...}, what Hydra saves as hydra.yaml
-    record = {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(hydra),
-              "overrides.yaml": OmegaConf.to_yaml(hydra.hydra.overrides.task)}
+    record = {
+        "config.yaml": OmegaConf.to_yaml(cfg),
+        "hydra.yaml": OmegaConf.to_yaml(hydra),
+        "overrides.yaml": OmegaConf.to_yaml(hydra.hydra.overrides.task),
+    }
     folder = Path(run_dir) / HYDRA_SUBDIR
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in record.items():

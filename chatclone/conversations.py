@@ -28,13 +28,13 @@ from chatclone.exports.records import Message
 
 @dataclass
 class Turn:
-    speaker: str          # author id, or username where the format has no ids
-    name: str             # what the chat showed: display name or username (segmentation.speaker_names)
+    speaker: str  # author id, or username where the format has no ids
+    name: str  # what the chat showed: display name or username (segmentation.speaker_names)
     is_target: bool
     content: str
     start: float
     end: float
-    context_only: bool = False   # a turn repeated from earlier for context: never trained on here
+    context_only: bool = False  # a turn repeated from earlier for context: never trained on here
 
 
 @dataclass
@@ -59,15 +59,25 @@ class Conversation:
         return sum(1 for _ in _trained(self))
 
 
-def segment(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
-            cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
+def segment(
+    messages: list[Message],
+    is_target: Callable[[Message], bool],
+    channel_name: str,
+    cfg: SegmentationConfig,
+    counts: Counter,
+) -> list[Conversation]:
     """Conversations of one channel's cleaned, time-ordered messages, those without a target turn, without anyone
     else or under `min_turns` dropped (and counted)."""
     return [c for c in sessions(messages, is_target, channel_name, cfg, counts) if _keep(c, cfg, counts)]
 
 
-def sessions(messages: list[Message], is_target: Callable[[Message], bool], channel_name: str,
-             cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
+def sessions(
+    messages: list[Message],
+    is_target: Callable[[Message], bool],
+    channel_name: str,
+    cfg: SegmentationConfig,
+    counts: Counter,
+) -> list[Conversation]:
     """Every conversation of one channel's cleaned, time-ordered messages, none dropped: turns merged and reply
     context added as in training (the Discord bot answers the last one of a channel's history)."""
     wanted = {m.reply_to for m in messages if m.reply_to is not None} if cfg.reply_context else set()
@@ -106,14 +116,17 @@ def _add_reply_context(conv: Conversation, m: Message, by_id: dict, is_target, c
 def _add_message(conv: Conversation, m: Message, target: bool, cfg: SegmentationConfig) -> None:
     speaker = m.author_id or m.username
     last = conv.turns[-1] if conv.turns else None
-    if (last is not None and last.speaker == speaker and not last.context_only
-            and m.ts - last.end <= cfg.merge_gap_minutes * 60):
+    if (
+        last is not None
+        and last.speaker == speaker
+        and not last.context_only
+        and m.ts - last.end <= cfg.merge_gap_minutes * 60
+    ):
         last.content += "\n" + m.content
         last.end = m.ts
         return
     name = m.display if cfg.speaker_names is SpeakerNames.display else m.username
-    conv.turns.append(Turn(speaker=speaker, name=name, is_target=target, content=m.content,
-                           start=m.ts, end=m.ts))
+    conv.turns.append(Turn(speaker=speaker, name=name, is_target=target, content=m.content, start=m.ts, end=m.ts))
 
 
 def _keep(conv: Conversation, cfg: SegmentationConfig, counts: Counter) -> bool:
@@ -143,7 +156,7 @@ def windows(conv: Conversation, cfg: SegmentationConfig) -> list[list[Turn]]:
                 return out
             start = max(nxt - cfg.max_turns + 1, nxt - cfg.context_turns, 0)
             continue
-        window = [t if i > trained_up_to else _as_context(t) for i, t in enumerate(turns[start:end + 1], start)]
+        window = [t if i > trained_up_to else _as_context(t) for i, t in enumerate(turns[start : end + 1], start)]
         out.append(window)
         trained_up_to = end
         if end == trainable[-1] or end + 1 >= n:
@@ -167,7 +180,7 @@ def split(conversations: list[Conversation], cfg: SplitConfig) -> tuple[list[Con
     if cfg.strategy is SplitStrategy.random:
         random.Random(cfg.seed).shuffle(ordered)
     n_val = _validation_count([c.trained_turns for c in ordered], cfg.validation_fraction)
-    return ordered[:len(ordered) - n_val], ordered[len(ordered) - n_val:]
+    return ordered[: len(ordered) - n_val], ordered[len(ordered) - n_val :]
 
 
 def _validation_count(turns: list[int], fraction: float) -> int:
@@ -205,7 +218,8 @@ def check_no_leak(train: list[Conversation], validation: list[Conversation]) -> 
                     f"the target turn {_sample(t.content)} of {iso(t.start)} in {conv.channel_name} is in both "
                     f"splits: train conversation {conv.id} and validation conversation {other.id}. The same "
                     "messages were read twice: is one input a copy of another under a different name, time "
-                    "zone or username? Remove the copy from the inputs")
+                    "zone or username? Remove the copy from the inputs"
+                )
     return elsewhere
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 class ChatcloneError(Exception):
     """Bad input or a bad request: printed as one line, exit status 2, never a traceback."""
 
-    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None,
-                 record: int | None = None):
+    def __init__(
+        self, message: str, path: Path | str | None = None, line: int | None = None, record: int | None = None
+    ):
         self.path, self.line, self.record = path, line, record
         super().__init__(message)
 

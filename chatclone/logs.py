@@ -34,8 +34,7 @@ class KnownHarmless(logging.Filter):
     """Drops the records in KNOWN_HARMLESS_LOGS; every other record passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(record.name == name and str(record.msg).startswith(start)
-                       for name, start in KNOWN_HARMLESS_LOGS)
+        return not any(record.name == name and str(record.msg).startswith(start) for name, start in KNOWN_HARMLESS_LOGS)
 
 
 SHOWN = "chatclone_shown"  # a record's attribute: the user already saw it on stderr (the console handler skips it)
@@ -69,13 +68,24 @@ def silence_known_warnings() -> None:
 JOB_LOGGING = {
     "version": 1,
     "formatters": {"simple": {"format": FORMAT}},
-    "filters": {"known_harmless": {"()": f"{__name__}.KnownHarmless"},
-                "already_shown": {"()": f"{__name__}.AlreadyShown"}},
+    "filters": {
+        "known_harmless": {"()": f"{__name__}.KnownHarmless"},
+        "already_shown": {"()": f"{__name__}.AlreadyShown"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stderr",
-                    "filters": ["known_harmless", "already_shown"]},
-        "file": {"class": "logging.FileHandler", "formatter": "simple", "delay": True,
-                 "filename": "${hydra.runtime.output_dir}/${hydra.job.name}.log", "filters": ["known_harmless"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "simple",
+            "stream": "ext://sys.stderr",
+            "filters": ["known_harmless", "already_shown"],
+        },
+        "file": {
+            "class": "logging.FileHandler",
+            "formatter": "simple",
+            "delay": True,
+            "filename": "${hydra.runtime.output_dir}/${hydra.job.name}.log",
+            "filters": ["known_harmless"],
+        },
     },
     "root": {"level": "INFO", "handlers": ["console", "file"]},
     "disable_existing_loggers": False,

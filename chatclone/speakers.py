@@ -23,7 +23,7 @@ class Author:
 class Target:
     query: str
     ids: set[str]
-    usernames: set[str]      # lower-case
+    usernames: set[str]  # lower-case
     names: set[str]
 
     def __call__(self, m: Message) -> bool:
@@ -66,11 +66,16 @@ def resolve_target(query: str | None, table: dict[str, Author]) -> Target:
     wanted = _strip_legacy(str(query).strip().lower())
     for author in table.values():
         if wanted in author.ids or wanted in {_strip_legacy(u.lower()) for u in author.usernames}:
-            return Target(query=str(query), ids=set(author.ids), names=set(author.names),
-                          usernames={u.lower() for u in author.usernames})
-    raise ChatcloneError(f"target '{query}' never speaks in these exports (match is by user id or "
-                         f"username, never by nickname).{did_you_mean(str(query).strip(), table)} "
-                         + top_authors(table))
+            return Target(
+                query=str(query),
+                ids=set(author.ids),
+                names=set(author.names),
+                usernames={u.lower() for u in author.usernames},
+            )
+    raise ChatcloneError(
+        f"target '{query}' never speaks in these exports (match is by user id or "
+        f"username, never by nickname).{did_you_mean(str(query).strip(), table)} " + top_authors(table)
+    )
 
 
 def did_you_mean(query: str, table: dict[str, Author]) -> str:
@@ -85,8 +90,10 @@ def did_you_mean(query: str, table: dict[str, Author]) -> str:
     if not named:
         return ""
     unique = [a for i, a in enumerate(named) if all(a is not b for b in named[:i])]
-    options = [f"target={_handle(a)} ({'display name ' + ', '.join(sorted(a.names)) if a.names else 'no name'})"
-               for a in unique]
+    options = [
+        f"target={_handle(a)} ({'display name ' + ', '.join(sorted(a.names)) if a.names else 'no name'})"
+        for a in unique
+    ]
     return f" Did you mean {' or '.join(options)}?"
 
 
@@ -103,6 +110,9 @@ def _strip_legacy(username: str) -> str:
 
 def top_authors(table: dict[str, Author], n: int = 10) -> str:
     ranked = sorted(table.values(), key=lambda a: -a.messages)[:n]
-    rows = [f"{'/'.join(sorted(a.ids)) or '(no id in TXT)'} {'/'.join(sorted(a.usernames))} "
-            f"({', '.join(sorted(a.names))}{', bot' if a.is_bot else ''}): {a.messages} messages" for a in ranked]
+    rows = [
+        f"{'/'.join(sorted(a.ids)) or '(no id in TXT)'} {'/'.join(sorted(a.usernames))} "
+        f"({', '.join(sorted(a.names))}{', bot' if a.is_bot else ''}): {a.messages} messages"
+        for a in ranked
+    ]
     return "Top authors: " + "; ".join(rows) if rows else "The exports hold no messages."

@@ -74,10 +74,10 @@ def job_overrides(job: Path, left_out: tuple[str, ...] = ("hydra.",)) -> str:
 @dataclass(frozen=True)
 class Table:
     columns: tuple[str, ...]
-    output: str                                                # the job file each row comes from
-    rows: Callable[[Path], tuple[list[dict], list[str]]]       # sweep dir -> (rows, unfinished jobs)
-    heading: Callable[[Path, list[dict]], list[str]]           # the lines above the table in sweep_table.md
-    cell: Callable[[Any, str], str]                            # (value, column) -> markdown cell
+    output: str  # the job file each row comes from
+    rows: Callable[[Path], tuple[list[dict], list[str]]]  # sweep dir -> (rows, unfinished jobs)
+    heading: Callable[[Path, list[dict]], list[str]]  # the lines above the table in sweep_table.md
+    cell: Callable[[Any, str], str]  # (value, column) -> markdown cell
 
 
 def write_sweep_table(sweep_dir: Path, table: str = GENERATIONS) -> Path:
@@ -99,8 +99,23 @@ def write_sweep_table(sweep_dir: Path, table: str = GENERATIONS) -> Path:
 
 # --- generations: one row per generated turn ------------------------------------------------------------------------
 
-GENERATION_COLUMNS = ("job", "overrides", "sampling", "temperature", "top_p", "top_k", "repetition_penalty", "seed",
-                      "speaker", "candidate", "tokens", "tokens_per_s", "stopped", "cut_at", "text")
+GENERATION_COLUMNS = (
+    "job",
+    "overrides",
+    "sampling",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repetition_penalty",
+    "seed",
+    "speaker",
+    "candidate",
+    "tokens",
+    "tokens_per_s",
+    "stopped",
+    "cut_at",
+    "text",
+)
 MD_TEXT_CHARS = 160
 
 
@@ -116,32 +131,46 @@ def generation_rows(sweep_dir: Path) -> tuple[list[dict], list[str]]:
         for line in generations.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                rows.append({"job": job.name, "overrides": overrides,
-                             **{c: row.get(c) for c in GENERATION_COLUMNS[2:]}})
+                rows.append(
+                    {"job": job.name, "overrides": overrides, **{c: row.get(c) for c in GENERATION_COLUMNS[2:]}}
+                )
     return rows, unfinished
 
 
 def _generation_heading(sweep_dir: Path, rows: list[dict]) -> list[str]:
-    return [f"# sweep {sweep_dir.name}: {len(rows)} generations from {len({r['job'] for r in rows})} finished jobs",
-            ""]
+    return [f"# sweep {sweep_dir.name}: {len(rows)} generations from {len({r['job'] for r in rows})} finished jobs", ""]
 
 
 def _generation_cell(value: Any, column: str) -> str:
     text = "" if value is None else str(value)
     if column == "text" and len(text) > MD_TEXT_CHARS:
-        text = text[:MD_TEXT_CHARS - 1] + "…"
+        text = text[: MD_TEXT_CHARS - 1] + "…"
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ⏎ ")
 
 
 # --- evaluations: one row per evaluate_clone job --------------------------------------------------------------------
 
 SETTINGS = ("sampling", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "seed")
-NUMBERS = ("perplexity_base", "perplexity_fine_tuned", "detectability_base", "detectability_fine_tuned",
-           "attribution_base", "attribution_fine_tuned", "attribution_auc", "context_ratio_fine_tuned",
-           "assistant_isms_fine_tuned",
-           "attribution_ceiling", "attribution_floor", "attribution_separable", "attribution_normalised_fine_tuned",
-           "mean_chars_fine_tuned", "mean_chars_reference",
-           "length_ks_fine_tuned", "empty_replies_fine_tuned", "contexts")
+NUMBERS = (
+    "perplexity_base",
+    "perplexity_fine_tuned",
+    "detectability_base",
+    "detectability_fine_tuned",
+    "attribution_base",
+    "attribution_fine_tuned",
+    "attribution_auc",
+    "context_ratio_fine_tuned",
+    "assistant_isms_fine_tuned",
+    "attribution_ceiling",
+    "attribution_floor",
+    "attribution_separable",
+    "attribution_normalised_fine_tuned",
+    "mean_chars_fine_tuned",
+    "mean_chars_reference",
+    "length_ks_fine_tuned",
+    "empty_replies_fine_tuned",
+    "contexts",
+)
 EVALUATION_COLUMNS = ("job", "overrides", "checkpoint", *SETTINGS, *NUMBERS)
 
 
@@ -157,21 +186,30 @@ def evaluation_rows(sweep_dir: Path) -> tuple[list[dict], list[str]]:
             continue
         values = {**metrics.get("sampling", {}), **metrics.get("headline", {})}
         values["sampling"] = values.get("name")
-        rows.append({"job": job.name, "overrides": job_overrides(job),
-                     "checkpoint": manifest.get("config", {}).get("checkpoint"),
-                     **{c: values.get(c) for c in SETTINGS + NUMBERS}})
+        rows.append(
+            {
+                "job": job.name,
+                "overrides": job_overrides(job),
+                "checkpoint": manifest.get("config", {}).get("checkpoint"),
+                **{c: values.get(c) for c in SETTINGS + NUMBERS},
+            }
+        )
     return rows, unfinished
 
 
 def _evaluation_heading(sweep_dir: Path, rows: list[dict]) -> list[str]:
-    return [f"# evaluate_clone sweep {sweep_dir.name}: {len(rows)} finished jobs", "",
-            "Perplexity: held-out perplexity of the target's real replies (lower is better; it does not depend on "
-            "sampling). Attribution: share of generated replies the style classifier attributes to the target "
-            "(ceiling: the target's own held-out replies; floor: other speakers'). attribution_separable False: the "
-            "classifier cannot tell the target apart on that job's data (see its report.md): its attribution "
-            "numbers are not evidence. Detectability: cross-validated accuracy of a classifier telling the model's "
-            "replies from the real ones (50 % = indistinguishable). context_ratio: perplexity of the real replies "
-            "after another conversation's context over after their own (1 = the context makes no difference).", ""]
+    return [
+        f"# evaluate_clone sweep {sweep_dir.name}: {len(rows)} finished jobs",
+        "",
+        "Perplexity: held-out perplexity of the target's real replies (lower is better; it does not depend on "
+        "sampling). Attribution: share of generated replies the style classifier attributes to the target "
+        "(ceiling: the target's own held-out replies; floor: other speakers'). attribution_separable False: the "
+        "classifier cannot tell the target apart on that job's data (see its report.md): its attribution "
+        "numbers are not evidence. Detectability: cross-validated accuracy of a classifier telling the model's "
+        "replies from the real ones (50 % = indistinguishable). context_ratio: perplexity of the real replies "
+        "after another conversation's context over after their own (1 = the context makes no difference).",
+        "",
+    ]
 
 
 def _evaluation_cell(value: Any, column: str) -> str:
@@ -180,7 +218,7 @@ def _evaluation_cell(value: Any, column: str) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-TABLES = {GENERATIONS: Table(GENERATION_COLUMNS, "generations.jsonl", generation_rows, _generation_heading,
-                             _generation_cell),
-          EVALUATIONS: Table(EVALUATION_COLUMNS, "metrics.json", evaluation_rows, _evaluation_heading,
-                             _evaluation_cell)}
+TABLES = {
+    GENERATIONS: Table(GENERATION_COLUMNS, "generations.jsonl", generation_rows, _generation_heading, _generation_cell),
+    EVALUATIONS: Table(EVALUATION_COLUMNS, "metrics.json", evaluation_rows, _evaluation_heading, _evaluation_cell),
+}

@@ -40,7 +40,7 @@ from chatclone.config.threads import parse_threads
 log = logging.getLogger(__name__)
 
 COUNT_ENV = "OMP_NUM_THREADS"
-WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")   # any of them set: the user chose how to wait
+WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")  # any of them set: the user chose how to wait
 WAIT_POLICY = {"GOMP_SPINCOUNT": "10000"}
 SAMPLE_SECONDS = 0.3
 OPENMP_LIBRARIES = ("libgomp", "libiomp5", "libomp")
@@ -60,12 +60,20 @@ def decide(setting: str, environ: Mapping[str, str], cores: int, busy: Callable[
     if forced is not None:
         return {"setting": str(setting), "count": forced, "source": f"threads={forced}", "usable_cores": cores}
     if environ.get(COUNT_ENV, "").strip():
-        return {"setting": str(setting), "count": None, "usable_cores": cores,
-                "source": f"{COUNT_ENV}={environ[COUNT_ENV]} in the environment (it wins over auto)"}
+        return {
+            "setting": str(setting),
+            "count": None,
+            "usable_cores": cores,
+            "source": f"{COUNT_ENV}={environ[COUNT_ENV]} in the environment (it wins over auto)",
+        }
     measured = busy()
-    return {"setting": str(setting), "count": auto_threads(cores, measured), "usable_cores": cores,
-            "busy_cores": round(measured, 2),
-            "source": f"auto: {cores} usable core(s), {measured:.2f} kept busy by other processes"}
+    return {
+        "setting": str(setting),
+        "count": auto_threads(cores, measured),
+        "usable_cores": cores,
+        "busy_cores": round(measured, 2),
+        "source": f"auto: {cores} usable core(s), {measured:.2f} kept busy by other processes",
+    }
 
 
 def wait_policy(environ: Mapping[str, str], openmp_loaded: bool) -> tuple[dict[str, str], str]:
@@ -111,7 +119,7 @@ def usable_cpus() -> list[int]:
     except AttributeError:  # macOS, Windows
         cpus = list(range(os.cpu_count() or 1))
     quota = _cgroup_quota()
-    return cpus[:max(1, math.ceil(quota))] if quota is not None and quota < len(cpus) else cpus
+    return cpus[: max(1, math.ceil(quota))] if quota is not None and quota < len(cpus) else cpus
 
 
 def _cgroup_quota() -> float | None:

@@ -22,7 +22,7 @@ from chatclone.config.wandb_config import WandbConfig, WandbMode
 QUIET = {"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true"}
 # The Trainer's own W&B integration: never upload the model, never watch gradients.
 TRAINER = {"WANDB_LOG_MODEL": "false", "WANDB_WATCH": "false"}
-MULTIRUN = "multirun"   # Hydra's sweep dirs are <outputs_root>/<stage>/multirun/<time>/<job>
+MULTIRUN = "multirun"  # Hydra's sweep dirs are <outputs_root>/<stage>/multirun/<time>/<job>
 
 
 def enabled(cfg: WandbConfig) -> bool:
@@ -67,9 +67,18 @@ def start_run(cfg: WandbConfig, run_dir: Path, job_type: str, config: dict, **in
     import wandb
 
     os.environ.update(QUIET)
-    return wandb.init(mode=cfg.mode.value, dir=str(run_dir), project=cfg.project, entity=cfg.entity,
-                      tags=list(cfg.tags) or None, group=sweep_group(run_dir), job_type=job_type,
-                      name=Path(run_dir).name, config=config, **init)
+    return wandb.init(
+        mode=cfg.mode.value,
+        dir=str(run_dir),
+        project=cfg.project,
+        entity=cfg.entity,
+        tags=list(cfg.tags) or None,
+        group=sweep_group(run_dir),
+        job_type=job_type,
+        name=Path(run_dir).name,
+        config=config,
+        **init,
+    )
 
 
 def active_run() -> Any:
@@ -94,6 +103,7 @@ def config_callback(config: dict) -> Any:
     class LogConfig(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             import wandb
+
             if state.is_world_process_zero and wandb.run is not None:
                 wandb.config.update({"chatclone": config}, allow_val_change=True)
 

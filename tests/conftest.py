@@ -103,8 +103,15 @@ def dm_tokenized(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     root = tmp_path_factory.mktemp("outputs")
     dm = ROOT / "examples" / "sample_exports" / f"{DM}.json"
     process_messages(make_config([dm]), root / "process_messages" / "run", console=quiet())
-    cfg = compose("tokenize_dataset", [f"input={root / 'process_messages' / 'run'}", "progress=false", "num_proc=1",
-                                       f"model.name_or_path={tiny_llama}"])
+    cfg = compose(
+        "tokenize_dataset",
+        [
+            f"input={root / 'process_messages' / 'run'}",
+            "progress=false",
+            "num_proc=1",
+            f"model.name_or_path={tiny_llama}",
+        ],
+    )
     tokenize_dataset(cfg, root / "tokenize_dataset" / "run", console=quiet())
     return root
 

@@ -22,14 +22,20 @@ def listen(address: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, int(port)))
-    sock.listen(128)   # connections wait in the backlog until uvicorn accepts them: ready once "serving" is printed
+    sock.listen(128)  # connections wait in the backlog until uvicorn accepts them: ready once "serving" is printed
     return sock
 
 
 def main(judging_dir: str, base_url: str, api_key: str, judges: str, *addresses: str) -> None:
     app = FastAPI()
-    mount_judging(app, JudgingConfig(run=judging_dir, judges=judges.split(",")), "unused-outputs-root", base_url,
-                  api_key=api_key, out=lambda line: print(line, flush=True))
+    mount_judging(
+        app,
+        JudgingConfig(run=judging_dir, judges=judges.split(",")),
+        "unused-outputs-root",
+        base_url,
+        api_key=api_key,
+        out=lambda line: print(line, flush=True),
+    )
     sockets = [listen(a) for a in addresses]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     print("serving", flush=True)

@@ -26,10 +26,28 @@ def train_tiny_clone(root: Path, tiny_llama: Path, target: str, name: str) -> Pa
 
     dm = ROOT / "examples" / "sample_exports" / f"{DM}.json"
     process_messages(make_config([dm], target=target), root / "process_messages" / name, console=quiet())
-    tokenize_dataset(compose("tokenize_dataset", [f"input={root / 'process_messages' / name}", "progress=false",
-                                                  "num_proc=1", f"model.name_or_path={tiny_llama}"]), root / "tokenize_dataset" / name, console=quiet())
-    overrides = [f"outputs_root={root}", f"input={root / 'tokenize_dataset' / name}", f"model.name_or_path={tiny_llama}",
-                 "trainer.max_steps=2", "wandb.mode=disabled", "trainer.save_strategy=no", "eval.sample_contexts=0"]
+    tokenize_dataset(
+        compose(
+            "tokenize_dataset",
+            [
+                f"input={root / 'process_messages' / name}",
+                "progress=false",
+                "num_proc=1",
+                f"model.name_or_path={tiny_llama}",
+            ],
+        ),
+        root / "tokenize_dataset" / name,
+        console=quiet(),
+    )
+    overrides = [
+        f"outputs_root={root}",
+        f"input={root / 'tokenize_dataset' / name}",
+        f"model.name_or_path={tiny_llama}",
+        "trainer.max_steps=2",
+        "wandb.mode=disabled",
+        "trainer.save_strategy=no",
+        "eval.sample_contexts=0",
+    ]
     train(compose("train", overrides), root / "train" / name, console=quiet())
     return root / "train" / name
 
@@ -41,9 +59,14 @@ class Server:
         self.run_dir = run_dir
         environ = {k: v for k, v in os.environ.items() if k != "CHATCLONE_API_KEY"}
         environ.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-        self.process = subprocess.Popen([sys.executable, "serve.py", "port=0", "threads=1",
-                                         f"hydra.run.dir={run_dir}", *overrides], cwd=ROOT, env=environ,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "serve.py", "port=0", "threads=1", f"hydra.run.dir={run_dir}", *overrides],
+            cwd=ROOT,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, args=(self.process.stdout, self.lines.put), daemon=True).start()
@@ -80,5 +103,5 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        time.sleep(0.1)   # the reader threads drain the pipes
+        time.sleep(0.1)  # the reader threads drain the pipes
         return self.process.returncode

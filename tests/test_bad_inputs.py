@@ -64,9 +64,12 @@ def test_malformed_json_inside_a_message(shared, tmp_path):
 
 def test_csv_broken_quoting(tmp_path):
     path = tmp_path / "x.csv"
-    path.write_text('AuthorID,Author,Date,Content,Attachments,Reactions\n'
-                    '"1","a","2025-03-27T19:02:14.3810000+01:00","fine","",""\n'
-                    '"1","a","2025-03-27T19:03:14.3810000+01:00","bad "quote" here","",""\n', encoding="utf-8")
+    path.write_text(
+        "AuthorID,Author,Date,Content,Attachments,Reactions\n"
+        '"1","a","2025-03-27T19:02:14.3810000+01:00","fine","",""\n'
+        '"1","a","2025-03-27T19:03:14.3810000+01:00","bad "quote" here","",""\n',
+        encoding="utf-8",
+    )
     text = read_error(path)
     assert "quoting" in text and f"{path}:3" in text
 
@@ -124,8 +127,19 @@ def test_unknown_extension(tmp_path):
 def test_script_prints_one_line_and_exits_2(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("nothing,useful\n1,2\n")
-    result = subprocess.run([sys.executable, "process_messages.py", f"input={bad}", "target=x", "progress=false",
-                             f"outputs_root={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "process_messages.py",
+            f"input={bad}",
+            "target=x",
+            "progress=false",
+            f"outputs_root={tmp_path / 'out'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and str(bad) in result.stderr

@@ -50,8 +50,9 @@ def test_labelled_logits_layout(dm_tokenized):
 def test_labelled_logits_equal_the_full_loss_and_gradients(arch, dm_tokenized, embedded_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(build_tiny_model(arch, tmp_path / arch, embedded_dir),
-                                                 dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        build_tiny_model(arch, tmp_path / arch, embedded_dir), dtype=torch.float32
+    )
     model.config.use_cache = False
     rows = dm_rows(dm_tokenized)
 
@@ -76,8 +77,17 @@ def test_train_loss_is_the_same_with_labelled_logits_or_without(dm_tokenized, ti
     """Through the Trainer (gradient accumulation, its count of labelled tokens): the same logged losses."""
     curves = {}
     for labelled in ("true", "false"):
-        cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, f"trainer.labelled_logits={labelled}",
-                                           "trainer.max_steps=2", "trainer.batch_size=2",
-                                           "trainer.gradient_accumulation_steps=2", "method.dropout=0"))
+        cfg = compose(
+            "train",
+            tiny_overrides(
+                dm_tokenized,
+                tiny_llama,
+                f"trainer.labelled_logits={labelled}",
+                "trainer.max_steps=2",
+                "trainer.batch_size=2",
+                "trainer.gradient_accumulation_steps=2",
+                "method.dropout=0",
+            ),
+        )
         curves[labelled] = losses(train(cfg, tmp_path / labelled, console=quiet()))
     assert len(curves["true"]) == 2 and curves["true"] == pytest.approx(curves["false"], rel=1e-3)

@@ -29,12 +29,14 @@ from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, SHARED, TARGET_USERNAME, compose, make_config, quiet
 
 BNB_LOGGER = "bitsandbytes.backends.cpu.ops"
-BNB_WARNING = ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already "
-               "`pip install kernels` and the kernels >= 0.11.1")
+BNB_WARNING = (
+    "Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already "
+    "`pip install kernels` and the kernels >= 0.11.1"
+)
 UNKNOWN_RECORD, UNKNOWN_WARNING = "unknown third-party log record", "unknown third-party warning"
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]", re.MULTILINE)  # the log format's timestamp
 
-SITECUSTOMIZE = f'''
+SITECUSTOMIZE = f"""
 import atexit, logging, logging.config, os, sys, warnings
 
 _configure = logging.config.DictConfigurator.configure
@@ -55,7 +57,7 @@ logging.config.DictConfigurator.configure = configure
 def _imported_modules():
     with open(os.environ["CHATCLONE_TEST_MODULES"], "w", encoding="utf-8") as f:
         f.write("\\n".join(sorted(name for name, module in sys.modules.items() if module is not None)))
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +67,27 @@ def hook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def run_script(script: str, args: list[str], hook: Path | None = None, modules: Path | None = None,
-               stdin: str = "", timeout: int = 300) -> subprocess.CompletedProcess:
+def run_script(
+    script: str,
+    args: list[str],
+    hook: Path | None = None,
+    modules: Path | None = None,
+    stdin: str = "",
+    timeout: int = 300,
+) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     if hook is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
         env["CHATCLONE_TEST_MODULES"] = str(modules)
-    return subprocess.run([sys.executable, f"{script}.py", *args], input=stdin, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, f"{script}.py", *args],
+        input=stdin,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def imported(modules: Path) -> set[str]:
@@ -103,9 +118,21 @@ def lora_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Tem
     from chatclone.stages.train import train
 
     root = tmp_path_factory.mktemp("lora-outputs")
-    train(compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-                         f"model.name_or_path={tiny_llama}", "trainer.max_steps=2", "wandb.mode=disabled",
-                         "trainer.save_strategy=no"]), root / "train" / "run", console=quiet())
+    train(
+        compose(
+            "train",
+            [
+                f"outputs_root={root}",
+                f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+                f"model.name_or_path={tiny_llama}",
+                "trainer.max_steps=2",
+                "wandb.mode=disabled",
+                "trainer.save_strategy=no",
+            ],
+        ),
+        root / "train" / "run",
+        console=quiet(),
+    )
     return root
 
 
@@ -114,12 +141,18 @@ def lora_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Tem
 
 def test_piped_chat_prints_exactly_the_replies(lora_root, hook_dir, tmp_path):
     run_dir, modules = tmp_path / "run", tmp_path / "modules.txt"
-    result = run_script("inference", [f"outputs_root={lora_root}", "sampling.max_new_tokens=6", "seed=0",
-                                      f"hydra.run.dir={run_dir}"], hook_dir, modules, stdin="hey\nsaturday?\n")
+    result = run_script(
+        "inference",
+        [f"outputs_root={lora_root}", "sampling.max_new_tokens=6", "seed=0", f"hydra.run.dir={run_dir}"],
+        hook_dir,
+        modules,
+        stdin="hey\nsaturday?\n",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     turns = [json.loads(line) for line in (run_dir / "conversation.jsonl").read_text(encoding="utf-8").splitlines()]
     replies = [t for t in turns if t["by"] == "model"]
     assert len(replies) == 2
+
     # exactly the conversation as shown: each piped line echoed, each reply (a max_new_tokens cut marked with …)
     def shown(turn: dict) -> str:
         text = turn["text"] + ("…" if turn.get("stopped") == "max_new_tokens" else "")
@@ -134,8 +167,15 @@ def test_piped_chat_prints_exactly_the_replies(lora_root, hook_dir, tmp_path):
 def test_a_stage_warning_goes_to_stderr_once_and_to_the_log_never_stdout(tmp_path):
     """process_messages on a TXT export with reading.timezone unset warns that its dates were read as UTC."""
     run_dir = tmp_path / "run"
-    result = run_script("process_messages", [f"input={SHARED / 'Direct Messages - Orrin [1118608583297251434].txt'}",
-                                             f"target={TARGET_USERNAME}", "progress=false", f"hydra.run.dir={run_dir}"])
+    result = run_script(
+        "process_messages",
+        [
+            f"input={SHARED / 'Direct Messages - Orrin [1118608583297251434].txt'}",
+            f"target={TARGET_USERNAME}",
+            "progress=false",
+            f"hydra.run.dir={run_dir}",
+        ],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "UTC offset" not in result.stdout and "warning:" not in result.stdout
     assert [line.startswith("warning: ") for line in result.stderr.splitlines() if "UTC offset" in line] == [True]
@@ -146,10 +186,21 @@ def test_a_stage_warning_goes_to_stderr_once_and_to_the_log_never_stdout(tmp_pat
 @pytest.mark.parametrize("method", ["lora", "qlora"])
 def test_train_imports_bitsandbytes_only_for_qlora(method, dm_tokenized, tiny_llama, hook_dir, tmp_path):
     run_dir, modules = tmp_path / "run", tmp_path / "modules.txt"
-    result = run_script("train", [f"outputs_root={tmp_path}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-                                  f"model.name_or_path={tiny_llama}", f"method={method}", "trainer.max_steps=1",
-                                  "wandb.mode=disabled", "trainer.save_strategy=no", f"hydra.run.dir={run_dir}"],
-                        hook_dir, modules)
+    result = run_script(
+        "train",
+        [
+            f"outputs_root={tmp_path}",
+            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+            f"model.name_or_path={tiny_llama}",
+            f"method={method}",
+            "trainer.max_steps=1",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            f"hydra.run.dir={run_dir}",
+        ],
+        hook_dir,
+        modules,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert runs.read_manifest(run_dir)["summary"]["method"] == method
     assert f"trained smollm2 with {method}" in result.stdout  # the stage's summary stays on stdout
@@ -180,8 +231,9 @@ def test_known_harmless_warnings_are_ignored_and_others_logged():
             warnings.resetwarnings()
             logs.silence_known_warnings()
             warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
-            warnings.warn("`torch.jit.script_method` is deprecated. Please switch to `torch.compile`.",
-                          DeprecationWarning)
+            warnings.warn(
+                "`torch.jit.script_method` is deprecated. Please switch to `torch.compile`.", DeprecationWarning
+            )
             warnings.warn("`is_gradient_checkpointing` is deprecated", UserWarning)  # another category: news
             warnings.warn(UNKNOWN_WARNING, FutureWarning)
     finally:
@@ -197,8 +249,10 @@ def test_known_harmless_warnings_are_ignored_and_others_logged():
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every path under folder (files and folders) with its content's hash."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in folder.rglob("*")}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in folder.rglob("*")
+    }
 
 
 def test_a_refused_run_leaves_the_finished_run_byte_identical(tmp_path):
@@ -212,16 +266,26 @@ def test_a_refused_run_leaves_the_finished_run_byte_identical(tmp_path):
     before = snapshot(run_dir)
     second = run_script("process_messages", [*args, "split=random", "cleaning=minimal"])
     assert second.returncode == 2 and second.stdout == ""
-    assert second.stderr.splitlines() == [f"error: {run_dir}: this run dir already holds a finished run; "
-                                          "refusing to overwrite it"]
+    assert second.stderr.splitlines() == [
+        f"error: {run_dir}: this run dir already holds a finished run; refusing to overwrite it"
+    ]
     assert snapshot(run_dir) == before
 
 
 @pytest.mark.slow
 def test_multirun_jobs_keep_their_hydra_record_and_hydra_logs_on_stderr(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_script("process_messages", ["-m", f"input={SHARED}", f"target={TARGET_USERNAME}", "progress=false",
-                                             "split=temporal,random", f"hydra.sweep.dir={sweep}"])
+    result = run_script(
+        "process_messages",
+        [
+            "-m",
+            f"input={SHARED}",
+            f"target={TARGET_USERNAME}",
+            "progress=false",
+            "split=temporal,random",
+            f"hydra.sweep.dir={sweep}",
+        ],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for job, split in (("0", "temporal"), ("1", "random")):
         assert f"split={split}" in OmegaConf.load(sweep / job / ".hydra" / "overrides.yaml")
@@ -258,8 +322,9 @@ def test_an_unreadable_manifest_through_a_script_is_one_line(tmp_path):
     bad = tmp_path / "process_messages" / "bad"
     bad.mkdir(parents=True)
     (bad / runs.MANIFEST).write_text('{"stage": "process_mess', encoding="utf-8")
-    explicit = run_script("tokenize_dataset", [f"outputs_root={tmp_path}", f"input={bad}",
-                                               f"hydra.run.dir={tmp_path / 'run1'}"])
+    explicit = run_script(
+        "tokenize_dataset", [f"outputs_root={tmp_path}", f"input={bad}", f"hydra.run.dir={tmp_path / 'run1'}"]
+    )
     assert error_line(explicit).startswith(f"error: {bad / runs.MANIFEST}: unreadable manifest")
     latest = run_script("tokenize_dataset", [f"outputs_root={tmp_path}", f"hydra.run.dir={tmp_path / 'run2'}"])
     assert "no finished process_messages run found" in error_line(latest)
@@ -270,26 +335,29 @@ def test_an_unreadable_manifest_through_a_script_is_one_line(tmp_path):
 # --- config values checked before anything loads ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides, key, hint", [
-    (["trainer.lr_scheduler=cosin"], "trainer.lr_scheduler", "linear, cosine, cosine_with_restarts"),
-    (["trainer.lr_scheduler=cosine_with_min_lr"], "trainer.lr_scheduler", "use one of"),
-    (["trainer.lr_scheduler=reduce_lr_on_plateau"], "trainer.lr_scheduler", "trainer.eval_strategy"),
-    (["trainer.warmup_ratio=-0.1"], "trainer.warmup_ratio", "[0, 1)"),
-    (["trainer.warmup_ratio=1.5"], "trainer.warmup_ratio", "[0, 1)"),
-    (["trainer.warmup_ratio=1"], "trainer.warmup_ratio", "[0, 1)"),  # transformers would read it as 1 step
-    (["trainer.logging_steps=0"], "trainer.logging_steps", "at least 1"),
-    (["trainer.eval_strategy=steps", "trainer.eval_steps=0"], "trainer.eval_steps", "at least 1"),
-    (["trainer.save_strategy=steps", "trainer.save_steps=-5"], "trainer.save_steps", "at least 1"),
-    (["trainer.eval_batch_size=0"], "trainer.eval_batch_size", "at least 1"),
-    (["trainer.weight_decay=-0.01"], "trainer.weight_decay", ">= 0"),
-    (["preset=regularized", "trainer.early_stopping_patience=0"], "trainer.early_stopping_patience", "at least 1"),
-    (["trainer.seed=-1"], "trainer.seed", "[0, 2**32)"),
-    (["trainer.num_workers=-1"], "trainer.num_workers", ">= 0"),
-    (["method.alpha=0"], "method.alpha", "> 0"),
-    (["method=qlora", "method.compute_dtype=float8"], "method.compute_dtype", "float32, bfloat16, float16"),
-    (["method=qlora", "method.quant_type=int4"], "method.quant_type", "nf4, fp4"),
-    (["export.merge=true", "export.merged_dtype=fp16"], "export.merged_dtype", "float32, bfloat16, float16, auto"),
-])
+@pytest.mark.parametrize(
+    "overrides, key, hint",
+    [
+        (["trainer.lr_scheduler=cosin"], "trainer.lr_scheduler", "linear, cosine, cosine_with_restarts"),
+        (["trainer.lr_scheduler=cosine_with_min_lr"], "trainer.lr_scheduler", "use one of"),
+        (["trainer.lr_scheduler=reduce_lr_on_plateau"], "trainer.lr_scheduler", "trainer.eval_strategy"),
+        (["trainer.warmup_ratio=-0.1"], "trainer.warmup_ratio", "[0, 1)"),
+        (["trainer.warmup_ratio=1.5"], "trainer.warmup_ratio", "[0, 1)"),
+        (["trainer.warmup_ratio=1"], "trainer.warmup_ratio", "[0, 1)"),  # transformers would read it as 1 step
+        (["trainer.logging_steps=0"], "trainer.logging_steps", "at least 1"),
+        (["trainer.eval_strategy=steps", "trainer.eval_steps=0"], "trainer.eval_steps", "at least 1"),
+        (["trainer.save_strategy=steps", "trainer.save_steps=-5"], "trainer.save_steps", "at least 1"),
+        (["trainer.eval_batch_size=0"], "trainer.eval_batch_size", "at least 1"),
+        (["trainer.weight_decay=-0.01"], "trainer.weight_decay", ">= 0"),
+        (["preset=regularized", "trainer.early_stopping_patience=0"], "trainer.early_stopping_patience", "at least 1"),
+        (["trainer.seed=-1"], "trainer.seed", "[0, 2**32)"),
+        (["trainer.num_workers=-1"], "trainer.num_workers", ">= 0"),
+        (["method.alpha=0"], "method.alpha", "> 0"),
+        (["method=qlora", "method.compute_dtype=float8"], "method.compute_dtype", "float32, bfloat16, float16"),
+        (["method=qlora", "method.quant_type=int4"], "method.quant_type", "nf4, fp4"),
+        (["export.merge=true", "export.merged_dtype=fp16"], "export.merged_dtype", "float32, bfloat16, float16, auto"),
+    ],
+)
 def test_train_values_that_fail_late_are_checked_first(overrides, key, hint):
     with pytest.raises(ChatcloneError) as info:
         compose("train", overrides).check()
@@ -312,16 +380,24 @@ def test_offered_dtypes_are_torch_dtypes():
 
 
 def test_a_bad_train_value_fails_in_seconds_with_one_line(tmp_path):
-    result = run_script("train", [f"outputs_root={tmp_path}", "trainer.lr_scheduler=cosin",
-                                  f"hydra.run.dir={tmp_path / 'run'}"], timeout=120)
+    result = run_script(
+        "train",
+        [f"outputs_root={tmp_path}", "trainer.lr_scheduler=cosin", f"hydra.run.dir={tmp_path / 'run'}"],
+        timeout=120,
+    )
     # named before the dataset is looked for (there is none under outputs_root)
     assert error_line(result).startswith("error: trainer.lr_scheduler: is 'cosin'; use one of linear, cosine")
 
 
-@pytest.mark.parametrize("cleaning, key", [({"max_chars": -1}, "cleaning.max_chars"),
-                                           ({"max_chars": 0}, "cleaning.max_chars"),
-                                           ({"min_chars": 50, "max_chars": 10}, "cleaning.min_chars"),
-                                           ({"min_chars": -1}, "cleaning.min_chars")])
+@pytest.mark.parametrize(
+    "cleaning, key",
+    [
+        ({"max_chars": -1}, "cleaning.max_chars"),
+        ({"max_chars": 0}, "cleaning.max_chars"),
+        ({"min_chars": 50, "max_chars": 10}, "cleaning.min_chars"),
+        ({"min_chars": -1}, "cleaning.min_chars"),
+    ],
+)
 def test_cleaning_length_checks_name_the_wrong_key(cleaning, key):
     with pytest.raises(ChatcloneError) as info:
         make_config([SHARED], cleaning=cleaning).check()

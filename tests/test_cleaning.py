@@ -10,8 +10,18 @@ from chatclone.exports.records import Kind, Message
 
 
 def msg(content="hi", author="1", kind=Kind.DEFAULT, ts=0.0, **kw) -> Message:
-    return Message(channel="c", id=None, author_id=author, username=f"user{author}", display=f"User{author}",
-                   is_bot=kw.pop("is_bot", False), kind=kind, ts=ts, content=content, **kw)
+    return Message(
+        channel="c",
+        id=None,
+        author_id=author,
+        username=f"user{author}",
+        display=f"User{author}",
+        is_bot=kw.pop("is_bot", False),
+        kind=kind,
+        ts=ts,
+        content=content,
+        **kw,
+    )
 
 
 def run(messages, **cfg):
@@ -21,17 +31,28 @@ def run(messages, **cfg):
 
 
 def test_whole_message_rules():
-    messages = [msg("Pinned a message.", kind=Kind.SYSTEM), msg("beep", is_bot=True),
-                msg("result", kind=Kind.COMMAND_RESPONSE), msg("", kind=Kind.FORWARD, forwarded="their words"),
-                msg("!weather oslo"), msg("/roll d20"), msg("!!! wow"), msg("...ok"), msg("kept")]
+    messages = [
+        msg("Pinned a message.", kind=Kind.SYSTEM),
+        msg("beep", is_bot=True),
+        msg("result", kind=Kind.COMMAND_RESPONSE),
+        msg("", kind=Kind.FORWARD, forwarded="their words"),
+        msg("!weather oslo"),
+        msg("/roll d20"),
+        msg("!!! wow"),
+        msg("...ok"),
+        msg("kept"),
+    ]
     kept, cleaner = run(messages)
     assert kept == ["!!! wow", "...ok", "kept"]
     assert cleaner.removed == {"system": 1, "bots": 2, "forwards": 1, "commands": 2}
 
 
 def test_switches_off_keep_messages():
-    messages = [msg("Pinned a message.", kind=Kind.SYSTEM), msg("!weather"),
-                msg("", kind=Kind.FORWARD, forwarded="their words")]
+    messages = [
+        msg("Pinned a message.", kind=Kind.SYSTEM),
+        msg("!weather"),
+        msg("", kind=Kind.FORWARD, forwarded="their words"),
+    ]
     kept, _ = run(messages, drop_system=False, drop_commands=False, drop_forwards=False)
     assert kept == ["Pinned a message.", "!weather", "their words"]
 

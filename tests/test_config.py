@@ -57,35 +57,47 @@ def test_unknown_group_option_fails():
         compose("process_messages", ["split=shuffled"])
 
 
-@pytest.mark.parametrize("override, key", [("split.validation_fraction=1.5", "split.validation_fraction"),
-                                           ("segmentation.context_turns=30", "segmentation.context_turns"),
-                                           ("segmentation.min_turns=0", "segmentation.min_turns")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("split.validation_fraction=1.5", "split.validation_fraction"),
+        ("segmentation.context_turns=30", "segmentation.context_turns"),
+        ("segmentation.min_turns=0", "segmentation.min_turns"),
+    ],
+)
 def test_value_checks_name_the_override(override, key):
     with pytest.raises(ChatcloneError, match=key):
         compose("process_messages", [override]).check()
 
 
 def test_script_typo_names_the_override():
-    result = subprocess.run([sys.executable, "process_messages.py", "cleaning.urlz=drop"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "process_messages.py", "cleaning.urlz=drop"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "urlz" in result.stderr
 
 
-HELP_GROUPS = {"process_messages": ["cleaning: default, minimal   (now: default)",
-                                    "split: random, temporal   (now: temporal)"],
-               "tokenize_dataset": ["model: gpt2, mistral, phi3, smollm2   (now: smollm2)"],
-               "train": ["method: full, lora, qlora   (now: qlora)",
-                         "model: gpt2, mistral, phi3, smollm2   (now: smollm2)",
-                         "preset: overfit, regularized   (now: none)"],
-               **{script: ["sampling: creative, default, greedy   (now: default)"]
-                  for script in ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")}}
+HELP_GROUPS = {
+    "process_messages": ["cleaning: default, minimal   (now: default)", "split: random, temporal   (now: temporal)"],
+    "tokenize_dataset": ["model: gpt2, mistral, phi3, smollm2   (now: smollm2)"],
+    "train": [
+        "method: full, lora, qlora   (now: qlora)",
+        "model: gpt2, mistral, phi3, smollm2   (now: smollm2)",
+        "preset: overfit, regularized   (now: none)",
+    ],
+    **{
+        script: ["sampling: creative, default, greedy   (now: default)"]
+        for script in ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")
+    },
+}
 
 
 @pytest.mark.parametrize("script", sorted(HELP_GROUPS))
 def test_script_help_shows_usage_and_only_its_own_groups(script):
     overrides = ["method=qlora"] if script == "train" else []
-    result = subprocess.run([sys.executable, f"{script}.py", *overrides, "--help"], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, f"{script}.py", *overrides, "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert f"python {script}.py" in result.stdout.split("== Configuration groups")[0]  # the usage header
     groups = result.stdout.split("== Configuration groups (group=option) ==\n")[1].split("\n\n== Config")[0]

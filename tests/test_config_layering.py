@@ -24,8 +24,19 @@ from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, compose
 
 CONF = ROOT / "conf"
-SCRIPTS = ("process_messages", "tokenize_dataset", "train", "inference", "generate_from_prompt",
-           "simulate_conversation", "evaluate_clone", "serve", "discord_bot", "export_model", "judge_report")
+SCRIPTS = (
+    "process_messages",
+    "tokenize_dataset",
+    "train",
+    "inference",
+    "generate_from_prompt",
+    "simulate_conversation",
+    "evaluate_clone",
+    "serve",
+    "discord_bot",
+    "export_model",
+    "judge_report",
+)
 CLONE_SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")
 
 
@@ -88,7 +99,7 @@ def test_config_imports_nothing_above_it():
                 assert not name.startswith("chatclone") or name.startswith(allowed), f"{path.name} imports {name}"
 
 
-REPORTS = ("judge_report",)   # read-only commands: no run dir (hydra.run.dir: .), records to stderr only
+REPORTS = ("judge_report",)  # read-only commands: no run dir (hydra.run.dir: .), records to stderr only
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -115,8 +126,13 @@ def test_every_script_shares_one_hydra_config(script):
 @pytest.mark.parametrize("script", ["inference", "generate_from_prompt", "simulate_conversation"])
 def test_clone_stage_defaults_come_from_the_shared_yaml(script):
     cfg = compose(script)
-    assert (cfg.run, cfg.format_run, cfg.reply_attempts, cfg.seed, cfg.wandb.mode) == \
-        ("latest", "latest", 3, None, WandbMode.disabled)
+    assert (cfg.run, cfg.format_run, cfg.reply_attempts, cfg.seed, cfg.wandb.mode) == (
+        "latest",
+        "latest",
+        3,
+        None,
+        WandbMode.disabled,
+    )
 
 
 def test_evaluate_clone_has_no_format_run_and_its_own_seed_and_wandb():
@@ -126,9 +142,17 @@ def test_evaluate_clone_has_no_format_run_and_its_own_seed_and_wandb():
         compose("evaluate_clone", ["format_run=latest"])
 
 
-@pytest.mark.parametrize("override", ["method.r=8", "method.alpha=16", "method.target_modules=[q_proj]",
-                                      "method.quant_type=nf4", "method.double_quant=true",
-                                      "method.compute_dtype=bfloat16"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "method.r=8",
+        "method.alpha=16",
+        "method.target_modules=[q_proj]",
+        "method.quant_type=nf4",
+        "method.double_quant=true",
+        "method.compute_dtype=bfloat16",
+    ],
+)
 def test_method_full_refuses_the_adapter_and_quantization_keys(override):
     key, value = override.split("=")
     with pytest.raises(ChatcloneError, match=rf"^{key}=.*method=full|^{key}=.*QLoRA setting") as error:
@@ -136,15 +160,24 @@ def test_method_full_refuses_the_adapter_and_quantization_keys(override):
     assert "\n" not in str(error.value) and value.strip("[]") in str(error.value).lower()
 
 
-@pytest.mark.parametrize("override", ["method.quant_type=fp4", "method.double_quant=false",
-                                      "method.compute_dtype=bfloat16"])
+@pytest.mark.parametrize(
+    "override", ["method.quant_type=fp4", "method.double_quant=false", "method.compute_dtype=bfloat16"]
+)
 def test_method_lora_refuses_the_qlora_keys(override):
     with pytest.raises(ChatcloneError, match=rf"^{override.split('=')[0]}=.*QLoRA setting.*method=lora"):
         compose("train", ["method=lora", override]).check()
 
 
-@pytest.mark.parametrize("overrides", [["method=full"], ["method=full", "preset=regularized"], ["method=lora"],
-                                       ["method=qlora"], ["method=qlora", "method.quant_type=fp4", "method.r=8"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["method=full"],
+        ["method=full", "preset=regularized"],
+        ["method=lora"],
+        ["method=qlora"],
+        ["method=qlora", "method.quant_type=fp4", "method.r=8"],
+    ],
+)
 def test_each_method_as_shipped_passes(overrides):
     compose("train", overrides).check()
 
@@ -172,8 +205,18 @@ def test_greedy_as_shipped_passes_and_do_sample_false_with_a_temperature_is_refu
 
 # --- W&B (chatclone/wandb_runs.py) ----------------------------------------------------------------------------------
 
-WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_TAGS", "WANDB_SILENT",
-             "WANDB_CONSOLE", "WANDB_DISABLE_CODE", "WANDB_LOG_MODEL", "WANDB_WATCH")
+WANDB_ENV = (
+    "WANDB_MODE",
+    "WANDB_DIR",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_TAGS",
+    "WANDB_SILENT",
+    "WANDB_CONSOLE",
+    "WANDB_DISABLE_CODE",
+    "WANDB_LOG_MODEL",
+    "WANDB_WATCH",
+)
 
 
 def test_trainer_environment_offline_and_disabled(tmp_path, monkeypatch):
@@ -184,9 +227,17 @@ def test_trainer_environment_offline_and_disabled(tmp_path, monkeypatch):
     cfg = WandbConfig(mode=WandbMode.offline, entity="me", tags=["a", "b"])
     assert wandb_runs.trainer_report_to(cfg, tmp_path) == ["wandb"]
     assert {k: os.environ.get(k) for k in WANDB_ENV} == {
-        "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_PROJECT": "chatclone", "WANDB_ENTITY": "me",
-        "WANDB_TAGS": "a,b", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WANDB_DISABLE_CODE": "true",
-        "WANDB_LOG_MODEL": "false", "WANDB_WATCH": "false"}
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_PROJECT": "chatclone",
+        "WANDB_ENTITY": "me",
+        "WANDB_TAGS": "a,b",
+        "WANDB_SILENT": "true",
+        "WANDB_CONSOLE": "off",
+        "WANDB_DISABLE_CODE": "true",
+        "WANDB_LOG_MODEL": "false",
+        "WANDB_WATCH": "false",
+    }
 
 
 def test_text_only_with_log_samples_and_sweep_jobs_grouped(tmp_path):
@@ -199,6 +250,7 @@ def test_text_only_with_log_samples_and_sweep_jobs_grouped(tmp_path):
 
 # --- sweep tables (chatclone/sweeps.py) -----------------------------------------------------------------------------
 
+
 def fake_job(sweep: Path, name: str, files: dict[str, str], overrides: str = "") -> None:
     (sweep / name / ".hydra").mkdir(parents=True)
     (sweep / name / ".hydra" / "overrides.yaml").write_text(overrides, encoding="utf-8")
@@ -208,8 +260,12 @@ def fake_job(sweep: Path, name: str, files: dict[str, str], overrides: str = "")
 
 def test_generation_sweep_table(tmp_path):
     row = {"sampling": "default", "temperature": 0.3, "speaker": "Tamsin", "tokens": 4, "text": "a|b\nc"}
-    fake_job(tmp_path, "0", {"manifest.json": "{}", "generations.jsonl": json.dumps(row) + "\n"},
-             "- prompt=hey\n- sampling.temperature=0.3\n")
+    fake_job(
+        tmp_path,
+        "0",
+        {"manifest.json": "{}", "generations.jsonl": json.dumps(row) + "\n"},
+        "- prompt=hey\n- sampling.temperature=0.3\n",
+    )
     fake_job(tmp_path, "1", {})
     md = sweeps.write_sweep_table(tmp_path, sweeps.GENERATIONS).read_text(encoding="utf-8")
     assert md.startswith(f"# sweep {tmp_path.name}: 1 generations from 1 finished jobs")
@@ -223,8 +279,12 @@ def test_evaluation_sweep_table_through_the_callback(tmp_path, capsys):
     from omegaconf import OmegaConf
 
     metrics = {"sampling": {"name": "greedy", "temperature": 1.0}, "headline": {"perplexity_fine_tuned": 12.3456}}
-    fake_job(tmp_path, "0", {"manifest.json": json.dumps({"config": {"checkpoint": "final"}}),
-                             "metrics.json": json.dumps(metrics)}, "- sampling=greedy\n")
+    fake_job(
+        tmp_path,
+        "0",
+        {"manifest.json": json.dumps({"config": {"checkpoint": "final"}}), "metrics.json": json.dumps(metrics)},
+        "- sampling=greedy\n",
+    )
     callback = sweeps.SweepTableCallback(table=sweeps.EVALUATIONS)
     callback.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert capsys.readouterr().out == f"sweep table: {tmp_path / sweeps.TABLE_MD}\n"

@@ -12,8 +12,18 @@ MIN = 60.0
 
 
 def msg(author, ts_min, text="x", id=None, reply_to=None) -> Message:
-    return Message(channel="c", id=id, author_id=author, username=author, display=author.title(), is_bot=False,
-                   kind=Kind.DEFAULT, ts=ts_min * MIN, content=text, reply_to=reply_to)
+    return Message(
+        channel="c",
+        id=id,
+        author_id=author,
+        username=author,
+        display=author.title(),
+        is_bot=False,
+        kind=Kind.DEFAULT,
+        ts=ts_min * MIN,
+        content=text,
+        reply_to=reply_to,
+    )
 
 
 def is_target(m):
@@ -26,12 +36,20 @@ def seg(messages, **cfg):
 
 
 def test_bursts_merge_and_silence_splits():
-    messages = [msg("o", 0, "a"), msg("t", 1, "b"), msg("t", 2, "c"), msg("t", 20, "d"), msg("o", 21, "e"),
-                msg("o", 200, "f"), msg("t", 201, "g")]
+    messages = [
+        msg("o", 0, "a"),
+        msg("t", 1, "b"),
+        msg("t", 2, "c"),
+        msg("t", 20, "d"),
+        msg("o", 21, "e"),
+        msg("o", 200, "f"),
+        msg("t", 201, "g"),
+    ]
     convs, _ = seg(messages, merge_gap_minutes=7, session_gap_minutes=60)
     assert [[(t.speaker, t.content) for t in c.turns] for c in convs] == [
-        [("o", "a"), ("t", "b\nc"), ("t", "d"), ("o", "e")],   # same speaker twice: non-alternating is kept
-        [("o", "f"), ("t", "g")]]
+        [("o", "a"), ("t", "b\nc"), ("t", "d"), ("o", "e")],  # same speaker twice: non-alternating is kept
+        [("o", "f"), ("t", "g")],
+    ]
 
 
 def test_conversations_without_target_or_others_are_dropped():
@@ -47,11 +65,19 @@ def test_min_turns():
 
 
 def test_reply_to_an_earlier_conversation_brings_its_context():
-    messages = [msg("o", 0, "question?", id=1), msg("t", 300, "answer", id=2, reply_to=1),
-                msg("o", 301, "ok", id=3), msg("t", 900, "reply to nothing", id=4, reply_to=999), msg("o", 901)]
+    messages = [
+        msg("o", 0, "question?", id=1),
+        msg("t", 300, "answer", id=2, reply_to=1),
+        msg("o", 301, "ok", id=3),
+        msg("t", 900, "reply to nothing", id=4, reply_to=999),
+        msg("o", 901),
+    ]
     convs, counts = seg(messages)
     assert [(t.content, t.context_only) for t in convs[0].turns] == [
-        ("question?", True), ("answer", False), ("ok", False)]
+        ("question?", True),
+        ("answer", False),
+        ("ok", False),
+    ]
     assert counts["reply_context_turns"] == 1 and counts["replies_to_missing_messages"] == 1
     assert len(convs) == 2
 
@@ -88,7 +114,8 @@ def test_split_temporal_and_random():
     assert [c.start for c in val] == [18, 19] and len(train) == 18
     train_r, val_r = split(convs, SplitConfig(strategy=SplitStrategy.random, seed=1))
     assert len(val_r) == 2 and not {id(c) for c in val_r} & {id(c) for c in train_r}
-    assert [c.start for c in split(convs, SplitConfig(strategy=SplitStrategy.random, seed=1))[1]] == \
-        [c.start for c in val_r]
+    assert [c.start for c in split(convs, SplitConfig(strategy=SplitStrategy.random, seed=1))[1]] == [
+        c.start for c in val_r
+    ]
     assert split(convs[:2], SplitConfig())[1][0].start == 1
     assert split(convs[:1], SplitConfig())[1] == []

@@ -46,6 +46,7 @@ def doubled_json(src, dst, layout: str) -> None:
 
 # --- duplicates ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("layout", ["dce", "minified"])
 def test_same_message_id_twice_in_one_file_is_taken_once(shared, tmp_path, layout):
     doubled = tmp_path / (DM + ".json")
@@ -94,10 +95,18 @@ def test_renamed_copies_change_no_output(shared, tmp_path):
     stats = run([folder], tmp_path / "all", reading=BERLIN)
     for name in ("train.jsonl", "validation.jsonl"):
         assert (tmp_path / "all" / name).read_text() == (tmp_path / "json" / name).read_text()
-    validation = {m["content"] for r in read_jsonl(tmp_path / "all" / "validation.jsonl") for m in r["messages"]
-                  if m["role"] == "assistant"}
-    trained = {m["content"] for r in read_jsonl(tmp_path / "all" / "train.jsonl") for m in r["messages"]
-               if m["role"] == "assistant" and m.get("train", True)}
+    validation = {
+        m["content"]
+        for r in read_jsonl(tmp_path / "all" / "validation.jsonl")
+        for m in r["messages"]
+        if m["role"] == "assistant"
+    }
+    trained = {
+        m["content"]
+        for r in read_jsonl(tmp_path / "all" / "train.jsonl")
+        for m in r["messages"]
+        if m["role"] == "assistant" and m.get("train", True)
+    }
     assert validation and not validation & trained
     assert stats["duplicates"]["renamed_copies"] == 122
 
@@ -130,9 +139,11 @@ def csv_file(path, rows) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-LOL_ROWS = [("1", "ann", "2025-03-27T19:02:14.0000000+00:00", "lol"),
-            ("1", "ann", "2025-03-27T19:02:40.0000000+00:00", "lol"),  # same author, minute and text
-            ("2", "bob", "2025-03-27T19:03:00.0000000+00:00", "hi")]
+LOL_ROWS = [
+    ("1", "ann", "2025-03-27T19:02:14.0000000+00:00", "lol"),
+    ("1", "ann", "2025-03-27T19:02:40.0000000+00:00", "lol"),  # same author, minute and text
+    ("2", "bob", "2025-03-27T19:03:00.0000000+00:00", "hi"),
+]
 
 
 def test_equal_messages_in_one_minute_are_never_merged(tmp_path):
@@ -153,8 +164,10 @@ def test_different_channels_with_one_equal_message_stay_apart(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     csv_file(folder / "a.csv", LOL_ROWS)
-    csv_file(folder / "b.csv", [LOL_ROWS[0]] + [("3", "cy", f"2025-03-27T19:{m:02d}:00.0000000+00:00", f"t{m}")
-                                                for m in range(10, 20)])
+    csv_file(
+        folder / "b.csv",
+        [LOL_ROWS[0]] + [("3", "cy", f"2025-03-27T19:{m:02d}:00.0000000+00:00", f"t{m}") for m in range(10, 20)],
+    )
     channels, report = read_channels([folder], ReadOptions(), progress=False)
     assert sorted(len(c.messages) for c in channels) == [3, 11] and report.duplicates_removed == 0
 
@@ -169,18 +182,19 @@ def test_renamed_txt_read_in_the_wrong_zone_is_reported(shared, tmp_path):
 
 # --- unreadable exports in a folder -------------------------------------------------------------------
 
+
 def broken_files(shared) -> dict[str, bytes]:
     dm_json = (shared / (DM + ".json")).read_bytes()
     return {
-        f"{DM}.json": dm_json.decode("utf-8").encode("utf-16"),                 # re-saved as UTF-16
-        "orrin.json": dm_json.decode("utf-8").encode("utf-16"),                 # same, name gives no hint
-        f"{DM} [part 2].json": dm_json[:120],                                    # cut near its start
+        f"{DM}.json": dm_json.decode("utf-8").encode("utf-16"),  # re-saved as UTF-16
+        "orrin.json": dm_json.decode("utf-8").encode("utf-16"),  # same, name gives no hint
+        f"{DM} [part 2].json": dm_json[:120],  # cut near its start
         "cut.json": dm_json[:120],
-        f"{DM}.csv": (shared / (DM + ".csv")).read_bytes()[:14],                 # cut inside its header
+        f"{DM}.csv": (shared / (DM + ".csv")).read_bytes()[:14],  # cut inside its header
         "cut.txt": (shared / (DM + ".txt")).read_bytes()[:40],
-        f"{DM}.txt": bytes(range(256)) * 8,                                      # binary garbage
+        f"{DM}.txt": bytes(range(256)) * 8,  # binary garbage
         f"{DM}.html": b"\x89PNG\r\n\x1a\n" + bytes(200),
-        f"{GUILD}.json": (shared / (GUILD + ".json")).read_bytes()[:20000],     # truncated mid-way
+        f"{GUILD}.json": (shared / (GUILD + ".json")).read_bytes()[:20000],  # truncated mid-way
     }
 
 
@@ -205,13 +219,16 @@ def test_skip_unreadable_lists_each_file_and_why(shared, tmp_path):
     for name, data in broken.items():
         (folder / name).write_bytes(data)
     console = Console(file=io.StringIO(), width=300)
-    stats = process_messages(make_config([folder], reading={"skip_unreadable": True}), tmp_path / "run",
-                             console=console)
-    skipped = {f["file"]: f["reason"] for f in json.loads((tmp_path / "run" / "stats.json").read_text())
-               ["skipped_files"]}
+    stats = process_messages(
+        make_config([folder], reading={"skip_unreadable": True}), tmp_path / "run", console=console
+    )
+    skipped = {
+        f["file"]: f["reason"] for f in json.loads((tmp_path / "run" / "stats.json").read_text())["skipped_files"]
+    }
     assert {str(folder / name) for name in broken} <= set(skipped)
     assert skipped[str(folder / "orrin.json")] == (
-        "unreadable: UTF-16 text; DiscordChatExporter writes UTF-8: re-save the file as UTF-8")
+        "unreadable: UTF-16 text; DiscordChatExporter writes UTF-8: re-save the file as UTF-8"
+    )
     assert "truncated" in skipped[str(folder / (GUILD + ".json"))]
     assert all(skipped[str(folder / name)].startswith("unreadable: ") for name in broken)
     summary = console.file.getvalue()
@@ -263,11 +280,14 @@ def test_reading_skip_unreadable_is_a_config_key():
 
 # --- the split by the target's turns ------------------------------------------------------------------
 
+
 def conv(start: int, target_turns: int, channel: str = "c") -> Conversation:
     turns = []
     for i in range(target_turns):
-        turns += [Turn("o", "O", False, f"q{start}-{i}", start + 2 * i, start + 2 * i),
-                  Turn("t", "T", True, f"a{start}-{i}", start + 2 * i + 1, start + 2 * i + 1)]
+        turns += [
+            Turn("o", "O", False, f"q{start}-{i}", start + 2 * i, start + 2 * i),
+            Turn("t", "T", True, f"a{start}-{i}", start + 2 * i + 1, start + 2 * i + 1),
+        ]
     return Conversation(channel, f"chan {channel}", turns)
 
 
@@ -296,16 +316,19 @@ def test_random_split_accumulates_turns_after_a_seeded_shuffle():
     assert not {id(c) for c in train} & {id(c) for c in validation}
 
 
-@pytest.mark.parametrize("sizes, fraction, n_validation", [
-    ([3], 0.1, 0),               # one conversation: nothing to hold out
-    ([3, 3], 0.1, 1),            # two: one each, whatever the fraction
-    ([100, 1], 0.5, 1),          # the newest is tiny: still at least one
-    ([1, 100], 0.1, 1),          # the newest is most of the data: one, never all
-    ([1, 1, 1], 0.99, 2),        # never all
-    ([5] * 10, 0.0, 0),          # a fraction of 0: empty validation
-    ([5] * 10, 0.3, 3),
-    ([10, 10, 1, 1], 0.1, 2),    # 2 of 22 turns is closest to 2.2
-])
+@pytest.mark.parametrize(
+    "sizes, fraction, n_validation",
+    [
+        ([3], 0.1, 0),  # one conversation: nothing to hold out
+        ([3, 3], 0.1, 1),  # two: one each, whatever the fraction
+        ([100, 1], 0.5, 1),  # the newest is tiny: still at least one
+        ([1, 100], 0.1, 1),  # the newest is most of the data: one, never all
+        ([1, 1, 1], 0.99, 2),  # never all
+        ([5] * 10, 0.0, 0),  # a fraction of 0: empty validation
+        ([5] * 10, 0.3, 3),
+        ([10, 10, 1, 1], 0.1, 2),  # 2 of 22 turns is closest to 2.2
+    ],
+)
 def test_split_edge_cases(sizes, fraction, n_validation):
     convs = [conv(1000 * i, n) for i, n in enumerate(sizes)]
     train, validation = split(convs, SplitConfig(validation_fraction=fraction))
@@ -313,14 +336,29 @@ def test_split_edge_cases(sizes, fraction, n_validation):
 
 
 def msg(author, ts_min, text, id, reply_to=None) -> Message:
-    return Message(channel="c", id=id, author_id=author, username=author, display=author, is_bot=False,
-                   kind=Kind.DEFAULT, ts=ts_min * 60.0, content=text, reply_to=reply_to)
+    return Message(
+        channel="c",
+        id=id,
+        author_id=author,
+        username=author,
+        display=author,
+        is_bot=False,
+        kind=Kind.DEFAULT,
+        ts=ts_min * 60.0,
+        content=text,
+        reply_to=reply_to,
+    )
 
 
 def test_conversations_opening_with_the_same_reply_context_keep_their_own_ids_and_times():
-    messages = [msg("o", 0, "question?", 1), msg("t", 1, "hm", 2),
-                msg("t", 300, "answer", 3, reply_to=1), msg("o", 301, "ok", 4),
-                msg("t", 900, "and another", 5, reply_to=1), msg("o", 901, "fine", 6)]
+    messages = [
+        msg("o", 0, "question?", 1),
+        msg("t", 1, "hm", 2),
+        msg("t", 300, "answer", 3, reply_to=1),
+        msg("o", 301, "ok", 4),
+        msg("t", 900, "and another", 5, reply_to=1),
+        msg("o", 901, "fine", 6),
+    ]
     convs = segment(messages, lambda m: m.author_id == "t", "chan", SegmentationConfig(), Counter())
     assert [c.turns[0].content for c in convs] == ["question?"] * 3  # both later ones open with it as context
     assert [c.start for c in convs] == [0, 300 * 60, 900 * 60]
@@ -329,8 +367,9 @@ def test_conversations_opening_with_the_same_reply_context_keep_their_own_ids_an
 
 def test_stage_reports_both_shares(shared, tmp_path):
     console = Console(file=io.StringIO(), width=200)
-    stats = process_messages(make_config([shared / (DM + ".json"), shared / (GUILD + ".json")]), tmp_path / "run",
-                             console=console)
+    stats = process_messages(
+        make_config([shared / (DM + ".json"), shared / (GUILD + ".json")]), tmp_path / "run", console=console
+    )
     saved = json.loads((tmp_path / "run" / "stats.json").read_text())["split"]
     assert saved == stats["split"]
     turns = saved["train"]["target_turns"] + saved["validation"]["target_turns"]
@@ -340,6 +379,7 @@ def test_stage_reports_both_shares(shared, tmp_path):
 
 
 # --- the leak guard -----------------------------------------------------------------------------------
+
 
 def test_a_target_turn_in_both_splits_is_refused():
     a, b = conv(0, 3), conv(10_000, 3)
@@ -375,6 +415,7 @@ def test_context_repeats_are_no_leak():
 
 # --- no partial outputs -------------------------------------------------------------------------------
 
+
 def test_new_files_appear_only_when_all_are_complete(tmp_path):
     with pytest.raises(OSError):
         with runs.new_files(tmp_path, "train.jsonl", "validation.jsonl") as (train, validation):
@@ -402,8 +443,14 @@ def test_a_write_failing_part_way_leaves_no_output_file(shared, tmp_path):
         "from tests.conftest import make_config\n"
         f"cfg = make_config([{str(shared)!r}], target='tamsin.vale')\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
-        f"process_messages(cfg, Path({str(tmp_path / 'run')!r}), console=Console(file=io.StringIO()))\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        f"process_messages(cfg, Path({str(tmp_path / 'run')!r}), console=Console(file=io.StringIO()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert result.returncode != 0 and "File too large" in result.stderr
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []

@@ -27,8 +27,10 @@ from tests.test_generation import clone_root, read_jsonl  # noqa: F401  (clone_r
 
 CORPUS = ROOT / "examples" / "style_corpus" / FILE_NAME
 MESSAGES = ["hey, are you free saturday?", "what are you up to tonight?", "Tamsin: you there?\nOrrin: pub quiz later?"]
-PERPLEXITY_LINE = re.compile(r"^held-out perplexity of (.+)'s real replies \((\d+) validation tokens\): base "
-                             r"([\d.]+) vs clone ([\d.]+) \((\d+) % (lower|higher)\)$")
+PERPLEXITY_LINE = re.compile(
+    r"^held-out perplexity of (.+)'s real replies \((\d+) validation tokens\): base "
+    r"([\d.]+) vs clone ([\d.]+) \((\d+) % (lower|higher)\)$"
+)
 
 
 def demo_steps() -> list[tuple[str, list[str]]]:
@@ -44,8 +46,9 @@ def demo_steps() -> list[tuple[str, list[str]]]:
 
 
 def compare(root: Path, run_dir: Path, overrides: list[str]) -> tuple[dict, str]:
-    cfg = compose("inference", [f"outputs_root={root}", "mode=compare", "sampling.max_new_tokens=5", "seed=0",
-                                    *overrides])
+    cfg = compose(
+        "inference", [f"outputs_root={root}", "mode=compare", "sampling.max_new_tokens=5", "seed=0", *overrides]
+    )
     out = io.StringIO()
     summary = inference(cfg, run_dir, stdout=out, stderr=io.StringIO(), console=quiet())
     return summary, out.getvalue()
@@ -59,6 +62,7 @@ def compared(clone_root, tmp_path_factory) -> tuple[Path, dict, str]:
 
 
 # --- the corpus and the Makefile --------------------------------------------------------------------------------
+
 
 def test_the_committed_corpus_is_what_stylecorpus_writes(tmp_path):
     info = write_style_corpus(tmp_path / FILE_NAME, n_messages=2000, seed=0)
@@ -87,14 +91,19 @@ def test_each_demo_command_composes_and_passes_its_checks(script, args):
         assert cfg.trainer.max_steps * cfg.trainer.batch_size * cfg.trainer.gradient_accumulation_steps == 160
     if script == "inference":
         assert cfg.mode.value == "compare" and cfg.sampling.greedy and len(cfg.messages) == 4
-        assert all(m.endswith("?") and "," not in m for m in cfg.messages)   # whole messages, not split
+        assert all(m.endswith("?") and "," not in m for m in cfg.messages)  # whole messages, not split
 
 
 def test_messages_on_the_command_line(tmp_path):
     """`--cfg job`: what inference.py would run with, nothing loaded."""
+
     def job(*args: str) -> dict:
-        result = subprocess.run([sys.executable, "inference.py", "mode=compare", *args, "--cfg", "job"], cwd=ROOT,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "inference.py", "mode=compare", *args, "--cfg", "job"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
         return yaml.safe_load(result.stdout)
 
@@ -104,17 +113,25 @@ def test_messages_on_the_command_line(tmp_path):
 
 # --- mode=compare on the tiny clone -----------------------------------------------------------------------------
 
+
 def test_compare_prints_both_replies_for_the_same_messages(compared):
     run_dir, summary, stdout = compared
     rows = read_jsonl(run_dir / "generations.jsonl")
     shown = [r for r in rows if r["shown"]]
     assert [(r["model"], r["message"]) for r in shown] == [(m, i) for m in ("base", "clone") for i in range(3)]
     base, clone = ([r["prompt"] for r in shown if r["model"] == m] for m in ("base", "clone"))
-    assert base == clone == ["Orrin: hey, are you free saturday?", "Orrin: what are you up to tonight?",
-                             "Tamsin: you there?\nOrrin: pub quiz later?"]
+    assert (
+        base
+        == clone
+        == [
+            "Orrin: hey, are you free saturday?",
+            "Orrin: what are you up to tonight?",
+            "Tamsin: you there?\nOrrin: pub quiz later?",
+        ]
+    )
     header = stdout.splitlines()[:4]
     assert any("message" in line and "base model" in line and "clone (Tamsin)" in line for line in header)
-    for words in ("saturday?", "tonight?", "quiz"):   # single words: the table wraps a cell's lines
+    for words in ("saturday?", "tonight?", "quiz"):  # single words: the table wraps a cell's lines
         assert words in stdout
     assert summary["mode"] == "compare" and summary["messages"] == 3 and summary["replies"] == 6
     manifest = runs.read_manifest(run_dir)
@@ -134,8 +151,16 @@ def test_the_perplexity_line_is_the_summary_and_ends_stdout(compared):
 
 def test_perplexities_are_the_ones_evaluate_clone_reports(compared, clone_root, tmp_path):
     _, summary, _ = compared
-    cfg = compose("evaluate_clone", [f"outputs_root={clone_root}", "eval.max_contexts=1",
-                                         "sampling.max_new_tokens=2", "wandb.mode=disabled", "progress=false"])
+    cfg = compose(
+        "evaluate_clone",
+        [
+            f"outputs_root={clone_root}",
+            "eval.max_contexts=1",
+            "sampling.max_new_tokens=2",
+            "wandb.mode=disabled",
+            "progress=false",
+        ],
+    )
     metrics = evaluate_clone(cfg, tmp_path / "eval", console=quiet())
     for ours, theirs in (("perplexity_base", "base"), ("perplexity_clone", "fine_tuned")):
         assert summary[ours] == pytest.approx(metrics["models"][theirs]["perplexity"]["perplexity"], rel=1e-6)
@@ -144,15 +169,19 @@ def test_perplexities_are_the_ones_evaluate_clone_reports(compared, clone_root, 
 
 # --- bad input: one line, before any model loads ------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides, message", [
-    (["mode=compare"], "messages: mode=compare needs one or more non-empty messages"),
-    (["mode=compare", "messages=[' ']"], "messages: mode=compare needs"),
-    (["mode=prompt", "prompt=hi", "messages=[hi]"], "messages: only mode=compare"),
-    (["mode=chat", "messages=[hi]"], "messages: only mode=compare"),
-    (["mode=compare", "messages=[hi]", "prompt=hey"], "prompt: mode=compare answers each of messages"),
-    (["mode=compare", "messages=[hi]", "run=base"], "run=base: mode=compare puts the base model next to"),
-    (["mode=compare", "messages=[hi]", "sampling.num_return_sequences=2"], "one reply per model and message"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["mode=compare"], "messages: mode=compare needs one or more non-empty messages"),
+        (["mode=compare", "messages=[' ']"], "messages: mode=compare needs"),
+        (["mode=prompt", "prompt=hi", "messages=[hi]"], "messages: only mode=compare"),
+        (["mode=chat", "messages=[hi]"], "messages: only mode=compare"),
+        (["mode=compare", "messages=[hi]", "prompt=hey"], "prompt: mode=compare answers each of messages"),
+        (["mode=compare", "messages=[hi]", "run=base"], "run=base: mode=compare puts the base model next to"),
+        (["mode=compare", "messages=[hi]", "sampling.num_return_sequences=2"], "one reply per model and message"),
+    ],
+)
 def test_bad_compare_values_are_refused_by_the_check(overrides, message):
     with pytest.raises(ChatcloneError, match=re.escape(message)):
         compose("inference", overrides).check()
@@ -163,9 +192,11 @@ def test_bad_compare_input_fails_before_any_model_loads(clone_root, tmp_path, mo
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr("chatclone.generation.running.load_clone", no_loading)
-    cases = {"messages=[hi,'Orrin:']": r"messages\[1\] 'Orrin:': prompt is empty",
-             f"run={_run_without_validation_targets(clone_root, tmp_path)}": "validation split has no target turns",
-             f"run={tmp_path / 'nope'}": "no such run dir"}
+    cases = {
+        "messages=[hi,'Orrin:']": r"messages\[1\] 'Orrin:': prompt is empty",
+        f"run={_run_without_validation_targets(clone_root, tmp_path)}": "validation split has no target turns",
+        f"run={tmp_path / 'nope'}": "no such run dir",
+    }
     for i, (override, message) in enumerate(cases.items()):
         overrides = [override] if override.startswith("messages") else ["messages=[hi]", override]
         with pytest.raises(ChatcloneError, match=message):
@@ -174,8 +205,18 @@ def test_bad_compare_input_fails_before_any_model_loads(clone_root, tmp_path, mo
 
 
 def test_the_script_prints_one_line(clone_root, tmp_path):
-    result = subprocess.run([sys.executable, "inference.py", "mode=compare", f"outputs_root={clone_root}",
-                             f"hydra.run.dir={tmp_path / 'cli'}"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "inference.py",
+            "mode=compare",
+            f"outputs_root={clone_root}",
+            f"hydra.run.dir={tmp_path / 'cli'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: messages: mode=compare needs")
 

@@ -50,8 +50,9 @@ def test_eval_mode_and_p_zero_are_the_identity_and_bad_p_is_refused():
 @pytest.mark.parametrize("method", ["lora", "qlora"])
 def test_lora_models_get_fast_dropout_unless_switched_off(dm_tokenized, tiny_llama, method):
     for fast, kind in [("true", FastDropout), ("false", torch.nn.Dropout)]:
-        cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, f"method={method}",
-                                              f"method.fast_dropout={fast}"))
+        cfg = compose(
+            "train", tiny_overrides(dm_tokenized, tiny_llama, f"method={method}", f"method.fast_dropout={fast}")
+        )
         model = build_model(cfg, str(tiny_llama), 100)
         dropouts = [d for m in model.modules() if hasattr(m, "lora_dropout") for d in m.lora_dropout.values()]
         assert len(dropouts) == 7 * model.config.num_hidden_layers  # the 7 Llama projections of every layer
@@ -64,8 +65,9 @@ def test_full_training_swaps_the_models_own_dropout_layers(dm_tokenized, embedde
     gpt2 = build_tiny_model("gpt2", tmp_path / "gpt2", embedded_dir)
     kinds = {}
     for fast in ("true", "false"):
-        cfg = compose("train", tiny_overrides(dm_tokenized, gpt2, "model=gpt2", "method=full",
-                                              f"method.fast_dropout={fast}"))
+        cfg = compose(
+            "train", tiny_overrides(dm_tokenized, gpt2, "model=gpt2", "method=full", f"method.fast_dropout={fast}")
+        )
         model = build_model(cfg, str(gpt2), 100)
         kinds[fast] = [type(m).__name__ for m in model.modules() if getattr(m, "p", 0) > 0]
         ids = torch.arange(1, 41).reshape(2, 20)
@@ -79,8 +81,9 @@ def test_a_lora_step_gets_the_same_gradients_as_with_nn_dropout_when_nothing_is_
     0 of 65536), both models compute the same thing."""
     grads = []
     for fast in ("true", "false"):
-        cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method.dropout=1e-7",
-                                              f"method.fast_dropout={fast}"))
+        cfg = compose(
+            "train", tiny_overrides(dm_tokenized, tiny_llama, "method.dropout=1e-7", f"method.fast_dropout={fast}")
+        )
         torch.manual_seed(0)
         model = build_model(cfg, str(tiny_llama), 100).train()
         for name, param in model.named_parameters():
@@ -94,8 +97,13 @@ def test_a_lora_step_gets_the_same_gradients_as_with_nn_dropout_when_nothing_is_
         torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
 
 
-@pytest.mark.parametrize("override, message", [("method.fast_dropout=maybe", "'maybe' is not a valid bool"),
-                                               ("method.fast_dropot=false", "Key 'fast_dropot' not in 'MethodConfig'")])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.fast_dropout=maybe", "'maybe' is not a valid bool"),
+        ("method.fast_dropot=false", "Key 'fast_dropot' not in 'MethodConfig'"),
+    ],
+)
 def test_bad_fast_dropout_overrides_name_the_key(override, message):
     from hydra.errors import ConfigCompositionException
 

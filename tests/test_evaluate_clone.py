@@ -31,8 +31,9 @@ def trained(dm_tokenized, tiny_llama, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eval-outputs")
     for stage in ("process_messages", "tokenize_dataset"):
         shutil.copytree(dm_tokenized / stage, root / stage)
-    _repoint(root / "tokenize_dataset" / "run", dm_tokenized / "process_messages" / "run",
-             root / "process_messages" / "run")
+    _repoint(
+        root / "tokenize_dataset" / "run", dm_tokenized / "process_messages" / "run", root / "process_messages" / "run"
+    )
     cfg = compose("train", tiny_overrides(root, tiny_llama, "trainer.max_steps=2", "trainer.learning_rate=5e-2"))
     train(cfg, root / "train" / "run", console=quiet())
     return root
@@ -47,8 +48,10 @@ def _repoint(run_dir: Path, old: Path, new: Path) -> None:
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eval") / "run"
-    cfg = compose("evaluate_clone", [f"outputs_root={trained}", "eval.max_contexts=3", "sampling.max_new_tokens=4",
-                        "wandb.mode=offline"])
+    cfg = compose(
+        "evaluate_clone",
+        [f"outputs_root={trained}", "eval.max_contexts=3", "sampling.max_new_tokens=4", "wandb.mode=offline"],
+    )
     return out, evaluate_clone(cfg, out, console=quiet())
 
 
@@ -102,18 +105,27 @@ def test_bad_inputs_are_one_line_before_any_model_loads(trained, tmp_path, monke
     monkeypatch.setattr("chatclone.evaluation.fidelity.load_clone", no_loading)
     (tmp_path / "unfinished").mkdir()
     empty = _run_without_validation_targets(trained, tmp_path)
-    cases = {f"run={tmp_path / 'nope'}": "no such run dir",
-             f"run={tmp_path / 'unfinished'}": "not a finished chatclone run",
-             "checkpoint=best": "has no best/",
-             f"run={empty}": "validation split has no target turns",
-             "sampling.num_return_sequences=2": "one reply per validation context",
-             "run=base": "run=base"}
+    cases = {
+        f"run={tmp_path / 'nope'}": "no such run dir",
+        f"run={tmp_path / 'unfinished'}": "not a finished chatclone run",
+        "checkpoint=best": "has no best/",
+        f"run={empty}": "validation split has no target turns",
+        "sampling.num_return_sequences=2": "one reply per validation context",
+        "run=base": "run=base",
+    }
     for i, (override, message) in enumerate(cases.items()):
         with pytest.raises(ChatcloneError, match=message):
-            evaluate_clone(compose("evaluate_clone", [f"outputs_root={trained}", *FAST, override]), tmp_path / f"x{i}",
-                           console=quiet())
-    result = subprocess.run([sys.executable, "evaluate_clone.py", f"run={tmp_path / 'nope'}",
-                             f"hydra.run.dir={tmp_path / 'cli'}"], cwd=ROOT, capture_output=True, text=True)
+            evaluate_clone(
+                compose("evaluate_clone", [f"outputs_root={trained}", *FAST, override]),
+                tmp_path / f"x{i}",
+                console=quiet(),
+            )
+    result = subprocess.run(
+        [sys.executable, "evaluate_clone.py", f"run={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path / 'cli'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
 
@@ -171,12 +183,22 @@ def test_scoring_at_the_end_of_training(trained, tmp_path):
     shutil.copytree(trained / "train" / "run", run, ignore=shutil.ignore_patterns(runs.MANIFEST))
     manifest = runs.read_manifest(trained / "train" / "run")
     data_dir = Path(manifest["inputs"][0])
-    cfg = compose("train", [f"outputs_root={trained}", "eval.fidelity=true", "eval.max_contexts=2", "eval.base=false",
-                            "trainer.seed=1", "wandb.mode=disabled"])
+    cfg = compose(
+        "train",
+        [
+            f"outputs_root={trained}",
+            "eval.fidelity=true",
+            "eval.max_contexts=2",
+            "eval.base=false",
+            "trainer.seed=1",
+            "wandb.mode=disabled",
+        ],
+    )
     settings = cfg.eval
     assert len(load_fidelity_data(data_dir, settings.max_contexts).contexts) == 2
-    headline = evaluate_after_training(cfg, run, data_dir, manifest["summary"]["base_model"],
-                                       manifest["summary"]["model"], quiet())
+    headline = evaluate_after_training(
+        cfg, run, data_dir, manifest["summary"]["base_model"], manifest["summary"]["model"], quiet()
+    )
     assert "perplexity_fine_tuned" in headline and "perplexity_base" not in headline
     assert (run / "fidelity" / "report.md").is_file() and not (run / runs.MANIFEST).exists()
 
@@ -189,8 +211,12 @@ def test_train_py_eval_fidelity_true(trained, tiny_llama, tmp_path):
     with pytest.raises(ChatcloneError, match="eval.max_contexts=0"):
         train(bad, tmp_path / "bad", console=quiet())
     assert not (tmp_path / "bad").exists()  # refused before the run dir was made
-    cfg = compose("train", tiny_overrides(trained, tiny_llama, "trainer.max_steps=1", "eval.fidelity=true",
-                                       "eval.max_contexts=2", "eval.base=false"))
+    cfg = compose(
+        "train",
+        tiny_overrides(
+            trained, tiny_llama, "trainer.max_steps=1", "eval.fidelity=true", "eval.max_contexts=2", "eval.base=false"
+        ),
+    )
     train(cfg, tmp_path / "run", console=quiet())
     summary = runs.read_manifest(tmp_path / "run")["summary"]
     assert "fidelity" in runs.read_manifest(tmp_path / "run")["outputs"]

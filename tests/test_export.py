@@ -27,10 +27,20 @@ from tests.conftest import ROOT, compose, quiet
 def train_run(root: Path, dm_tokenized: Path, model: Path, *more: str) -> Path:
     from chatclone.stages.train import train
 
-    cfg = compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-                                f"model.name_or_path={model}", "trainer.max_steps=2", "wandb.mode=disabled",
-                                "trainer.save_strategy=no", "eval.sample_contexts=0", "trainer.learning_rate=5e-2",
-                                *more])
+    cfg = compose(
+        "train",
+        [
+            f"outputs_root={root}",
+            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+            f"model.name_or_path={model}",
+            "trainer.max_steps=2",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            "eval.sample_contexts=0",
+            "trainer.learning_rate=5e-2",
+            *more,
+        ],
+    )
     train(cfg, root / "train" / "run", console=quiet())
     return root
 
@@ -57,13 +67,14 @@ def gguf_model(run_dir: Path, info: dict):
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(run_dir), gguf_file=info["file"], dtype=torch.float32,
-                                                local_files_only=True).eval()
+    return AutoModelForCausalLM.from_pretrained(
+        str(run_dir), gguf_file=info["file"], dtype=torch.float32, local_files_only=True
+    ).eval()
 
 
 def prompt_ids(root: Path, count: int = 3) -> tuple[list[list[int]], object]:
-    """Token ids of the prompts for the first `count` target turns of the validation split (the DM has 3), as chatclone renders
-    them for generation."""
+    """Token ids of the prompts for the first `count` target turns of the validation split (the DM has 3), as
+    chatclone renders them for generation."""
     spec = locate(compose("inference", [f"outputs_root={root}"]))
     tokenizer = load_tokenizer(spec.data_dir / "tokenizer")
     builder = PromptBuilder(tokenizer, spec.format)
@@ -73,7 +84,9 @@ def prompt_ids(root: Path, count: int = 3) -> tuple[list[list[int]], object]:
         messages = json.loads(line)["messages"]
         for k in range(1, len(messages)):
             if messages[k]["name"] == spec.target and len(ids) < count:
-                ids.append(tokenizer(builder.render(messages[:k], spec.target)[0], add_special_tokens=False)["input_ids"])
+                ids.append(
+                    tokenizer(builder.render(messages[:k], spec.target)[0], add_special_tokens=False)["input_ids"]
+                )
     assert len(ids) == count
     return ids, spec
 
@@ -100,11 +113,15 @@ def test_f16_round_trip_matches_the_merged_model(lora_root, exports):
             a, b = merged(x).logits, exported(x).logits
             worst = max(worst, float((a - b).abs().max()))
             same, total = same + int((a.argmax(-1) == b.argmax(-1)).sum()), total + a.shape[1]
-            greedy = [m.generate(x, max_new_tokens=32, do_sample=False, min_new_tokens=32)[0].tolist()
-                      for m in (rounded, exported)]
+            greedy = [
+                m.generate(x, max_new_tokens=32, do_sample=False, min_new_tokens=32)[0].tolist()
+                for m in (rounded, exported)
+            ]
             assert greedy[0] == greedy[1] and len(greedy[0]) == len(prompt) + 32
-    print(f"F16 export: max |logit difference| {worst:.2e} from the float32 merged model, top-1 agreement "
-          f"{same / total:.1%} over {total} positions of {len(ids)} validation prompts; same 32 greedy tokens")
+    print(
+        f"F16 export: max |logit difference| {worst:.2e} from the float32 merged model, top-1 agreement "
+        f"{same / total:.1%} over {total} positions of {len(ids)} validation prompts; same 32 greedy tokens"
+    )
     assert worst < 5e-2 and same / total > 0.95
     info = exports["F16"][1]
     assert info["kind"] == "adapter" and info["tensors"] == {"F32": 5, "F16": 16}  # output.weight too: not tied
@@ -123,9 +140,13 @@ def dequantised_model(path: Path, like):
 
     config, model = like.config, copy.deepcopy(like)
     stored = {t.name: dequantize(t.data, t.tensor_type) for t in GGUFReader(str(path)).tensors}
-    names = {gguf_name: hf for hf, (gguf_name, _) in zip(
-        [n for n in like.state_dict() if not (config.tie_word_embeddings and n == "lm_head.weight")],
-        _tensors(like, config))}
+    names = {
+        gguf_name: hf
+        for hf, (gguf_name, _) in zip(
+            [n for n in like.state_dict() if not (config.tie_word_embeddings and n == "lm_head.weight")],
+            _tensors(like, config),
+        )
+    }
     state = {}
     for gguf_name, hf in names.items():
         data = stored[gguf_name].reshape(like.state_dict()[hf].shape)
@@ -151,8 +172,10 @@ def test_quantised_exports_top1_agreement(lora_root, tmp_path):
                 x = torch.tensor([prompt])
                 a, b = merged(x).logits.argmax(-1), model(x).logits.argmax(-1)
                 same, total = same + int((a == b).sum()), total + a.numel()
-        print(f"{quant} export of the tiny random clone: top-1 agreement with the merged model {same / total:.1%} "
-              f"over {total} positions (the embedded model: benchmarks/bench_export.py)")
+        print(
+            f"{quant} export of the tiny random clone: top-1 agreement with the merged model {same / total:.1%} "
+            f"over {total} positions (the embedded model: benchmarks/bench_export.py)"
+        )
         assert summary.types == {"F32": 5, quant: 16} and same / total >= floor
 
 
@@ -162,10 +185,12 @@ def test_export_dir_holds_gguf_modelfile_readme_and_manifest_with_sha256(exports
     run_dir, info = exports["F16"]
     manifest = runs.read_manifest(run_dir)
     assert manifest["stage"] == "export_model"
-    assert manifest["outputs"] == [info["file"], "Modelfile", "chat_template.jinja", "prompt_example.txt",
-                                   "README.md"]
-    assert (run_dir / "prompt_example.txt").read_text(encoding="utf-8").endswith("Orrin: hey, you up?<|im_end|>\n"
-                                                                                  "<|im_start|>assistant\n")
+    assert manifest["outputs"] == [info["file"], "Modelfile", "chat_template.jinja", "prompt_example.txt", "README.md"]
+    assert (
+        (run_dir / "prompt_example.txt")
+        .read_text(encoding="utf-8")
+        .endswith("Orrin: hey, you up?<|im_end|>\n<|im_start|>assistant\n")
+    )
     assert hashlib.sha256((run_dir / info["file"]).read_bytes()).hexdigest() == manifest["summary"]["sha256"]
     modelfile = (run_dir / "Modelfile").read_text(encoding="utf-8")
     assert f"FROM ./{info['file']}\n" in modelfile and 'PARAMETER stop """<|im_end|>"""' in modelfile
@@ -218,21 +243,29 @@ def test_modelfile_and_jinja_templates_render_validation_conversations_byte_for_
     # With two known partners: one written as `Name: text` by the client stays that speaker's; plain messages are
     # the default partner's (user_name) and get its name, as training wrote them.
     two = go_template(turn_pieces(builder), ["Orrin", "Pippa"], "Orrin")
-    history = [{"role": "user", "name": "Pippa", "content": "quiz tonight?"},
-               {"role": "assistant", "name": spec.target, "content": "yes!!"},
-               {"role": "user", "name": "Orrin", "content": "count me in"}]
+    history = [
+        {"role": "user", "name": "Pippa", "content": "quiz tonight?"},
+        {"role": "assistant", "name": spec.target, "content": "yes!!"},
+        {"role": "user", "name": "Orrin", "content": "count me in"},
+    ]
     got = render(two, template_data(ollama_messages(history, spec.target, "Orrin", system)))
     assert got == builder.render(history, spec.target)[0]
     assert "Pippa: quiz tonight?" in got and "Orrin: count me in" in got and got.endswith("<|im_start|>assistant\n")
 
 
 def test_go_template_subset_follows_go_semantics():
-    template = ('{{ $s := .System }}{{ range .Messages }}{{ if eq .Role "user" }}[{{ if $s }}{{ $s }}|'
-                '{{ $s = "" }}{{ end }}{{ if or (eq (printf "%.3s" .Content) "Ab:") }}{{ else }}Me: {{ end }}'
-                '{{ .Content }}]{{ else if eq .Role "assistant" }}<{{ .Content }}>{{ else }}?{{ end }}{{ end }}'
-                '{{ "\\u00e9{{\\"" }}')
-    messages = [{"Role": "user", "Content": "hi"}, {"Role": "assistant", "Content": "yo"},
-                {"Role": "user", "Content": "Ab: x"}, {"Role": "tool", "Content": ""}]
+    template = (
+        '{{ $s := .System }}{{ range .Messages }}{{ if eq .Role "user" }}[{{ if $s }}{{ $s }}|'
+        '{{ $s = "" }}{{ end }}{{ if or (eq (printf "%.3s" .Content) "Ab:") }}{{ else }}Me: {{ end }}'
+        '{{ .Content }}]{{ else if eq .Role "assistant" }}<{{ .Content }}>{{ else }}?{{ end }}{{ end }}'
+        '{{ "\\u00e9{{\\"" }}'
+    )
+    messages = [
+        {"Role": "user", "Content": "hi"},
+        {"Role": "assistant", "Content": "yo"},
+        {"Role": "user", "Content": "Ab: x"},
+        {"Role": "tool", "Content": ""},
+    ]
     got = render(template, {"System": "sys", "Messages": [{k.title(): v for k, v in m.items()} for m in messages]})
     assert got == '[sys|Me: hi]<yo>[Ab: x]?é{{"'
     with pytest.raises(ValueError):
@@ -283,12 +316,15 @@ def test_qlora_run_is_exported_from_the_unquantised_base(dm_tokenized, tiny_llam
     assert {t.tensor_type.name for t in GGUFReader(str(run_dir / info["file"])).tensors} == {"F32", "F16"}
 
 
-@pytest.mark.parametrize("override, message", [
-    ("quantization=Q5_5", "quantization=Q5_5: unknown; use one of F16, Q8_0, Q4_0, BF16"),
-    ("quantization=Q4_K_M", "quantization=Q4_K_M: the K-quants need llama.cpp's llama-quantize"),
-    ("checkpoint=best", "checkpoint=best: this train run has no best/"),
-    ("user_name=a:b", "user_name: 'a:b' is not a speaker name"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("quantization=Q5_5", "quantization=Q5_5: unknown; use one of F16, Q8_0, Q4_0, BF16"),
+        ("quantization=Q4_K_M", "quantization=Q4_K_M: the K-quants need llama.cpp's llama-quantize"),
+        ("checkpoint=best", "checkpoint=best: this train run has no best/"),
+        ("user_name=a:b", "user_name: 'a:b' is not a speaker name"),
+    ],
+)
 def test_bad_settings_fail_in_one_line(lora_root, tmp_path, override, message):
     with pytest.raises(ChatcloneError) as error:
         export(lora_root, override, run_dir=tmp_path / "out")
@@ -313,8 +349,10 @@ def test_unfinished_run_and_existing_export_are_refused(lora_root, exports, tmp_
 def test_gpt2_and_phi3_are_refused_naming_what_is_missing():
     from transformers import GPT2Config, Phi3Config
 
-    for config, missing in ((GPT2Config(architectures=["GPT2LMHeadModel"]), "c_attn"),
-                            (Phi3Config(architectures=["Phi3ForCausalLM"]), "qkv_proj")):
+    for config, missing in (
+        (GPT2Config(architectures=["GPT2LMHeadModel"]), "c_attn"),
+        (Phi3Config(architectures=["Phi3ForCausalLM"]), "qkv_proj"),
+    ):
         with pytest.raises(ChatcloneError, match=missing) as error:
             check_architecture(config, "model")
         assert "\n" not in str(error.value)
@@ -324,12 +362,17 @@ def test_script_refuses_a_k_quant_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "export_model.py", f"outputs_root={tmp_path}", "quantization=Q4_K_M"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "export_model.py", f"outputs_root={tmp_path}", "quantization=Q4_K_M"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("error: quantization=Q4_K_M: the K-quants need llama.cpp")
-    help_text = subprocess.run([sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True,
-                               text=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     assert "python export_model.py" in help_text and "llama-quantize" in help_text
     assert "sampling: creative, default, greedy   (now: default)" in help_text
 

@@ -12,18 +12,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_benchmark(*args: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fidelity.py"), *args, "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fidelity.py"), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "tests/fixtures/sample_exports"], "--input and --target go together"),
-    (["--target", "someone"], "--input and --target go together"),
-    (["--input", "no/such/exports", "--target", "someone"], "--input no/such/exports: no such file or folder"),
-    (["--recipes", "chatclone,nonsense"], "--recipes: unknown recipe 'nonsense'"),
-    (["--recipe", "lonely"], "--recipe 'lonely': write NAME=OVERRIDES"),
-    (["--threads", "many"], "--threads=many: use auto"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "tests/fixtures/sample_exports"], "--input and --target go together"),
+        (["--target", "someone"], "--input and --target go together"),
+        (["--input", "no/such/exports", "--target", "someone"], "--input no/such/exports: no such file or folder"),
+        (["--recipes", "chatclone,nonsense"], "--recipes: unknown recipe 'nonsense'"),
+        (["--recipe", "lonely"], "--recipe 'lonely': write NAME=OVERRIDES"),
+        (["--threads", "many"], "--threads=many: use auto"),
+    ],
+)
 def test_bad_arguments_fail_in_one_line(args, message, tmp_path):
     result = run_benchmark(*args, out=tmp_path / "out")
     assert result.returncode != 0 and result.stdout == ""
@@ -34,8 +42,10 @@ def test_bad_arguments_fail_in_one_line(args, message, tmp_path):
 def test_another_selection_of_recipes_resumes_but_other_settings_are_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "benchmark_args.json").write_text('{"input": null, "target": null, "steps": 40, "batch_size": 4, '
-                                             '"messages": 4000, "max_length": 128, "max_contexts": 70, '
-                                             '"max_new_tokens": 32, "recipes": "overfit", "screen": true}')
+    (out / "benchmark_args.json").write_text(
+        '{"input": null, "target": null, "steps": 40, "batch_size": 4, '
+        '"messages": 4000, "max_length": 128, "max_contexts": 70, '
+        '"max_new_tokens": 32, "recipes": "overfit", "screen": true}'
+    )
     result = run_benchmark("--steps", "41", out=out)
     assert result.returncode != 0 and "use a new --out, or the same settings to resume" in result.stderr

@@ -34,17 +34,20 @@ GENERATION_CHATML = (
     "{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}{{ m['content'] + "
     "'<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
     "{% else %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 # A group chat with what breaks naive span searches: a user saying exactly what the target says next, a user
 # saying "assistant", bursts from one side, emoji and stray whitespace.
-CHAT = [{"role": "user", "name": "Pippa", "content": "lol"},
-        {"role": "assistant", "name": "tam", "content": "lol"},
-        {"role": "user", "name": "ezraloom", "content": "assistant"},
-        {"role": "user", "name": "Pippa", "content": "who's coming thursday? 🎲"},
-        {"role": "assistant", "name": "tam", "content": "  me!! i need basil 🌿\n"},
-        {"role": "assistant", "name": "tam", "content": "and soup"},
-        {"role": "user", "name": "Marlow", "content": "i can drive"},
-        {"role": "assistant", "name": "tam", "content": "deal 🍅"}]
+CHAT = [
+    {"role": "user", "name": "Pippa", "content": "lol"},
+    {"role": "assistant", "name": "tam", "content": "lol"},
+    {"role": "user", "name": "ezraloom", "content": "assistant"},
+    {"role": "user", "name": "Pippa", "content": "who's coming thursday? 🎲"},
+    {"role": "assistant", "name": "tam", "content": "  me!! i need basil 🌿\n"},
+    {"role": "assistant", "name": "tam", "content": "and soup"},
+    {"role": "user", "name": "Marlow", "content": "i can drive"},
+    {"role": "assistant", "name": "tam", "content": "deal 🍅"},
+]
 
 
 def group_tokenizer(base_dir: Path, group: str) -> Any:
@@ -59,8 +62,9 @@ def group_tokenizer(base_dir: Path, group: str) -> Any:
         tok.eos_token = tok.pad_token = "<|endoftext|>"
         tok.chat_template = None
     elif group == "mistral":
-        tok.add_special_tokens({"bos_token": "<s>", "eos_token": "</s>",
-                                "additional_special_tokens": ["[INST]", "[/INST]"]})
+        tok.add_special_tokens(
+            {"bos_token": "<s>", "eos_token": "</s>", "additional_special_tokens": ["[INST]", "[/INST]"]}
+        )
         tok.pad_token = None
         tok.chat_template = None
     return tok
@@ -73,8 +77,12 @@ def group_config(group: str) -> Any:
 def group_encoder(tok: Any, group: str, max_length: int = 1024, **style: Any) -> ChatEncoder:
     cfg = group_config(group)
     template = cfg.chat_template or tok.chat_template or cfg.fallback_chat_template
-    style = {"system_prompt": SYSTEM, "system_role": cfg.system_role, "alternating_roles": cfg.alternating_roles,
-             **style}
+    style = {
+        "system_prompt": SYSTEM,
+        "system_role": cfg.system_role,
+        "alternating_roles": cfg.alternating_roles,
+        **style,
+    }
     return ChatEncoder(tok, template, cfg.end_of_turn, Style(**style), max_length, where=f"model={group}")
 
 
@@ -97,7 +105,7 @@ def expected_runs(messages: list[dict], end_of_turn: str, merge: bool) -> list[s
     for i, m in enumerate(messages + [{"role": "end"}]):
         if m["role"] == "assistant":
             group.append(m)
-            if merge and messages[i + 1:i + 2] and messages[i + 1]["role"] == "assistant":
+            if merge and messages[i + 1 : i + 2] and messages[i + 1]["role"] == "assistant":
                 continue
         trained = [g["content"].strip() for g in group if g.get("train", True)]
         if trained:
@@ -132,13 +140,20 @@ def test_chatml_labels_equal_transformers_generation_mask(tokenizers):
     [sequence] = encoder.encode(CHAT).sequences
     units = build_units(CHAT, encoder.style)
     turns = window_turns(units, 0, len(units) - 1, 0, encoder.style)
-    reference = tok.apply_chat_template([{"role": t.role, "content": t.content} for t in turns],
-                                        chat_template=GENERATION_CHATML, return_assistant_tokens_mask=True,
-                                        return_dict=True)
+    reference = tok.apply_chat_template(
+        [{"role": t.role, "content": t.content} for t in turns],
+        chat_template=GENERATION_CHATML,
+        return_assistant_tokens_mask=True,
+        return_dict=True,
+    )
     assert sequence.input_ids == reference["input_ids"]
     assert [int(label != IGNORE) for label in sequence.labels] == reference["assistant_masks"]
-    assert labelled_runs(tok, sequence) == ["lol<|im_end|>", "me!! i need basil 🌿<|im_end|>",
-                                            "and soup<|im_end|>", "deal 🍅<|im_end|>"]
+    assert labelled_runs(tok, sequence) == [
+        "lol<|im_end|>",
+        "me!! i need basil 🌿<|im_end|>",
+        "and soup<|im_end|>",
+        "deal 🍅<|im_end|>",
+    ]
 
 
 @pytest.mark.parametrize("group", ["smollm2", "gpt2", "phi3", "mistral"])
@@ -195,16 +210,20 @@ def test_mistral_merges_same_role_turns_and_folds_the_system_prompt(tokenizers):
     [sequence] = group_encoder(tok, "mistral").encode(CHAT[2:]).sequences
     assert tok.decode(sequence.input_ids) == (
         f"<s>[INST] {SYSTEM}\n\nezraloom: assistant\nPippa: who's coming thursday? 🎲[/INST] me!! i need basil 🌿\n"
-        "and soup</s>[INST] Marlow: i can drive[/INST] deal 🍅</s>")
+        "and soup</s>[INST] Marlow: i can drive[/INST] deal 🍅</s>"
+    )
     # a conversation opening with the target gets a user turn carrying the system prompt
     [sequence] = group_encoder(tok, "mistral").encode(CHAT[1:2]).sequences
     assert tok.decode(sequence.input_ids) == f"<s>[INST] {SYSTEM}[/INST] lol</s>"
 
 
-@pytest.mark.parametrize("style, message", [
-    ({"alternating_roles": False}, "cannot express a conversation of roles"),
-    ({"system_role": True}, "drops the system prompt"),
-])
+@pytest.mark.parametrize(
+    "style, message",
+    [
+        ({"alternating_roles": False}, "cannot express a conversation of roles"),
+        ({"system_role": True}, "drops the system prompt"),
+    ],
+)
 def test_mistral_template_limits_are_reported(tokenizers, style, message):
     with pytest.raises(ChatcloneError, match=message) as info:
         group_encoder(tokenizers["mistral"], "mistral", **style).encode(CHAT)
@@ -229,16 +248,23 @@ def test_fast_render_matches_apply_chat_template(tokenizers, group):
 
 def test_templates_that_inspect_message_text_are_refused(tokenizers):
     tok = tokenizers["smollm2"]
-    peeking = tok.chat_template.replace("message['content']",
-                                        "(message['content'] if message['content'][:1] != 'l' else 'L')")
+    peeking = tok.chat_template.replace(
+        "message['content']", "(message['content'] if message['content'][:1] != 'l' else 'L')"
+    )
     encoder = ChatEncoder(tok, peeking, "<|im_end|>", Style(), 1024, where="model=custom")
     with pytest.raises(ChatcloneError, match="renders differently once message text is marked"):
         encoder.check(CHAT)
 
 
 def long_chat(turns: int) -> list[dict]:
-    return [{"role": "user" if i % 3 == 0 else "assistant", "name": "Pippa" if i % 3 == 0 else "tam",
-             "content": f"message number {i} about the soup and the game on thursday"} for i in range(turns)]
+    return [
+        {
+            "role": "user" if i % 3 == 0 else "assistant",
+            "name": "Pippa" if i % 3 == 0 else "tam",
+            "content": f"message number {i} about the soup and the game on thursday",
+        }
+        for i in range(turns)
+    ]
 
 
 @pytest.mark.parametrize("group", ["smollm2", "mistral"])
@@ -252,7 +278,7 @@ def test_long_conversations_become_windows_ending_on_target_turns(tokenizers, gr
         assert sequence.length <= 90
         last = max(i for i, label in enumerate(sequence.labels) if label != IGNORE)
         assert sequence.input_ids[last] == tok.convert_tokens_to_ids(cfg.end_of_turn)
-        assert tok.decode(sequence.input_ids[last + 1:]).strip() == ""  # ends on a target turn
+        assert tok.decode(sequence.input_ids[last + 1 :]).strip() == ""  # ends on a target turn
         text = tok.decode(sequence.input_ids)
         if k:  # later windows start with context: earlier turns, unlabelled
             first = min(i for i, label in enumerate(sequence.labels) if label != IGNORE)
@@ -270,8 +296,9 @@ def test_a_turn_too_long_for_max_length_is_skipped_and_counted(tokenizers):
     encoded = group_encoder(tok, "smollm2", max_length=80).encode(chat)
     assert encoded.skipped_turns == 1 and encoded.skipped_tokens > 80
     runs = [run for s in encoded.sequences for run in labelled_runs(tok, s)]
-    assert runs == [m["content"] + "<|im_end|>" for m in chat if m["role"] == "assistant" and "soup " * 3
-                    not in m["content"]]
+    assert runs == [
+        m["content"] + "<|im_end|>" for m in chat if m["role"] == "assistant" and "soup " * 3 not in m["content"]
+    ]
     assert all(s.length <= 80 for s in encoded.sequences)
 
 

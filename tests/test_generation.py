@@ -38,9 +38,19 @@ def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.Te
     from chatclone.stages.train import train
 
     root = tmp_path_factory.mktemp("clone-outputs")
-    cfg = compose("train", [f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-                                f"model.name_or_path={tiny_llama}", "trainer.max_steps=2", "wandb.mode=disabled",
-                                "trainer.save_strategy=no", "export.merge=true", "export.merged_dtype=float32"])
+    cfg = compose(
+        "train",
+        [
+            f"outputs_root={root}",
+            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+            f"model.name_or_path={tiny_llama}",
+            "trainer.max_steps=2",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            "export.merge=true",
+            "export.merged_dtype=float32",
+        ],
+    )
     train(cfg, root / "train" / "run", console=quiet())
     return root
 
@@ -86,6 +96,7 @@ def scripted(root: Path, text: str, end: bool) -> Scripted:
 
 # --- config: the sampling group and bad values ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("option, greedy", [("default", False), ("greedy", True), ("creative", False)])
 def test_every_sampling_option_composes(script, option, greedy):
@@ -97,45 +108,65 @@ def test_every_sampling_option_composes(script, option, greedy):
         assert (cfg.sampling.temperature, cfg.sampling.top_p) == (0.7, 0.9)
 
 
-@pytest.mark.parametrize("override, key", [
-    ("sampling.temperature=-0.1", "sampling.temperature"), ("sampling.top_p=0", "sampling.top_p"),
-    ("sampling.top_p=1.5", "sampling.top_p"), ("sampling.top_k=-1", "sampling.top_k"),
-    ("sampling.repetition_penalty=0", "sampling.repetition_penalty"),
-    ("sampling.num_return_sequences=0", "sampling.num_return_sequences"),
-    ("sampling.max_new_tokens=0", "sampling.max_new_tokens"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("sampling.temperature=-0.1", "sampling.temperature"),
+        ("sampling.top_p=0", "sampling.top_p"),
+        ("sampling.top_p=1.5", "sampling.top_p"),
+        ("sampling.top_k=-1", "sampling.top_k"),
+        ("sampling.repetition_penalty=0", "sampling.repetition_penalty"),
+        ("sampling.num_return_sequences=0", "sampling.num_return_sequences"),
+        ("sampling.max_new_tokens=0", "sampling.max_new_tokens"),
+    ],
+)
 def test_bad_sampling_values_name_the_override(override, key):
     with pytest.raises(ChatcloneError, match=key.replace(".", r"\.")):
         compose("inference", ["mode=prompt", "prompt=hi", override]).check()
 
 
-@pytest.mark.parametrize("script, overrides, key", [
-    ("inference", ["sampling=greedy", "sampling.num_return_sequences=2", "mode=prompt", "prompt=hi"],
-     "sampling.num_return_sequences"),
-    ("inference", ["sampling.temperature=0", "sampling.num_return_sequences=3", "mode=prompt", "prompt=hi"],
-     "sampling.num_return_sequences"),
-    ("inference", ["sampling.num_return_sequences=2"], "mode=chat"),
-    ("inference", ["mode=prompt"], "prompt is empty"),
-    ("inference", ["mode=prompt", "prompt=  "], "prompt is empty"),
-    ("generate_from_prompt", [], "prompt is empty"),
-    ("generate_from_prompt", ["prompt=hi", "turns=0"], "turns"),
-    ("generate_from_prompt", ["prompt=hi", "speakers=[a:b]"], "speakers"),
-    ("simulate_conversation", ["max_turns=0"], "max_turns"),
-    ("inference", ["run=base", "checkpoint=merged"], "checkpoint=merged"),
-])
+@pytest.mark.parametrize(
+    "script, overrides, key",
+    [
+        (
+            "inference",
+            ["sampling=greedy", "sampling.num_return_sequences=2", "mode=prompt", "prompt=hi"],
+            "sampling.num_return_sequences",
+        ),
+        (
+            "inference",
+            ["sampling.temperature=0", "sampling.num_return_sequences=3", "mode=prompt", "prompt=hi"],
+            "sampling.num_return_sequences",
+        ),
+        ("inference", ["sampling.num_return_sequences=2"], "mode=chat"),
+        ("inference", ["mode=prompt"], "prompt is empty"),
+        ("inference", ["mode=prompt", "prompt=  "], "prompt is empty"),
+        ("generate_from_prompt", [], "prompt is empty"),
+        ("generate_from_prompt", ["prompt=hi", "turns=0"], "turns"),
+        ("generate_from_prompt", ["prompt=hi", "speakers=[a:b]"], "speakers"),
+        ("simulate_conversation", ["max_turns=0"], "max_turns"),
+        ("inference", ["run=base", "checkpoint=merged"], "checkpoint=merged"),
+    ],
+)
 def test_bad_requests_fail_at_check(script, overrides, key):
     with pytest.raises(ChatcloneError, match=key.replace(".", r"\.")):
         compose(script, overrides).check()
 
 
 def test_bad_value_from_the_command_line_is_one_line_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "inference.py", f"outputs_root={tmp_path}", "sampling.top_p=1.5"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "inference.py", f"outputs_root={tmp_path}", "sampling.top_p=1.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: sampling.top_p=1.5") and result.stdout == ""
 
 
 # --- pure pieces: prompt parsing, the speaker safety net ---------------------------------------------------------
+
 
 def test_parse_prompt_names_speakers():
     got = parse_prompt("Pippa: pub quiz?\nat 8\norrin: in\nsee: you there", ["Tamsin", "Orrin", "Pippa"], "Orrin")
@@ -170,8 +201,10 @@ def test_prompt_renders_like_the_training_template(clone_root):
     clone = load_clone(locate(cfg), cfg)
     history = [{"role": "user", "name": "Orrin", "content": "hey"}]
     text, _ = clone.prompts.render(history, "Tamsin")
-    messages = [{"role": "system", "content": clone.spec.format.style.system_prompt},
-                {"role": "user", "content": "Orrin: hey"}]
+    messages = [
+        {"role": "system", "content": clone.spec.format.style.system_prompt},
+        {"role": "user", "content": "Orrin: hey"},
+    ]
     assert text == clone.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert clone.prompts.render(history, "Pippa")[0].endswith("<|im_end|>\n<|im_start|>user\nPippa:")
     assert clone.stop_ids == [2] and clone.spec.target == "Tamsin" and clone.spec.partners == ["Orrin"]
@@ -179,16 +212,22 @@ def test_prompt_renders_like_the_training_template(clone_root):
 
 # --- inference.py --------------------------------------------------------------------------------------------------
 
+
 def test_chat_in_process_with_stringio(clone_root, tmp_path):
-    summary, out, err = run_stage(inference, "inference", clone_root, tmp_path, [],
-                                  stdin="hey\n\n/reset\nsaturday?\n/quit\nnever read\n")
+    summary, out, err = run_stage(
+        inference, "inference", clone_root, tmp_path, [], stdin="hey\n\n/reset\nsaturday?\n/quit\nnever read\n"
+    )
     lines = [line for line in out.split("\n") if line and not line.startswith(" ")]  # piped: your lines are echoed
     assert [line[:8] for line in lines] == ["Orrin: h", "Tamsin: ", "Orrin: s", "Tamsin: "], out
     assert lines[0] == "Orrin: hey" and lines[2] == "Orrin: saturday?", out
     assert "Orrin>" not in out and "(conversation reset)" in err
     transcript = read_jsonl(tmp_path / "run" / "conversation.jsonl")
     assert [(t["speaker"], t["by"], t["conversation"]) for t in transcript] == [
-        ("Orrin", "user", 0), ("Tamsin", "model", 0), ("Orrin", "user", 1), ("Tamsin", "model", 1)]
+        ("Orrin", "user", 0),
+        ("Tamsin", "model", 0),
+        ("Orrin", "user", 1),
+        ("Tamsin", "model", 1),
+    ]
     for turn in transcript[1::2]:
         assert_clean_turn(turn["text"])
     assert summary["replies"] == 2 and summary["mode"] == "chat"
@@ -210,15 +249,21 @@ def test_chat_at_a_terminal_prompts_on_stderr(clone_root, tmp_path):
 
 
 def test_chat_through_a_pipe(clone_root, tmp_path):
-    result = subprocess.run([sys.executable, "inference.py", f"outputs_root={clone_root}", *SMALL,
-                             f"hydra.run.dir={tmp_path / 'run'}"], input="hey\nsaturday?\n", cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "inference.py", f"outputs_root={clone_root}", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
+        input="hey\nsaturday?\n",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.split("\n") if line and not line.startswith(" ")]
     # stdout reads as the conversation: each piped line, then the reply (its further lines indented)
     assert len(lines) == 4 and lines[0] == "Orrin: hey" and lines[2] == "Orrin: saturday?", result.stdout
     assert lines[1].startswith("Tamsin: ") and lines[3].startswith("Tamsin: "), result.stdout
     assert runs.read_manifest(tmp_path / "run")["summary"]["replies"] == 2
+
     # stdout is exactly the conversation, as printed (a turn's further lines indented under its first, a reply
     # cut at max_new_tokens marked with …): no log lines
     def shown(turn: dict) -> str:
@@ -229,11 +274,23 @@ def test_chat_through_a_pipe(clone_root, tmp_path):
 
 
 def test_prompt_mode_candidates(clone_root, tmp_path):
-    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path,
-                                ["mode=prompt", "prompt='Pippa: pub quiz?\nOrrin: you in?'",
-                                 "sampling.num_return_sequences=3", "sampling.temperature=1.3"])
+    summary, out, _ = run_stage(
+        inference,
+        "inference",
+        clone_root,
+        tmp_path,
+        [
+            "mode=prompt",
+            "prompt='Pippa: pub quiz?\nOrrin: you in?'",
+            "sampling.num_return_sequences=3",
+            "sampling.temperature=1.3",
+        ],
+    )
     assert [line[:12] for line in out.split("\n") if line.startswith("[")] == [
-        "[1] Tamsin: ", "[2] Tamsin: ", "[3] Tamsin: "]
+        "[1] Tamsin: ",
+        "[2] Tamsin: ",
+        "[3] Tamsin: ",
+    ]
     rows = read_jsonl(tmp_path / "run" / "generations.jsonl")
     assert [r["candidate"] for r in rows] == [0, 1, 2] and {r["temperature"] for r in rows} == {1.3}
     assert len({r["seconds"] for r in rows}) == 1, "generated together"
@@ -246,9 +303,14 @@ def test_prompt_mode_candidates(clone_root, tmp_path):
 
 def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
     forced = scripted(clone_root, "see you then", end=True)
-    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path,
-                                ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"],
-                                logits_processor=[forced])
+    summary, out, _ = run_stage(
+        inference,
+        "inference",
+        clone_root,
+        tmp_path,
+        ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"],
+        logits_processor=[forced],
+    )
     [row] = read_jsonl(tmp_path / "run" / "generations.jsonl")
     assert row["text"] == "see you then" and row["stopped"] == "end_of_turn" and row["tokens"] == 4
     assert out == "Tamsin: see you then\n"
@@ -256,9 +318,15 @@ def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
 
 def test_compiled_decode_steps_stop_at_end_of_turn_in_a_chat(clone_root, tmp_path):
     forced = scripted(clone_root, "see you then", end=True)
-    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path,
-                                ["compile_decode=true", "sampling=greedy", "sampling.max_new_tokens=20"],
-                                stdin="hey\n", logits_processor=[forced])
+    summary, out, _ = run_stage(
+        inference,
+        "inference",
+        clone_root,
+        tmp_path,
+        ["compile_decode=true", "sampling=greedy", "sampling.max_new_tokens=20"],
+        stdin="hey\n",
+        logits_processor=[forced],
+    )
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert (turn["text"], turn["stopped"], turn["tokens"]) == ("see you then", "end_of_turn", 4)
     assert out == "Orrin: hey\nTamsin: see you then\n"
@@ -275,8 +343,10 @@ def test_compiled_decode_step_matches_the_eager_one(clone_root):
     model = load_clone(locate(cfg), cfg).model
     ids = torch.arange(5, 25)[None]
     logits = {}
-    for name, cache in (("eager", DynamicCache(config=model.config)),
-                        ("compiled", StaticCache(config=model.config, max_cache_len=128))):
+    for name, cache in (
+        ("eager", DynamicCache(config=model.config)),
+        ("compiled", StaticCache(config=model.config, max_cache_len=128)),
+    ):
         if name == "compiled":
             compile_decode_steps(model, cache_step=128)
         with torch.inference_mode():
@@ -288,8 +358,15 @@ def test_compiled_decode_step_matches_the_eager_one(clone_root):
 
 def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_path):
     forced = scripted(clone_root, "Tamsin: ok\nsure\nOrrin: great see you", end=False)
-    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path, ["sampling.max_new_tokens=30"],
-                                stdin="hey\n", logits_processor=[forced])
+    summary, out, _ = run_stage(
+        inference,
+        "inference",
+        clone_root,
+        tmp_path,
+        ["sampling.max_new_tokens=30"],
+        stdin="hey\n",
+        logits_processor=[forced],
+    )
     assert out == "Orrin: hey\nTamsin: ok\n        sure\n", out
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert turn["text"] == "ok\nsure" and turn["cut_at"] == "Orrin" and turn["stopped"] == "speaker"
@@ -303,8 +380,9 @@ def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_p
 @pytest.mark.parametrize("sampling, attempts", [("default", 3), ("greedy", 1)])
 def test_a_turn_cut_to_nothing_is_drawn_again(clone_root, tmp_path, sampling, attempts):
     forced = scripted(clone_root, "Orrin: hi", end=True)
-    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path, [f"sampling={sampling}"],
-                                stdin="hey\n", logits_processor=[forced])
+    summary, out, _ = run_stage(
+        inference, "inference", clone_root, tmp_path, [f"sampling={sampling}"], stdin="hey\n", logits_processor=[forced]
+    )
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert turn["attempts"] == attempts and turn["text"] == "" and turn["cut_at"] == "Orrin"
     # one turn shown, honestly: `(no reply)`; the draws before it are in generations.jsonl, marked not shown
@@ -322,15 +400,24 @@ def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):
 
     # fast_decode=false: the check is that reusing the cache is exact; with bfloat16 decode steps the cached reply
     # tokens' keys and values differ in the last bits from a fresh float32 prompt pass.
-    cfg = compose("inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5",
-                                    "fast_decode=false"])
+    cfg = compose(
+        "inference", [f"outputs_root={clone_root}", "sampling=greedy", "sampling.max_new_tokens=5", "fast_decode=false"]
+    )
     clone = load_clone(locate(cfg), cfg)
     texts, reused = {}, []
     for reuse in (False, True):
-        generator = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id,
-                              ["Tamsin", "Orrin"], reuse_cache=reuse)
+        generator = Generator(
+            clone.model,
+            clone.tokenizer,
+            cfg.sampling,
+            clone.stop_ids,
+            clone.pad_id,
+            ["Tamsin", "Orrin"],
+            reuse_cache=reuse,
+        )
         if reuse:
             take = generator.prefix.take
+
             def spy(model, ids, take=take):
                 cache = take(model, ids)
                 reused.append((cache.get_seq_length(), len(ids)))
@@ -370,8 +457,15 @@ def test_ctrl_c_keeps_the_streamed_part_and_the_chat_goes_on(clone_root):
     clone = load_clone(locate(cfg), cfg)
     words = clone.tokenizer(" one two three four five six", add_special_tokens=False)["input_ids"]
     ctrl_c = CtrlC(words, at=4)
-    generator = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id,
-                          ["Tamsin", "Orrin"], logits_processor=[ctrl_c])
+    generator = Generator(
+        clone.model,
+        clone.tokenizer,
+        cfg.sampling,
+        clone.stop_ids,
+        clone.pad_id,
+        ["Tamsin", "Orrin"],
+        logits_processor=[ctrl_c],
+    )
     history = [clone.prompts.message("Orrin", "count for me")]
     ids, _ = clone.prompts.fit(history, "Tamsin", 500)
     shown: list[str] = []
@@ -386,11 +480,17 @@ def test_ctrl_c_keeps_the_streamed_part_and_the_chat_goes_on(clone_root):
 
 
 def test_base_run_and_merged_checkpoint(clone_root, tmp_path):
-    summary, out, _ = run_stage(inference, "inference", clone_root, tmp_path / "a", ["run=base", "mode=prompt",
-                                                                                      "prompt=hey"])
+    summary, out, _ = run_stage(
+        inference, "inference", clone_root, tmp_path / "a", ["run=base", "mode=prompt", "prompt=hey"]
+    )
     assert summary["clone"]["kind"] == "base" and summary["base_only"] and out.startswith("Tamsin: ")
-    summary, _, _ = run_stage(inference, "inference", clone_root, tmp_path / "b",
-                              ["checkpoint=merged", "mode=prompt", "prompt=hey", "sampling=greedy"])
+    summary, _, _ = run_stage(
+        inference,
+        "inference",
+        clone_root,
+        tmp_path / "b",
+        ["checkpoint=merged", "mode=prompt", "prompt=hey", "sampling=greedy"],
+    )
     assert summary["clone"]["kind"] == "merged"
 
 
@@ -409,8 +509,11 @@ def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatc
     if problem == "other_base":
         shutil.copytree(clone_root / "train" / "run", tmp_path / "copy")
         config = tmp_path / "copy" / "final" / "adapter_config.json"
-        config.write_text(config.read_text().replace(str(json.loads(config.read_text())["base_model_name_or_path"]),
-                                                     "/somewhere/else"))
+        config.write_text(
+            config.read_text().replace(
+                str(json.loads(config.read_text())["base_model_name_or_path"]), "/somewhere/else"
+            )
+        )
     with pytest.raises(ChatcloneError, match=message):
         run_stage(inference, "inference", clone_root, tmp_path, overrides)
 
@@ -418,9 +521,23 @@ def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run([sys.executable, "inference.py", "-m", f"outputs_root={clone_root}", *SMALL,
-                             "mode=prompt", "prompt=hey", "sampling.temperature=0.5,1.0",
-                             f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "inference.py",
+            "-m",
+            f"outputs_root={clone_root}",
+            *SMALL,
+            "mode=prompt",
+            "prompt=hey",
+            "sampling.temperature=0.5,1.0",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for job, temperature in (("0", 0.5), ("1", 1.0)):
         [row] = read_jsonl(sweep / job / "generations.jsonl")
@@ -432,8 +549,14 @@ def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
 
 def test_wandb_table_has_no_chat_text_unless_opted_in(clone_root, tmp_path):
     forced = scripted(clone_root, "zebracrossing", end=True)
-    run_stage(inference, "inference", clone_root, tmp_path, ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"],
-              logits_processor=[forced])
+    run_stage(
+        inference,
+        "inference",
+        clone_root,
+        tmp_path,
+        ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"],
+        logits_processor=[forced],
+    )
     [offline] = (tmp_path / "run" / "wandb").glob("offline-run-*")
     blob = b"".join(p.read_bytes() for p in offline.rglob("*") if p.is_file())
     assert b"tokens_per_s" in blob and b"zebracrossing" not in blob and b"quokkas" not in blob
@@ -457,8 +580,10 @@ def test_wandb_text_columns_only_with_log_samples(tmp_path, monkeypatch, log_sam
         def finish(self):
             logged["finished"] = True
 
-    fake = SimpleNamespace(init=lambda **kwargs: logged.update(init=kwargs) or Run(),
-                           Table=lambda columns, data: SimpleNamespace(columns=columns, data=data))
+    fake = SimpleNamespace(
+        init=lambda **kwargs: logged.update(init=kwargs) or Run(),
+        Table=lambda columns, data: SimpleNamespace(columns=columns, data=data),
+    )
     monkeypatch.setitem(sys.modules, "wandb", fake)
     cfg = compose("inference", ["wandb.mode=offline", f"wandb.log_samples={str(log_samples).lower()}"])
     rows = [{"speaker": "Tamsin", "text": "secret", "tokens": 3, "temperature": 0.7}]
@@ -470,9 +595,15 @@ def test_wandb_text_columns_only_with_log_samples(tmp_path, monkeypatch, log_sam
 
 # --- generate_from_prompt.py and simulate_conversation.py -----------------------------------------------------------
 
+
 def test_generate_from_prompt_grows_a_conversation(clone_root, tmp_path):
-    summary, out, _ = run_stage(generate_from_prompt, "generate_from_prompt", clone_root, tmp_path,
-                                ["prompt=Pippa: pub quiz tonight?", "speakers=[Orrin,Pippa]", "turns=4"])
+    summary, out, _ = run_stage(
+        generate_from_prompt,
+        "generate_from_prompt",
+        clone_root,
+        tmp_path,
+        ["prompt=Pippa: pub quiz tonight?", "speakers=[Orrin,Pippa]", "turns=4"],
+    )
     turns = read_jsonl(tmp_path / "run" / "conversation.jsonl")
     assert turns[0] == {**turns[0], "speaker": "Pippa", "by": "prompt", "text": "pub quiz tonight?"}
     assert len(turns) == 5 and turns[1]["speaker"] == "Tamsin" and summary["replies"] == 4
@@ -487,8 +618,14 @@ def test_generate_from_prompt_grows_a_conversation(clone_root, tmp_path):
 
 @pytest.mark.parametrize("play", ["Orrin", "target"])
 def test_simulate_conversation_from_stdin(clone_root, tmp_path, play):
-    summary, out, _ = run_stage(simulate_conversation, "simulate_conversation", clone_root, tmp_path,
-                                [f"play={play}", "speakers=[Orrin,Pippa]"], stdin="hey all\n/skip\nok bye\n")
+    summary, out, _ = run_stage(
+        simulate_conversation,
+        "simulate_conversation",
+        clone_root,
+        tmp_path,
+        [f"play={play}", "speakers=[Orrin,Pippa]"],
+        stdin="hey all\n/skip\nok bye\n",
+    )
     turns = read_jsonl(tmp_path / "run" / "conversation.jsonl")
     player = "Tamsin" if play == "target" else "Orrin"
     typed = [t for t in turns if t["by"] == "user"]
@@ -505,6 +642,7 @@ def test_simulate_conversation_from_stdin(clone_root, tmp_path, play):
 
 
 # --- fast decode ---------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_decode_linear_is_exact_on_prompts_and_close_on_one_token(bias):

@@ -16,12 +16,19 @@ from chatclone.modeling import resolve_model, same_model
 from chatclone.stages.process_messages import process_messages
 from tests.conftest import DM, ROOT, make_config, quiet, read_jsonl
 
-GOOD = {"id": "c-w0", "channel": "Direct Messages / Orrin", "channel_id": "1118608583297251434",
-        "start": "2025-03-27T18:02:14Z", "end": "2025-03-27T19:52:40Z",
-        "messages": [{"role": "user", "name": "Orrin", "content": "hey"},
-                     {"role": "assistant", "name": "Tamsin", "content": "old reply", "train": False},
-                     {"role": "user", "name": "Orrin", "content": "so?"},
-                     {"role": "assistant", "name": "Tamsin", "content": "yesss"}]}
+GOOD = {
+    "id": "c-w0",
+    "channel": "Direct Messages / Orrin",
+    "channel_id": "1118608583297251434",
+    "start": "2025-03-27T18:02:14Z",
+    "end": "2025-03-27T19:52:40Z",
+    "messages": [
+        {"role": "user", "name": "Orrin", "content": "hey"},
+        {"role": "assistant", "name": "Tamsin", "content": "old reply", "train": False},
+        {"role": "user", "name": "Orrin", "content": "so?"},
+        {"role": "assistant", "name": "Tamsin", "content": "yesss"},
+    ],
+}
 
 
 def write_lines(path: Path, *lines: str) -> Path:
@@ -68,26 +75,35 @@ def test_an_empty_file_has_no_records_but_a_missing_file_is_refused(tmp_path):
 MESSAGE = '{"role": "user", "content": "hi"}'
 
 
-@pytest.mark.parametrize("line, error", [
-    ('{"messages": [', "not a JSON line (is this a process_messages output?)"),
-    ("[1, 2]", "not a chat record: an array, not an object (is this a process_messages output?)"),
-    ('"text"', "not a chat record: a string, not an object (is this a process_messages output?)"),
-    ('{"id": "x"}', "record has no `messages` list (is this a process_messages output?)"),
-    ('{"messages": "hi"}', "the record's `messages` is a string, not a list (is this a process_messages output?)"),
-    (f'{{"messages": [{MESSAGE}, 3]}}', "message 2 is a number, not an object"),
-    ('{"messages": [{"content": "hi"}]}', "message 1 has no `role`"),
-    (f'{{"messages": [{MESSAGE}, {{"role": "assistant"}}]}}', "message 2 has no `content`"),
-    ('{"messages": [{"role": "system", "content": "hi"}]}', "message 1: `role` is 'system', not 'user' or "
-                                                              "'assistant'"),
-    ('{"messages": [{"role": 1, "content": "hi"}]}', "message 1: `role` is a number, not a string"),
-    ('{"messages": [{"role": "user", "content": null}]}', "message 1: `content` is null, not a string"),
-    ('{"messages": [{"role": "user", "content": "hi", "name": 7}]}', "message 1: `name` is a number, not a string "
-                                                                     "or null"),
-    ('{"messages": [{"role": "assistant", "content": "hi", "train": "no"}]}',
-     "message 1: `train` is a string, not true or false"),
-    (f'{{"id": 5, "messages": [{MESSAGE}]}}', "`id` is a number, not a string"),
-    (f'{{"start": 1700000000, "messages": [{MESSAGE}]}}', "`start` is a number, not a string or null"),
-])
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ('{"messages": [', "not a JSON line (is this a process_messages output?)"),
+        ("[1, 2]", "not a chat record: an array, not an object (is this a process_messages output?)"),
+        ('"text"', "not a chat record: a string, not an object (is this a process_messages output?)"),
+        ('{"id": "x"}', "record has no `messages` list (is this a process_messages output?)"),
+        ('{"messages": "hi"}', "the record's `messages` is a string, not a list (is this a process_messages output?)"),
+        (f'{{"messages": [{MESSAGE}, 3]}}', "message 2 is a number, not an object"),
+        ('{"messages": [{"content": "hi"}]}', "message 1 has no `role`"),
+        (f'{{"messages": [{MESSAGE}, {{"role": "assistant"}}]}}', "message 2 has no `content`"),
+        (
+            '{"messages": [{"role": "system", "content": "hi"}]}',
+            "message 1: `role` is 'system', not 'user' or 'assistant'",
+        ),
+        ('{"messages": [{"role": 1, "content": "hi"}]}', "message 1: `role` is a number, not a string"),
+        ('{"messages": [{"role": "user", "content": null}]}', "message 1: `content` is null, not a string"),
+        (
+            '{"messages": [{"role": "user", "content": "hi", "name": 7}]}',
+            "message 1: `name` is a number, not a string or null",
+        ),
+        (
+            '{"messages": [{"role": "assistant", "content": "hi", "train": "no"}]}',
+            "message 1: `train` is a string, not true or false",
+        ),
+        (f'{{"id": 5, "messages": [{MESSAGE}]}}', "`id` is a number, not a string"),
+        (f'{{"start": 1700000000, "messages": [{MESSAGE}]}}', "`start` is a number, not a string or null"),
+    ],
+)
 def test_every_bad_line_is_one_error_naming_file_and_line(tmp_path, line, error):
     path = write_lines(tmp_path / "train.jsonl", json.dumps(GOOD), "", line)
     with pytest.raises(ChatcloneError) as info:
@@ -103,9 +119,11 @@ def test_every_reader_of_the_splits_refuses_the_same_bad_line(tmp_path):
 
 
 def test_is_trained_on_each_kind_of_turn():
-    target, repeated, other = (ChatMessage("assistant", "yesss", "Tamsin"),
-                               ChatMessage("assistant", "old reply", "Tamsin", train=False),
-                               ChatMessage("user", "hey", "Orrin"))
+    target, repeated, other = (
+        ChatMessage("assistant", "yesss", "Tamsin"),
+        ChatMessage("assistant", "old reply", "Tamsin", train=False),
+        ChatMessage("user", "hey", "Orrin"),
+    )
     assert [is_trained(m) for m in (target, repeated, other)] == [True, False, False]
     # the chat-template code asks about message dicts: the same answers
     assert [is_trained(m.to_json()) for m in (target, repeated, other)] == [True, False, False]
@@ -135,7 +153,9 @@ def test_resolve_model_names_every_kind_of_model_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_model("model").name == str(folder.resolve()) and not resolve_model("model").embedded
     assert resolve_model("model/model.gguf").from_pretrained_args() == (
-        str(folder.resolve()), {"gguf_file": "model.gguf", "local_files_only": True})
+        str(folder.resolve()),
+        {"gguf_file": "model.gguf", "local_files_only": True},
+    )
     assert resolve_model("org/some-model").name == "org/some-model"
     assert resolve_model("./absent").name == "./absent" and not same_model("./absent", "model")
     with pytest.raises(ChatcloneError, match="not a model folder or a .gguf file"):

@@ -28,8 +28,12 @@ from tests.test_metrics import _styled
 # Hand-computed Wilson 95 % intervals (z = 1.959964, z^2 = 3.841459, n + z^2 = 13.841459 for n = 10):
 #   0/10:  high = z^2 / (n + z^2) = 0.277533, low = 0          10/10: the mirror image, (0.722467, 1)
 #   5/10:  centre 0.5, half = z / (n + z^2) * sqrt(n/4 + z^2/4) = 0.141600 * 1.860203 = 0.263407
-KNOWN = {(0, 10): (0.0, 0.277533), (5, 10): (0.236593, 0.763407), (10, 10): (0.722467, 1.0),
-         (1, 1): (0.206549, 1.0)}   # 1/1: low = 1 / (1 + z^2) = 0.206549
+KNOWN = {
+    (0, 10): (0.0, 0.277533),
+    (5, 10): (0.236593, 0.763407),
+    (10, 10): (0.722467, 1.0),
+    (1, 1): (0.206549, 1.0),
+}  # 1/1: low = 1 / (1 + z^2) = 0.206549
 
 
 @pytest.mark.parametrize("counts, expected", KNOWN.items())
@@ -64,10 +68,11 @@ def test_separation_on_the_issues_numbers_and_on_a_separable_case():
     assert normalised(rate(15, 30), rate(28, 30), rate(2, 30)) == pytest.approx((0.5 - 2 / 30) / (26 / 30))
     # each condition alone is enough
     assert separation(rate(28, 30), rate(2, 30), 19, 20, 0.2)["reasons"] == [
-        "only 19 replies were scored (at least 20 are needed)"]
-    overlap = separation(rate(20, 20), rate(23, 30), 48, 20, 0.2)   # gap 0.23, but [84-100%] vs [59-88%]
+        "only 19 replies were scored (at least 20 are needed)"
+    ]
+    overlap = separation(rate(20, 20), rate(23, 30), 48, 20, 0.2)  # gap 0.23, but [84-100%] vs [59-88%]
     assert len(overlap["reasons"]) == 1 and "does not lie above" in overlap["reasons"][0]
-    narrow = separation(rate(300, 300), rate(255, 300), 48, 20, 0.2)   # intervals apart, gap only 0.15
+    narrow = separation(rate(300, 300), rate(255, 300), 48, 20, 0.2)  # intervals apart, gap only 0.15
     assert narrow["reasons"] == ["the ceiling is only 15.0% above the floor (at least 20% is needed)"]
     assert normalised(rate(1, 2), rate(1, 4), rate(1, 4)) is None
     assert intervals_overlap(rate(5, 10), rate(6, 10)) and not intervals_overlap(rate(0, 30), rate(30, 30))
@@ -81,8 +86,9 @@ def test_no_caveat_when_the_classifier_separates_hand_made_styles():
     replies = mine[:20] + others[:5]
     result = metric.compute(predictions=replies, target_replies=mine, other_texts=others)
     assert result["target"] == {**rate(20, 25), "mean_prob": pytest.approx(result["mean_target_prob"])}
-    assert result["ceiling"]["n"] == 30 and result["ceiling"]["ci95"] == list(wilson_interval(
-        result["ceiling"]["successes"], 30))
+    assert result["ceiling"]["n"] == 30 and result["ceiling"]["ci95"] == list(
+        wilson_interval(result["ceiling"]["successes"], 30)
+    )
     check = separation(result["ceiling"], result["floor"], len(replies), min_contexts=20, min_gap=0.2)
     assert check["separable"], check["reasons"]
     expected = (0.8 - result["floor_rate"]) / (result["ceiling_rate"] - result["floor_rate"])
@@ -94,8 +100,10 @@ def honest_run(trained, tmp_path_factory):  # noqa: F811
     """evaluate_clone on the bundled tiny sample, its console a terminal (so the progress bar draws) and the
     chatclone.evaluation log captured."""
     out = tmp_path_factory.mktemp("honest") / "run"
-    cfg = compose("evaluate_clone", [f"outputs_root={trained}", "eval.max_contexts=4", "sampling.max_new_tokens=4",
-                        "wandb.mode=disabled"])
+    cfg = compose(
+        "evaluate_clone",
+        [f"outputs_root={trained}", "eval.max_contexts=4", "sampling.max_new_tokens=4", "wandb.mode=disabled"],
+    )
     console = Console(file=io.StringIO(), force_terminal=True, width=160)
     records = []
     handler = logging.Handler()
@@ -120,8 +128,9 @@ def test_every_rate_has_its_interval_and_n_in_metrics_json(honest_run):
         assert part["ci95"] == pytest.approx(list(wilson_interval(part["successes"], part["n"])))
         assert part["rate"] == pytest.approx(part["successes"] / part["n"])
     assert saved["models"]["fine_tuned"]["attribution"]["n"] == 4
-    assert saved["ceiling"]["n"] == saved["data"]["ceiling_texts"] \
-        and saved["floor"]["n"] == saved["data"]["floor_texts"]
+    assert (
+        saved["ceiling"]["n"] == saved["data"]["ceiling_texts"] and saved["floor"]["n"] == saved["data"]["floor_texts"]
+    )
 
 
 def test_the_tiny_sample_cannot_tell_the_target_apart(honest_run):
@@ -135,7 +144,7 @@ def test_the_tiny_sample_cannot_tell_the_target_apart(honest_run):
     assert h["attribution_separable"] is False and h["attribution_normalised_fine_tuned"] is None
     assert all(m["attribution"]["normalised"] is None for m in metrics["models"].values())
     target = metrics["target"]
-    plain = " ".join(printed.split())   # the table wraps long cells
+    plain = " ".join(printed.split())  # the table wraps long cells
     assert f"style attribution cannot tell {target} apart on this data" in plain
     assert "normalised" not in printed and "not evidence" in plain
     assert format_rate(metrics["models"]["fine_tuned"]["attribution"]) in plain
@@ -178,9 +187,15 @@ def test_separable_report_gives_normalised_scores_and_no_caveat(honest_run):
     separable = {**metrics, "ceiling": ceiling, "floor": floor, "attribution_check": check, "models": {}}
     for name, replies in (("base", mine[:5] + others[:20]), ("fine_tuned", mine[:12] + others[:13])):
         r = metric.rates(replies)
-        separable["models"][name] = {**metrics["models"][name], "attribution": {
-            **r, "target_rate": r["rate"], "mean_target_prob": r["mean_prob"], "normalised": normalised(r, ceiling,
-                                                                                                       floor)}}
+        separable["models"][name] = {
+            **metrics["models"][name],
+            "attribution": {
+                **r,
+                "target_rate": r["rate"],
+                "mean_target_prob": r["mean_prob"],
+                "normalised": normalised(r, ceiling, floor),
+            },
+        }
     verdict = " ".join(attribution_verdict(separable, ["base", "fine_tuned"]))
     clone = separable["models"]["fine_tuned"]["attribution"]
     assert "cannot tell" not in verdict and f"fine-tuned {format_rate(clone)} (normalised" in verdict
@@ -199,8 +214,12 @@ def test_attribution_plot_has_n_and_interval_error_bars(honest_run):
     fig = attribution_figure(metrics)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    parts = [metrics["floor"], metrics["models"]["base"]["attribution"], metrics["models"]["fine_tuned"]["attribution"],
-             metrics["ceiling"]]
+    parts = [
+        metrics["floor"],
+        metrics["models"]["base"]["attribution"],
+        metrics["models"]["fine_tuned"]["attribution"],
+        metrics["ceiling"],
+    ]
     assert [label.rsplit("n=", 1)[1] for label in labels] == [str(p["n"]) for p in parts]
     from matplotlib.container import BarContainer
 
@@ -216,8 +235,7 @@ def test_lengths_plot_counts_whole_replies_with_n_in_the_legend():
     ax = lengths_figure([("tamsin (real)", [3, 10, 12]), ("base", [0, 40, 41]), ("fine-tuned", [5, 6, 7])]).axes[0]
     ax.figure.canvas.draw()
     assert all(float(t).is_integer() for t in ax.get_yticks()) and all(float(t).is_integer() for t in ax.get_xticks())
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tamsin (real), n=3", "base, n=3",
-                                                                  "fine-tuned, n=3"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tamsin (real), n=3", "base, n=3", "fine-tuned, n=3"]
 
 
 def test_two_point_loss_curve_has_markers_and_whole_steps(trained, tmp_path):  # noqa: F811
@@ -237,21 +255,28 @@ def test_loss_curve_marks_the_best_checkpoint_of_a_regularized_run(trained, tiny
     from chatclone.stages.train import train
     from tests.test_train import tiny_overrides
 
-    overrides = tiny_overrides(trained, tiny_llama, "preset=regularized", "trainer.epochs=4",
-                               "trainer.learning_rate=3e-2", "trainer.early_stopping_patience=3")
-    metrics = train(compose("train", [o for o in overrides if "save_strategy" not in o]), tmp_path / "run",
-                    console=quiet())
+    overrides = tiny_overrides(
+        trained,
+        tiny_llama,
+        "preset=regularized",
+        "trainer.epochs=4",
+        "trainer.learning_rate=3e-2",
+        "trainer.early_stopping_patience=3",
+    )
+    metrics = train(
+        compose("train", [o for o in overrides if "save_strategy" not in o]), tmp_path / "run", console=quiet()
+    )
     history = metrics["log_history"]
     step = best_step(history)
     assert metrics["best_checkpoint"].endswith(f"checkpoint-{step}")
-    assert len(training_entries(history)) == len(history) - 1   # train.py's evaluate() after training
+    assert len(training_entries(history)) == len(history) - 1  # train.py's evaluate() after training
     ax = loss_figure(history, "regularized", step).axes[0]
     star = [line for line in ax.get_lines() if line.get_marker() == "*"]
     evals = [(e["step"], e["eval_loss"]) for e in training_entries(history) if "eval_loss" in e]
     assert len(star) == 1 and list(star[0].get_xdata()) == [step]
     assert list(star[0].get_ydata()) == [dict(evals)[step]] and f"best/ (step {step}" in star[0].get_label()
     validation = [line for line in ax.get_lines() if line.get_label().startswith("validation loss")]
-    assert list(validation[0].get_xdata()) == [s for s, _ in evals]   # the after-training evaluation is not a point
+    assert list(validation[0].get_xdata()) == [s for s, _ in evals]  # the after-training evaluation is not a point
     assert (tmp_path / "run" / "loss_curve.png").is_file()
     unmarked = loss_figure(history, "no best", None).axes[0]
     assert not [line for line in unmarked.get_lines() if line.get_marker() == "*"]

@@ -23,7 +23,7 @@ from chatclone.stages.process_messages import process_messages
 from tests.conftest import DM, ROOT, make_config, quiet, read_jsonl
 
 HTML = ROOT / "tests" / "fixtures" / "html"
-SECOND_ID = "1354878597316749483"        # DM message 2: Tamsin's "yesss", line 46 of the 2-space layout
+SECOND_ID = "1354878597316749483"  # DM message 2: Tamsin's "yesss", line 46 of the 2-space layout
 CSV_HEADER = "AuthorID,Author,Date,Content,Attachments,Reactions\n"
 CSV_ROW = '"607216646228391176","tamsin.vale","2025-03-27T19:02:14.3810000+01:00","hi","",""\n'
 
@@ -46,9 +46,8 @@ def dm_doc(shared: Path) -> dict:
 
 def write_json(path: Path, doc: dict, minified: bool) -> Path:
     """DCE's 2-space layout (the reader's fast path) or a minified re-save (its ijson path)."""
-    path.write_text(json.dumps(doc, separators=(",", ":")) if minified else json.dumps(doc, indent=2),
-                    encoding="utf-8")
-    assert _has_fixed_layout(path.read_bytes()[:1 << 16]) is not minified
+    path.write_text(json.dumps(doc, separators=(",", ":")) if minified else json.dumps(doc, indent=2), encoding="utf-8")
+    assert _has_fixed_layout(path.read_bytes()[: 1 << 16]) is not minified
     return path
 
 
@@ -57,8 +56,12 @@ def set_field(doc: dict, dotted: str, value, index: int = 1) -> dict:
     forwardedMessage field comes with the Forward reference that makes the reader look at it."""
     holder = doc["messages"][index]
     if dotted.startswith("forwardedMessage"):
-        holder["reference"] = {"messageId": "1354878196147711561", "channelId": "1118608583297251434",
-                               "guildId": None, "type": "Forward"}
+        holder["reference"] = {
+            "messageId": "1354878196147711561",
+            "channelId": "1118608583297251434",
+            "guildId": None,
+            "type": "Forward",
+        }
     *parents, leaf = dotted.split(".")
     for name in parents:
         holder = holder.setdefault(name, {})
@@ -126,7 +129,7 @@ def test_both_json_paths_give_the_same_error(shared, tmp_path, field, value, exp
     doc = set_field(dm_doc(shared), field, value)
     fixed = read_error(write_json(tmp_path / "a [1118608583297251434].json", doc, minified=False))
     minified = read_error(write_json(tmp_path / "b [1118608583297251434].json", doc, minified=True))
-    assert fixed[fixed.index(" (message "):] == minified[minified.index(" (message "):]  # same words after path:line
+    assert fixed[fixed.index(" (message ") :] == minified[minified.index(" (message ") :]  # same words after path:line
 
 
 @LAYOUTS
@@ -147,8 +150,8 @@ def test_malformed_minified_json_is_one_line(shared, tmp_path):
     """ijson's C backend appends the text and a caret on further lines: only the first is kept."""
     path = write_json(tmp_path / f"{DM}.json", dm_doc(shared), minified=True)
     text = path.read_text(encoding="utf-8")
-    at = [i for i in range(len(text)) if text.startswith('"isPinned":false', i)][4]   # in message 5
-    path.write_text(text[:at] + '"isPinned":fals' + text[at + len('"isPinned":false'):], encoding="utf-8")
+    at = [i for i in range(len(text)) if text.startswith('"isPinned":false', i)][4]  # in message 5
+    path.write_text(text[:at] + '"isPinned":fals' + text[at + len('"isPinned":false') :], encoding="utf-8")
     assert re.search(r": malformed JSON after message [0-4]: \S", read_error(path))  # the count ijson reached
 
 
@@ -156,15 +159,25 @@ def test_malformed_minified_json_is_one_line(shared, tmp_path):
 def test_nulls_dce_may_write_still_read(shared, tmp_path, minified):
     """Optional fields may be null or absent: nickname, discriminator, reference, attachments, isBot."""
     doc = dm_doc(shared)
-    for field, value in [("author.nickname", None), ("author.discriminator", None), ("reference", None),
-                         ("attachments", None), ("stickers", DELETE), ("author.isBot", DELETE)]:
+    for field, value in [
+        ("author.nickname", None),
+        ("author.discriminator", None),
+        ("reference", None),
+        ("attachments", None),
+        ("stickers", DELETE),
+        ("author.isBot", DELETE),
+    ]:
         set_field(doc, field, value)
     _, messages = read_json(write_json(tmp_path / f"{DM}.json", doc, minified), ReadOptions())
     messages = list(messages)
     second = messages[1]
     assert len(messages) == 61 and second.content == "yesss" and second.author_id == "607216646228391176"
     assert (second.username, second.display, second.is_bot, second.attachments) == (
-        "tamsin.vale", "tamsin.vale", False, 0)
+        "tamsin.vale",
+        "tamsin.vale",
+        False,
+        0,
+    )
 
 
 def test_minified_copy_reads_like_the_original(shared, tmp_path):
@@ -173,8 +186,10 @@ def test_minified_copy_reads_like_the_original(shared, tmp_path):
     assert list(original) == list(minified)
 
 
-@pytest.mark.parametrize("field, value", [("content", None), ("author.name", 7), ("author.nickname", {}),
-                                          ("timestamp", "9999-12-31T23:00:00-05:00")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("content", None), ("author.name", 7), ("author.nickname", {}), ("timestamp", "9999-12-31T23:00:00-05:00")],
+)
 def test_process_messages_stops_with_one_line_and_writes_no_split(shared, tmp_path, field, value):
     path = write_json(tmp_path / f"{DM}.json", set_field(dm_doc(shared), field, value), minified=False)
     run_dir = tmp_path / "run"
@@ -186,9 +201,19 @@ def test_process_messages_stops_with_one_line_and_writes_no_split(shared, tmp_pa
 
 def test_script_exits_2_on_a_wrong_type_field(shared, tmp_path):
     path = write_json(tmp_path / "dm.json", set_field(dm_doc(shared), "content", None), minified=True)
-    result = subprocess.run([sys.executable, "process_messages.py", f"input={path}", "target=tamsin.vale",
-                             "progress=false", f"outputs_root={tmp_path / 'out'}"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "process_messages.py",
+            f"input={path}",
+            "target=tamsin.vale",
+            "progress=false",
+            f"outputs_root={tmp_path / 'out'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {path} (message 2)") and '"content" is null' in result.stderr
@@ -200,30 +225,35 @@ OUT_OF_RANGE = "outside the dates a message can have"
 
 
 @LAYOUTS
-@pytest.mark.parametrize("stamp, expected", [
-    ("9999-12-31T23:00:00-05:00", OUT_OF_RANGE),       # year 10000 in UTC
-    ("0001-01-01T00:30:00+05:00", OUT_OF_RANGE),       # year 0 in UTC
-    ("0000-01-01T00:00:00+00:00", "year 0 is out of range"),
-    ("2025-03-27T19:03:50+25:00", "is no ISO 8601 date"),
-])
+@pytest.mark.parametrize(
+    "stamp, expected",
+    [
+        ("9999-12-31T23:00:00-05:00", OUT_OF_RANGE),  # year 10000 in UTC
+        ("0001-01-01T00:30:00+05:00", OUT_OF_RANGE),  # year 0 in UTC
+        ("0000-01-01T00:00:00+00:00", "year 0 is out of range"),
+        ("2025-03-27T19:03:50+25:00", "is no ISO 8601 date"),
+    ],
+)
 def test_json_timestamp_out_of_range(shared, tmp_path, minified, stamp, expected):
     path = write_json(tmp_path / f"{DM}.json", set_field(dm_doc(shared), "timestamp", stamp), minified)
     text = read_error(path)
     assert expected in text and "(message 2)" in text and f"(message id {SECOND_ID})" in text
 
 
-@pytest.mark.parametrize("date, expected", [
-    ("9999-12-31T23:59:00.0000000-05:00", f"is {OUT_OF_RANGE}"),
-    ("0001-01-01T00:10:00.0000000+05:00", f"is {OUT_OF_RANGE}"),
-    ("0000-01-01T00:10:00.0000000+00:00", "is no ISO 8601 date (year 0 is out of range)"),
-    ("99999999999999999999", f"is {OUT_OF_RANGE}"),    # --dateformat unixms, absurd
-    ("12/31/9999 11:59 PM", f"is {OUT_OF_RANGE}"),     # old text date, New York: UTC year 10000
-    ("banana", "unreadable date 'banana'"),
-])
+@pytest.mark.parametrize(
+    "date, expected",
+    [
+        ("9999-12-31T23:59:00.0000000-05:00", f"is {OUT_OF_RANGE}"),
+        ("0001-01-01T00:10:00.0000000+05:00", f"is {OUT_OF_RANGE}"),
+        ("0000-01-01T00:10:00.0000000+00:00", "is no ISO 8601 date (year 0 is out of range)"),
+        ("99999999999999999999", f"is {OUT_OF_RANGE}"),  # --dateformat unixms, absurd
+        ("12/31/9999 11:59 PM", f"is {OUT_OF_RANGE}"),  # old text date, New York: UTC year 10000
+        ("banana", "unreadable date 'banana'"),
+    ],
+)
 def test_csv_date_out_of_range_or_unreadable(tmp_path, date, expected):
     path = tmp_path / f"{DM}.csv"
-    path.write_text(CSV_HEADER + CSV_ROW + CSV_ROW.replace("2025-03-27T19:02:14.3810000+01:00", date),
-                    encoding="utf-8")
+    path.write_text(CSV_HEADER + CSV_ROW + CSV_ROW.replace("2025-03-27T19:02:14.3810000+01:00", date), encoding="utf-8")
     text = read_error(path, timezone="America/New_York")
     assert text.startswith(f"{path}:3: ") and expected in text
 
@@ -235,10 +265,15 @@ def txt_with_second_header(shared: Path, header: str) -> str:
     return text.replace(old, f"{header}\nyesss\n")
 
 
-@pytest.mark.parametrize("date, zone", [("12/31/9999 11:59 PM", "America/New_York"),
-                                        ("1/1/0001 12:30 AM", "Asia/Tokyo"),
-                                        ("1/1/0000 1:00 AM", "UTC"),
-                                        ("99999999999999999999", "UTC")])
+@pytest.mark.parametrize(
+    "date, zone",
+    [
+        ("12/31/9999 11:59 PM", "America/New_York"),
+        ("1/1/0001 12:30 AM", "Asia/Tokyo"),
+        ("1/1/0000 1:00 AM", "UTC"),
+        ("99999999999999999999", "UTC"),
+    ],
+)
 def test_txt_date_out_of_range(shared, tmp_path, date, zone):
     path = tmp_path / f"{DM}.txt"
     path.write_text(txt_with_second_header(shared, f"[{date}] tamsin.vale"), encoding="utf-8")
@@ -266,13 +301,15 @@ def test_txt_out_of_range_stops_process_messages_before_writing(shared, tmp_path
 def test_html_snowflake_beyond_64_bits(tmp_path):
     page = (HTML / f"{DM}.html").read_text(encoding="utf-8")
     path = tmp_path / f"{DM}.html"
-    path.write_text(page.replace(f"data-message-id={SECOND_ID}", "data-message-id=99999999999999999999999"),
-                    encoding="utf-8")
+    path.write_text(
+        page.replace(f"data-message-id={SECOND_ID}", "data-message-id=99999999999999999999999"), encoding="utf-8"
+    )
     text = read_error(path)
     assert "(message 2): bad data-message-id '99999999999999999999999'" in text
 
 
 # ---------------------------------------------------------------- 3. HTML: no message may vanish
+
 
 def html_copy(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
     page = (HTML / f"{DM}.html").read_text(encoding="utf-8")
@@ -283,7 +320,7 @@ def html_copy(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
 
 
 def test_html_message_without_id_names_its_place_author_and_time(tmp_path):
-    path = html_copy(tmp_path, " data-message-id=1354878622001253942", "")   # message 3, second of its group
+    path = html_copy(tmp_path, " data-message-id=1354878622001253942", "")  # message 3, second of its group
     text = read_error(path)
     assert text.startswith(f"{path}:5 (message 3): a message element without data-message-id")
     assert f"after message {SECOND_ID}" in text and "by Tamsin" in text and "at 7:03" in text
@@ -326,8 +363,11 @@ def read_txt_messages(path: Path, **options) -> list:
     return list(messages)
 
 
-@pytest.mark.parametrize("body", [f"yesss\n\n{LOOKALIKE}\nnot orrin", f"{LOOKALIKE}\nyesss"],
-                         ids=["after-one-blank-line", "first-content-line"])
+@pytest.mark.parametrize(
+    "body",
+    [f"yesss\n\n{LOOKALIKE}\nnot orrin", f"{LOOKALIKE}\nyesss"],
+    ids=["after-one-blank-line", "first-content-line"],
+)
 def test_txt_header_lookalike_inside_a_body_stays_body_text(shared, tmp_path, body):
     path = txt_copy(shared, tmp_path, "tamsin.vale\nyesss\n", f"tamsin.vale\n{body}\n")
     messages = read_txt_messages(path)
@@ -372,6 +412,7 @@ def test_txt_footer_count_mismatch_is_an_error(shared, tmp_path):
 
 # ---------------------------------------------------------------- 5. JSON header fields
 
+
 @pytest.mark.parametrize("value", [None, DELETE], ids=["null", "missing"])
 def test_null_channel_id_comes_from_the_file_name(shared, tmp_path, value):
     doc = dm_doc(shared)
@@ -395,15 +436,18 @@ def test_null_channel_id_and_no_id_in_the_file_name(shared, tmp_path):
     assert '"channel.id" is null or missing and the file name has no [channel id]' in text
 
 
-@pytest.mark.parametrize("part, key, value, expected", [
-    ("channel", "id", 1118608583297251434, '"channel.id" is the number 1118608583297251434, expected a string'),
-    ("channel", "id", "general", "\"channel.id\" is 'general', expected a string of digits"),
-    ("channel", "name", {"en": "Orrin"}, '"channel.name" is an object, expected a string or null'),
-    ("channel", "category", 7, '"channel.category" is the number 7, expected a string or null'),
-    ("channel", "type", ["DirectTextChat"], '"channel.type" is an array, expected a string or null'),
-    ("guild", "name", 0, '"guild.name" is the number 0, expected a string or null'),
-    ("guild", "id", 0, '"guild.id" is the number 0, expected a string or null'),
-])
+@pytest.mark.parametrize(
+    "part, key, value, expected",
+    [
+        ("channel", "id", 1118608583297251434, '"channel.id" is the number 1118608583297251434, expected a string'),
+        ("channel", "id", "general", "\"channel.id\" is 'general', expected a string of digits"),
+        ("channel", "name", {"en": "Orrin"}, '"channel.name" is an object, expected a string or null'),
+        ("channel", "category", 7, '"channel.category" is the number 7, expected a string or null'),
+        ("channel", "type", ["DirectTextChat"], '"channel.type" is an array, expected a string or null'),
+        ("guild", "name", 0, '"guild.name" is the number 0, expected a string or null'),
+        ("guild", "id", 0, '"guild.id" is the number 0, expected a string or null'),
+    ],
+)
 def test_wrong_type_header_field(shared, tmp_path, part, key, value, expected):
     doc = dm_doc(shared)
     doc[part][key] = value
@@ -415,7 +459,8 @@ def test_guild_that_is_no_object(shared, tmp_path):
     doc = dm_doc(shared)
     doc["guild"] = "Direct Messages"
     assert "\"guild\" is 'Direct Messages', expected an object" in read_error(
-        write_json(tmp_path / f"{DM}.json", doc, minified=False))
+        write_json(tmp_path / f"{DM}.json", doc, minified=False)
+    )
 
 
 def test_null_header_names_never_read_none(shared, tmp_path):
@@ -428,12 +473,16 @@ def test_null_header_names_never_read_none(shared, tmp_path):
 
 # ---------------------------------------------------------------- CSV
 
-@pytest.mark.parametrize("row, expected", [
-    ('"607216646228391176","","2025-03-27T19:03:14.3810000+01:00","hi","",""\n', "empty Author"),
-    ('"607216646228391176","  ","2025-03-27T19:03:14.3810000+01:00","hi","",""\n', "empty Author"),
-    ('"tamsin","tamsin.vale","2025-03-27T19:03:14.3810000+01:00","hi","",""\n', "AuthorID 'tamsin' is no user id"),
-    ('"607216646228391176","tamsin.vale","","hi","",""\n', "unreadable date ''"),
-])
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ('"607216646228391176","","2025-03-27T19:03:14.3810000+01:00","hi","",""\n', "empty Author"),
+        ('"607216646228391176","  ","2025-03-27T19:03:14.3810000+01:00","hi","",""\n', "empty Author"),
+        ('"tamsin","tamsin.vale","2025-03-27T19:03:14.3810000+01:00","hi","",""\n', "AuthorID 'tamsin' is no user id"),
+        ('"607216646228391176","tamsin.vale","","hi","",""\n', "unreadable date ''"),
+    ],
+)
 def test_csv_bad_fields_are_one_line(tmp_path, row, expected):
     path = tmp_path / f"{DM}.csv"
     path.write_text(CSV_HEADER + CSV_ROW + row, encoding="utf-8")
@@ -446,4 +495,3 @@ def test_csv_iso_date_without_offset_reads_in_the_configured_zone(tmp_path):
     path.write_text(CSV_HEADER + CSV_ROW.replace("+01:00", ""), encoding="utf-8")
     _, messages = read_csv(path, ReadOptions(timezone="Europe/Berlin"))
     assert list(messages)[0].ts == datetime(2025, 3, 27, 18, 2, 14, 381000, tzinfo=timezone.utc).timestamp()
-

@@ -25,10 +25,23 @@ EXPECTED_AUTHORS = {
 }
 # What HTML cannot carry, by message id: DCE hides the text of a message that is only the link of its
 # gifv/image embed, and a reply to a deleted message shows no id to scroll to.
-HIDDEN_LINK = 1355594950267926356          # DM 30, the Tenor link
-DELETED_REPLY = 1359947304022220997        # guild 23, reply to a deleted poll
-COMPARED = ("id", "author_id", "username", "display", "is_bot", "kind", "content", "reply_to",
-            "attachments", "stickers", "forwarded", "order", "channel")
+HIDDEN_LINK = 1355594950267926356  # DM 30, the Tenor link
+DELETED_REPLY = 1359947304022220997  # guild 23, reply to a deleted poll
+COMPARED = (
+    "id",
+    "author_id",
+    "username",
+    "display",
+    "is_bot",
+    "kind",
+    "content",
+    "reply_to",
+    "attachments",
+    "stickers",
+    "forwarded",
+    "order",
+    "channel",
+)
 
 
 def read(path: Path, options: ReadOptions | None = None):
@@ -51,7 +64,10 @@ def test_headers():
     guild, _ = read(FIXTURES / f"{GUILD}.html")
     assert (dm.channel_id, dm.is_dm, dm.name) == ("1118608583297251434", True, "Direct Messages / Orrin")
     assert (guild.channel_id, guild.is_dm, guild.name) == (
-        "888880580528273654", False, "Lantern Hollow / Text Channels / general")
+        "888880580528273654",
+        False,
+        "Lantern Hollow / Text Channels / general",
+    )
 
 
 @pytest.mark.parametrize("stem", [DM, GUILD])
@@ -83,11 +99,14 @@ def test_guild_special_messages():
     assert command.kind is Kind.COMMAND_RESPONSE and command.reply_to is None and command.is_bot
     assert forward.kind is Kind.FORWARD and forward.content == ""
     assert forward.forwarded == "Reminder: the community garden opens Saturday 10:00 🌱"
-    assert by_id[1359943817400429762].content == ":lanterndance: lets gooo"          # animated custom emoji
+    assert by_id[1359943817400429762].content == ":lanterndance: lets gooo"  # animated custom emoji
     assert by_id[1359941374111502338].content == "welcome @Marlow! grab a role in #roles"
     assert by_id[1359954715734421241].content == "ok so far:\n- me\n- ezra\n- marlow (driving)\nanyone else?"
     assert [m.content for m in messages if m.kind is Kind.SYSTEM] == [
-        "Joined the server.", "Started a thread.", "Pinned a message."]
+        "Joined the server.",
+        "Started a thread.",
+        "Pinned a message.",
+    ]
     assert by_id[1359961170374670913].attachments == 1
     assert by_id[1359943513939894280].content == "@Regulars reminder!"
 
@@ -95,14 +114,16 @@ def test_guild_special_messages():
 def test_dm_special_messages():
     _, messages = read(FIXTURES / f"{DM}.html")
     by_id = {m.id: m for m in messages}
-    assert by_id[1354883413829955686].content == ":frogwave: ty ty"                    # custom emoji alt
-    assert by_id[1356581655670840644].content == "🧑\u200d🍳 i'll make the soup"            # ZWJ emoji alt
+    assert by_id[1354883413829955686].content == ":frogwave: ty ty"  # custom emoji alt
+    assert by_id[1356581655670840644].content == "🧑\u200d🍳 i'll make the soup"  # ZWJ emoji alt
     assert by_id[1356580523945524271].content == "||i was absolutely ready for a fight though||"
     assert by_id[1355974403019943712].content.endswith("Tuesday, April 1, 2025 6:00\u202fPM")
     assert by_id[1355469793730265599].stickers == 1
     assert by_id[1354882714580964211].attachments == 1 and by_id[1354882714580964211].content == ""
     assert [m.content for m in messages if m.kind is Kind.SYSTEM] == [
-        "Pinned a message.", "Started a call that lasted 23 minutes."]
+        "Pinned a message.",
+        "Started a call that lasted 23 minutes.",
+    ]
     assert not any(m.is_bot for m in messages)
 
 
@@ -154,7 +175,11 @@ def test_old_layout_up_to_2_33(tmp_path):
     assert header.name == "Lantern Hollow / Text / general" and not header.is_dm
     first, second = messages
     assert (first.username, first.display, first.author_id, first.is_bot) == (
-        "Lanternkeeper#7342", "Lanternkeeper", "889473466370589577", True)
+        "Lanternkeeper#7342",
+        "Lanternkeeper",
+        "889473466370589577",
+        True,
+    )
     assert first.content == "first ||line||\n:lanterncat:" and first.reply_to == 1359937334693687990
     assert second.username == "Lanternkeeper#7342" and second.reply_to is None and second.attachments == 1
 
@@ -179,8 +204,7 @@ def test_empty_file(tmp_path):
 
 
 def test_random_html_page(tmp_path):
-    page = ("<!DOCTYPE html><html><head><title>Recipes</title></head>"
-            "<body><div class=content>soup</div></body></html>")
+    page = "<!DOCTYPE html><html><head><title>Recipes</title></head><body><div class=content>soup</div></body></html>"
     assert_one_line_error(_write(tmp_path, page), "not a DiscordChatExporter HTML export")
 
 
@@ -192,10 +216,10 @@ def test_not_utf8(tmp_path):
 
 def test_truncated_export(tmp_path):
     full = (FIXTURES / f"{GUILD}.html").read_text(encoding="utf-8")
-    cut = full.index("data-message-id=1359961493879719240") + 200     # inside message 36's group
+    cut = full.index("data-message-id=1359961493879719240") + 200  # inside message 36's group
     path = _write(tmp_path, full[:cut])
     text = assert_one_line_error(path, "truncated export: it stops after 35 complete messages")
-    assert ":" in text[len(str(path)):]  # the line number follows the file name
+    assert ":" in text[len(str(path)) :]  # the line number follows the file name
     options = ReadOptions(allow_truncated=True)
     _, messages = read(path, options)
     assert len(messages) == 35 and messages[-1].id == 1359961170374670913
@@ -204,7 +228,7 @@ def test_truncated_export(tmp_path):
 
 def test_truncated_at_a_group_boundary_keeps_the_last_group(tmp_path):
     full = (FIXTURES / f"{GUILD}.html").read_text(encoding="utf-8")
-    path = _write(tmp_path, full[:full.index("\n</div>\n<div class=postamble>") + 1])
+    path = _write(tmp_path, full[: full.index("\n</div>\n<div class=postamble>") + 1])
     assert_one_line_error(path, "truncated export: it stops after 41 complete")
     _, messages = read(path, ReadOptions(allow_truncated=True))
     assert len(messages) == 41
@@ -221,6 +245,6 @@ def test_empty_channel(tmp_path):
     full = (FIXTURES / f"{DM}.html").read_text(encoding="utf-8")
     start = full.index("<div class=chatlog__message-group>")
     end = full.index("\n</div>\n<div class=postamble>")
-    page = full[:start] + full[end + 1:].replace("Exported 61 message(s)", "Exported 0 message(s)")
+    page = full[:start] + full[end + 1 :].replace("Exported 61 message(s)", "Exported 0 message(s)")
     header, messages = read(_write(tmp_path, page, f"{DM}.html"))
     assert header.is_dm and messages == []

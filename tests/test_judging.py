@@ -27,14 +27,20 @@ from chatclone.judging.votes import DuplicateVote, read_votes, record_vote
 from chatclone.metrics.rates import format_rate
 from tests.conftest import ROOT, quiet
 
-FIXTURE = ROOT / "tests" / "fixtures" / "evaluate_clone_run"   # a real evaluate_clone run (see make_fixture.py)
+FIXTURE = ROOT / "tests" / "fixtures" / "evaluate_clone_run"  # a real evaluate_clone run (see make_fixture.py)
 KEY = "test-api-key"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 def sample(real: str, clone: str, context: list[str] | None = None) -> dict:
-    return {"turn": 0, "record": "r", "context": context or ["Orrin: hey"], "real": real, "base": "x",
-            "fine_tuned": clone}
+    return {
+        "turn": 0,
+        "record": "r",
+        "context": context or ["Orrin: hey"],
+        "real": real,
+        "base": "x",
+        "fine_tuned": clone,
+    }
 
 
 def eval_run(tmp_path: Path, rows: list[dict], stage: str = "evaluate_clone") -> Path:
@@ -66,6 +72,7 @@ def vote_as(judging: Path, judge: str, picks: dict[int, str]) -> None:
 
 # ----- items ------------------------------------------------------------------------------------------------------
 
+
 def test_items_skip_identical_replies_and_fix_the_sides_by_seed(tmp_path):
     items, skipped = build_items(ROWS, seed=0)
     assert skipped == 1 and [i.id for i in items] == [0, 1, 2, 3, 4]
@@ -76,8 +83,9 @@ def test_items_skip_identical_replies_and_fix_the_sides_by_seed(tmp_path):
     assert [i.clone for i in build_items(ROWS, seed=0)[0]] == [i.clone for i in items]
     many = build_items([sample(f"r{i}", f"c{i}") for i in range(40)], seed=3)[0]
     assert {i.clone for i in many} == {"a", "b"}
-    assert [i.clone for i in many] != [i.clone for i in build_items([sample(f"r{i}", f"c{i}") for i in range(40)],
-                                                                    seed=4)[0]]
+    assert [i.clone for i in many] != [
+        i.clone for i in build_items([sample(f"r{i}", f"c{i}") for i in range(40)], seed=4)[0]
+    ]
 
 
 def test_prepare_judging_writes_the_run_dir_manifest_last(tmp_path):
@@ -98,11 +106,14 @@ def test_prepare_judging_writes_the_run_dir_manifest_last(tmp_path):
         prepare_judging(FIXTURE, run.dir, seed=0)
 
 
-@pytest.mark.parametrize("lines, message", [
-    (['{"real": "a", "fine_tuned": "b", "context": []}', "{not json"], r"samples.jsonl:2: not a JSON line"),
-    (['{"real": "a", "context": []}'], r"samples.jsonl:1: a sample needs `real` and `fine_tuned` texts"),
-    (['{"real": "a", "fine_tuned": "b", "context": [1]}'], r"samples.jsonl:1: .*a `context` list of texts"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (['{"real": "a", "fine_tuned": "b", "context": []}', "{not json"], r"samples.jsonl:2: not a JSON line"),
+        (['{"real": "a", "context": []}'], r"samples.jsonl:1: a sample needs `real` and `fine_tuned` texts"),
+        (['{"real": "a", "fine_tuned": "b", "context": [1]}'], r"samples.jsonl:1: .*a `context` list of texts"),
+    ],
+)
 def test_bad_samples_are_one_line_naming_the_line(tmp_path, lines, message):
     run = eval_run(tmp_path, [])
     (run / "samples.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -123,6 +134,7 @@ def test_bad_sources_are_refused_before_anything_is_written(tmp_path):
 
 # ----- votes and the report ---------------------------------------------------------------------------------------
 
+
 def test_report_of_two_judges_gives_the_exact_rates_and_wilson_intervals(judging):
     vote_as(judging, "ann", {0: "clone", 1: "clone", 2: "real", 3: "cant_tell"})
     vote_as(judging, "bo", {0: "real", 1: "clone", 2: "real", 3: "real", 4: "real"})
@@ -130,10 +142,10 @@ def test_report_of_two_judges_gives_the_exact_rates_and_wilson_intervals(judging
     ann, bo, overall = report["judges"]["ann"], report["judges"]["bo"], report["overall"]
     assert (ann["votes"], ann["decided"], ann["cant_tell"]) == (4, 3, 1)
     assert ann["clone_picked"]["rate"] == pytest.approx(2 / 3)
-    assert ann["clone_picked"]["ci95"] == pytest.approx([0.2077, 0.9385], abs=1e-4)   # Wilson 95 %, 2 of 3
+    assert ann["clone_picked"]["ci95"] == pytest.approx([0.2077, 0.9385], abs=1e-4)  # Wilson 95 %, 2 of 3
     assert (bo["votes"], bo["decided"], bo["cant_tell"]) == (5, 5, 0)
     assert bo["clone_picked"]["rate"] == pytest.approx(1 / 5)
-    assert bo["clone_picked"]["ci95"] == pytest.approx([0.0362, 0.6245], abs=1e-4)     # 1 of 5
+    assert bo["clone_picked"]["ci95"] == pytest.approx([0.0362, 0.6245], abs=1e-4)  # 1 of 5
     assert (overall["votes"], overall["decided"], overall["cant_tell"]) == (9, 8, 1)
     assert overall["clone_picked"]["successes"] == 3 and overall["clone_picked"]["n"] == 8
     assert overall["clone_picked"]["ci95"] == pytest.approx([0.1368, 0.6943], abs=1e-4)  # 3 of 8
@@ -144,7 +156,7 @@ def test_verdicts_read_the_interval_against_fifty_percent(judging):
     vote_as(judging, "ann", {i: "real" for i in range(5)})
     vote_as(judging, "cy", {0: "cant_tell"})
     report = judging_report(judging)
-    assert verdict(report["judges"]["ann"]["clone_picked"]) == "spot the clone"   # 0 of 5: [0, 43 %]
+    assert verdict(report["judges"]["ann"]["clone_picked"]) == "spot the clone"  # 0 of 5: [0, 43 %]
     assert report["judges"]["cy"]["clone_picked"] is None and verdict(None) == "no decided votes yet"
     assert verdict({"rate": 0.9, "ci95": [0.6, 0.98]}) == "fooled: pick the clone"
     assert verdict({"rate": 0.5, "ci95": [0.2, 0.8]}) == "at chance"
@@ -154,10 +166,12 @@ def test_a_judge_votes_once_per_item_and_the_first_vote_stands(judging):
     record_vote(judging / VOTES, "ann", 0, "a", "a")
     with pytest.raises(DuplicateVote, match="ann has voted on item 0 already; the first vote stands"):
         record_vote(judging / VOTES, "ann", 0, "cant_tell", "a")
-    record_vote(judging / VOTES, "bo", 0, "b", "a")   # another judge may
+    record_vote(judging / VOTES, "bo", 0, "b", "a")  # another judge may
     votes = read_votes(judging / VOTES)
-    assert [(v.judge, v.item, v.choice, v.picked_clone) for v in votes] == [("ann", 0, "a", True),
-                                                                              ("bo", 0, "b", False)]
+    assert [(v.judge, v.item, v.choice, v.picked_clone) for v in votes] == [
+        ("ann", 0, "a", True),
+        ("bo", 0, "b", False),
+    ]
     with pytest.raises(ChatcloneError, match="choice must be one of a, b, cant_tell, not 'c'"):
         record_vote(judging / VOTES, "ann", 1, "c", "a")
 
@@ -177,13 +191,20 @@ for t in threads: t.join()
 
 def test_concurrent_writers_in_two_processes_lose_nothing(judging):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(judging / VOTES), tag], env=env,
-                              stderr=subprocess.PIPE, text=True) for tag in ("p", "q")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_WRITER, str(judging / VOTES), tag],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("p", "q")
+    ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     votes = read_votes(judging / VOTES)
     assert len(votes) == 2 * 4 * 25 and len({(v.judge, v.item) for v in votes}) == 200
-    assert sum(v.picked_clone for v in votes) == 8 * 13   # the even items of 0-24 picked side a, the clone
+    assert sum(v.picked_clone for v in votes) == 8 * 13  # the even items of 0-24 picked side a, the clone
 
 
 def test_the_same_vote_from_two_threads_at_once_is_stored_once(judging):
@@ -211,8 +232,7 @@ def test_the_report_changes_no_vote_and_writes_no_file(judging):
     report_from_config(JudgeReportConfig(run=str(judging)), quiet())
     assert (judging / VOTES).read_bytes() == before
     # SQLite may add the two companion files it reads a WAL database with (the server has them open anyway)
-    assert {p.name for p in judging.iterdir()} <= {ITEMS, SECRET, VOTES, runs.MANIFEST, VOTES + "-wal",
-                                                   VOTES + "-shm"}
+    assert {p.name for p in judging.iterdir()} <= {ITEMS, SECRET, VOTES, runs.MANIFEST, VOTES + "-wal", VOTES + "-shm"}
 
 
 def test_judge_report_errors_are_one_line(tmp_path, judging):
@@ -220,40 +240,52 @@ def test_judge_report_errors_are_one_line(tmp_path, judging):
         report_from_config(JudgeReportConfig(outputs_root=str(tmp_path / "empty")), quiet())
     with pytest.raises(ChatcloneError, match="this is a evaluate_clone run, expected a judging run"):
         report_from_config(JudgeReportConfig(run=str(FIXTURE)), quiet())
-    assert report_from_config(JudgeReportConfig(outputs_root=str(tmp_path)), quiet())["items"] == 5   # latest
+    assert report_from_config(JudgeReportConfig(outputs_root=str(tmp_path)), quiet())["items"] == 5  # latest
 
 
 def test_judge_report_script_prints_one_line_and_exits_2(tmp_path):
-    result = subprocess.run([sys.executable, "judge_report.py", f"run={tmp_path / 'gone'}"], cwd=ROOT, check=False,
-                            text=True, capture_output=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "judge_report.py", f"run={tmp_path / 'gone'}"],
+        cwd=ROOT,
+        check=False,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"error: {tmp_path / 'gone'}: no such run dir (expected a finished judging run)\n"
 
 
 # ----- config -----------------------------------------------------------------------------------------------------
 
+
 def test_the_judging_yaml_matches_its_schema_and_is_off_by_default():
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(JudgingConfig),
-                                              OmegaConf.load(ROOT / "conf" / "judging" / "default.yaml")))
+    cfg = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(JudgingConfig), OmegaConf.load(ROOT / "conf" / "judging" / "default.yaml"))
+    )
     assert cfg == JudgingConfig() and not cfg.enabled
     report = OmegaConf.load(ROOT / "conf" / "judge_report.yaml")
     assert (report.run, report.outputs_root) == (JudgeReportConfig.run, JudgeReportConfig.outputs_root)
 
 
-@pytest.mark.parametrize("cfg, message", [
-    (JudgingConfig(source="latest", run="latest"), "judging.source and judging.run are both set"),
-    (JudgingConfig(source="latest", judges=["ann", " ann"]), r"judging.judges: each judge once"),
-    (JudgingConfig(source="latest", judges=[""]), "judging.judges: a judge needs a non-empty name"),
-    (JudgingConfig(source="latest", judges=["a\nb"]), "judging.judges: .*cannot hold control characters"),
-    (JudgingConfig(source="latest", judges=["x" * 41]), "judging.judges: .*at most 40 characters, not 41"),
-    (JudgingConfig(judges=["ann"]), "judging.judges is set but judging is off"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (JudgingConfig(source="latest", run="latest"), "judging.source and judging.run are both set"),
+        (JudgingConfig(source="latest", judges=["ann", " ann"]), r"judging.judges: each judge once"),
+        (JudgingConfig(source="latest", judges=[""]), "judging.judges: a judge needs a non-empty name"),
+        (JudgingConfig(source="latest", judges=["a\nb"]), "judging.judges: .*cannot hold control characters"),
+        (JudgingConfig(source="latest", judges=["x" * 41]), "judging.judges: .*at most 40 characters, not 41"),
+        (JudgingConfig(judges=["ann"]), "judging.judges is set but judging is off"),
+    ],
+)
 def test_bad_judging_config_is_one_line_naming_the_key(cfg, message):
     with pytest.raises(ChatcloneError, match=message):
         cfg.check()
 
 
 # ----- the API ----------------------------------------------------------------------------------------------------
+
 
 def client(judging: Path, host: str = "192.0.2.7", api_key=KEY):
     from fastapi import FastAPI
@@ -281,23 +313,26 @@ def test_the_api_serves_each_item_once_and_never_says_which_is_the_clone(judging
     assert nameless.status_code == 400 and nameless.json()["error"]["param"] == "judge"
     assert api.get("/judge/api/next", params={"judge": "ann"}).json()["item"] is None
     firsts = {api.get("/judge/api/next", params={"judge": j}).json()["item"]["id"] for j in "bcdefg"}
-    assert len(firsts) > 1   # each judge has an order of their own
+    assert len(firsts) > 1  # each judge has an order of their own
     page = api.get("/judge")
     assert page.status_code == 200 and "A is the real one" in page.text and "Can't tell" in page.text
 
 
-@pytest.mark.parametrize("body, status, param, message", [
-    ({"item": 0, "choice": "a"}, 400, "judge", "a judge needs a non-empty name"),
-    ({"judge": "  ", "item": 0, "choice": "a"}, 400, "judge", "a judge needs a non-empty name"),
-    ({"judge": "ann", "choice": "a"}, 400, "item", "item must be an item id (an integer), not None"),
-    ({"judge": "ann", "item": "0", "choice": "a"}, 400, "item", "not '0'"),
-    ({"judge": "ann", "item": True, "choice": "a"}, 400, "item", "not True"),
-    ({"judge": "ann", "item": 99, "choice": "a"}, 404, "item", "no item 99 in this judging run"),
-    ({"judge": "ann", "item": 5, "choice": "a"}, 404, "item", "no item 5"),   # the identical pair: not an item
-    ({"judge": "ann", "item": 0, "choice": "A"}, 400, "choice", "choice must be one of a, b, cant_tell, not 'A'"),
-    ({"judge": "ann", "item": 0}, 400, "choice", "not None"),
-    ([1, 2], 400, None, "the body must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, status, param, message",
+    [
+        ({"item": 0, "choice": "a"}, 400, "judge", "a judge needs a non-empty name"),
+        ({"judge": "  ", "item": 0, "choice": "a"}, 400, "judge", "a judge needs a non-empty name"),
+        ({"judge": "ann", "choice": "a"}, 400, "item", "item must be an item id (an integer), not None"),
+        ({"judge": "ann", "item": "0", "choice": "a"}, 400, "item", "not '0'"),
+        ({"judge": "ann", "item": True, "choice": "a"}, 400, "item", "not True"),
+        ({"judge": "ann", "item": 99, "choice": "a"}, 404, "item", "no item 99 in this judging run"),
+        ({"judge": "ann", "item": 5, "choice": "a"}, 404, "item", "no item 5"),  # the identical pair: not an item
+        ({"judge": "ann", "item": 0, "choice": "A"}, 400, "choice", "choice must be one of a, b, cant_tell, not 'A'"),
+        ({"judge": "ann", "item": 0}, 400, "choice", "not None"),
+        ([1, 2], 400, None, "the body must be a JSON object"),
+    ],
+)
 def test_bad_votes_are_json_errors_naming_the_field(judging, body, status, param, message):
     answer = client(judging, host="127.0.0.1").post("/judge/api/vote", json=body)
     assert answer.status_code == status
@@ -334,24 +369,27 @@ def test_off_loopback_a_judge_needs_their_token_or_the_api_key(judging):
     assert api.get("/judge").status_code == 401
     assert api.get("/judge", params=ann).status_code == 200
     assert api.get("/judge/api/next", params=ann).status_code == 200
-    assert api.get("/judge/api/next", params={**ann, "judge": "bo"}).status_code == 401   # ann's token, as bo
+    assert api.get("/judge/api/next", params={**ann, "judge": "bo"}).status_code == 401  # ann's token, as bo
     assert api.post("/judge/api/vote", json={**ann, "item": 0, "choice": "a"}).status_code == 200
-    assert api.post("/judge/api/vote", json={"judge": "bo", "token": "0" * 32, "item": 0,
-                                             "choice": "a"}).status_code == 401
+    assert (
+        api.post("/judge/api/vote", json={"judge": "bo", "token": "0" * 32, "item": 0, "choice": "a"}).status_code
+        == 401
+    )
     bearer = {"Authorization": f"Bearer {KEY}"}
     assert api.get("/judge/api/next", params={"judge": "bo"}, headers=bearer).status_code == 200
     wrong = {"Authorization": "Bearer nope"}
     assert api.get("/judge/api/next", params={"judge": "bo"}, headers=wrong).status_code == 401
-    custom = client(judging, api_key=lambda request: request.headers.get("x-key") == "k")   # the server's check
+    custom = client(judging, api_key=lambda request: request.headers.get("x-key") == "k")  # the server's check
     assert custom.get("/judge/api/next", params={"judge": "bo"}, headers={"x-key": "k"}).status_code == 200
 
-    def refuses(request):   # a check that raises instead of answering false: a judge's token still lets them in
+    def refuses(request):  # a check that raises instead of answering false: a judge's token still lets them in
         raise PermissionError("no key")
 
     assert client(judging, api_key=refuses).get("/judge/api/next", params=ann).status_code == 200
     assert client(judging, api_key=refuses).get("/judge/api/next", params={"judge": "ann"}).status_code == 401
-    assert client(judging, api_key=None).get("/judge/api/next", params={"judge": "bo"},
-                                             headers=bearer).status_code == 401
+    assert (
+        client(judging, api_key=None).get("/judge/api/next", params={"judge": "bo"}, headers=bearer).status_code == 401
+    )
     assert [(v.judge, v.item) for v in read_votes(judging / VOTES)] == [("ann", 0)]
 
 
@@ -364,8 +402,9 @@ def test_mount_judging_prepares_a_run_from_latest_and_prints_the_links(tmp_path)
     shutil.copytree(FIXTURE, root / "evaluate_clone" / "run")
     lines, app = [], FastAPI()
     assert mount_judging(app, JudgingConfig(), root, "http://x") is None and not (root / "judging").exists()
-    session = mount_judging(app, JudgingConfig(source="latest", judges=["ann", "bo b"]), root,
-                            "http://192.0.2.2:8000/", out=lines.append)
+    session = mount_judging(
+        app, JudgingConfig(source="latest", judges=["ann", "bo b"]), root, "http://192.0.2.2:8000/", out=lines.append
+    )
     assert session.dir.parent == root / "judging" and session.items == 4
     assert session.links == judge_links(session.dir, ["ann", "bo b"], "http://192.0.2.2:8000")
     assert lines[0].startswith("judging page: http://192.0.2.2:8000/judge (4 items of Tamsin's")
@@ -378,6 +417,7 @@ def test_mount_judging_prepares_a_run_from_latest_and_prints_the_links(tmp_path)
 
 
 # ----- end to end in a real browser -------------------------------------------------------------------------------
+
 
 def free_port(host: str) -> int:
     with socket.socket() as s:
@@ -400,14 +440,13 @@ def lan_address() -> str | None:
 def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"no headless browser: {CHROMIUM} and {CHROMEDRIVER} are needed (Debian chromium, "
-                    "chromium-driver)")
+        pytest.skip(f"no headless browser: {CHROMIUM} and {CHROMEDRIVER} are needed (Debian chromium, chromium-driver)")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900"):
-        options.add_argument(flag)   # a phone-sized window
+        options.add_argument(flag)  # a phone-sized window
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     yield driver
     driver.quit()
@@ -445,8 +484,7 @@ def judge_in_browser(driver, url: str, picks: list[str], items: dict, name: str 
 def read_lines(process: subprocess.Popen, count: int, timeout: float = 60) -> list[str]:
     """The next `count` lines of a process's stdout; fewer when it closes or `timeout` passes first."""
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline() for _ in range(count)),
-                              daemon=True)
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline() for _ in range(count)), daemon=True)
     reader.start()
     reader.join(timeout)
     return list(lines)
@@ -461,40 +499,75 @@ def test_two_judges_vote_through_the_page_and_the_report_shows_both(tmp_path, br
     port = free_port(lan or "127.0.0.1")
     addresses = [f"127.0.0.1:{port}"] + ([f"{lan}:{port}"] if lan else [])
     base = f"http://{lan or '127.0.0.1'}:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "tests.judging_server", str(judging), base, KEY, "ann,bo",
-                               *addresses], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.judging_server", str(judging), base, KEY, "ann,bo", *addresses],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        printed = read_lines(server, 4)   # the page line, two links, "serving"
+        printed = read_lines(server, 4)  # the page line, two links, "serving"
         assert printed[-1] == "serving\n", (printed, server.stderr.read() if server.poll() is not None else "")
         links = dict(line.strip().split(": ", 1) for line in printed[1:3])
         assert links == judge_links(judging, ["ann", "bo"], base)
-        if lan:   # off loopback: no token, no page; the API key or the link lets a judge in
+        if lan:  # off loopback: no token, no page; the API key or the link lets a judge in
             assert httpx.get(f"{base}/judge/api/next", params={"judge": "bo"}).status_code == 401
-            assert httpx.get(f"{base}/judge/api/next", params={"judge": "bo"},
-                             headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+            assert (
+                httpx.get(
+                    f"{base}/judge/api/next", params={"judge": "bo"}, headers={"Authorization": f"Bearer {KEY}"}
+                ).status_code
+                == 200
+            )
         # ann on loopback types her name; bo opens his personal link (off loopback when this machine has a LAN
         # address: the token is what lets him in)
-        seen = judge_in_browser(browser, f"http://127.0.0.1:{port}/judge", ["clone", "clone", "real", "cant_tell"],
-                                items, name="ann")
+        seen = judge_in_browser(
+            browser, f"http://127.0.0.1:{port}/judge", ["clone", "clone", "real", "cant_tell"], items, name="ann"
+        )
         assert seen == [f"{k} of 4 judged" for k in range(4)]
         judge_in_browser(browser, links["bo"], ["real", "real", "clone", "real"], items)
-        report = subprocess.run([sys.executable, "judge_report.py", f"run={judging}"], cwd=ROOT, check=False, text=True,
-                                capture_output=True, env={**os.environ, "COLUMNS": "200"}, timeout=60)
-        assert server.poll() is None   # the report reads while the server is still serving
+        report = subprocess.run(
+            [sys.executable, "judge_report.py", f"run={judging}"],
+            cwd=ROOT,
+            check=False,
+            text=True,
+            capture_output=True,
+            env={**os.environ, "COLUMNS": "200"},
+            timeout=60,
+        )
+        assert server.poll() is None  # the report reads while the server is still serving
     finally:
         server.terminate()
         server.wait(timeout=20)
     assert report.returncode == 0, report.stderr
     votes = read_votes(judging / VOTES)
     assert Counter((v.judge, v.picked_clone) for v in votes) == Counter(
-        [("ann", True), ("ann", True), ("ann", False), ("ann", None),
-         ("bo", False), ("bo", False), ("bo", True), ("bo", False)])
+        [
+            ("ann", True),
+            ("ann", True),
+            ("ann", False),
+            ("ann", None),
+            ("bo", False),
+            ("bo", False),
+            ("bo", True),
+            ("bo", False),
+        ]
+    )
     result = judging_report(judging)
-    ann, bo, overall = (result["judges"]["ann"]["clone_picked"], result["judges"]["bo"]["clone_picked"],
-                        result["overall"]["clone_picked"])
+    ann, bo, overall = (
+        result["judges"]["ann"]["clone_picked"],
+        result["judges"]["bo"]["clone_picked"],
+        result["overall"]["clone_picked"],
+    )
     assert (ann["successes"], ann["n"], bo["successes"], bo["n"], overall["successes"], overall["n"]) == (
-        2, 3, 1, 4, 3, 7)
-    assert overall["ci95"] == pytest.approx([0.1582, 0.7495], abs=1e-4)   # Wilson 95 %, 3 of 7
+        2,
+        3,
+        1,
+        4,
+        3,
+        7,
+    )
+    assert overall["ci95"] == pytest.approx([0.1582, 0.7495], abs=1e-4)  # Wilson 95 %, 3 of 7
     rows = {line.split("│")[1].strip(): line for line in report.stdout.splitlines() if line.count("│") > 3}
     assert format_rate(ann) in rows["ann"] and format_rate(bo) in rows["bo"]
     assert format_rate(overall) == "42.9% [16-75%] n=7" and format_rate(overall) in rows["all judges"]

@@ -31,8 +31,9 @@ def tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, pad_token_id=0
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -45,8 +46,14 @@ def test_metrics_load_by_local_path_without_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    assert available_metrics() == ["assistant_isms", "context_use", "detectability", "perplexity",
-                                   "style_attribution", "surface_stats"]
+    assert available_metrics() == [
+        "assistant_isms",
+        "context_use",
+        "detectability",
+        "perplexity",
+        "style_attribution",
+        "surface_stats",
+    ]
     for name in available_metrics():
         assert load_metric(name).name == name
     assert attempts == []
@@ -67,10 +74,15 @@ def test_perplexity_is_exp_of_token_weighted_mean_nll(perplexity):
     assert (result["tokens"], result["examples"]) == (4, 2)
 
 
-@pytest.mark.parametrize("sums, counts, message", [([0.0], [0], "no labelled tokens"),
-                                                   ([1.0], [-1], "negative"),
-                                                   ([float("nan")], [2], "finite"),
-                                                   ([1.5], [0], "token count is 0")])
+@pytest.mark.parametrize(
+    "sums, counts, message",
+    [
+        ([0.0], [0], "no labelled tokens"),
+        ([1.0], [-1], "negative"),
+        ([float("nan")], [2], "finite"),
+        ([1.5], [0], "token count is 0"),
+    ],
+)
 def test_perplexity_rejects_bad_inputs(perplexity, sums, counts, message):
     with pytest.raises(ChatcloneError, match=message):
         perplexity.compute(nll_sums=sums, token_counts=counts)
@@ -141,8 +153,9 @@ def test_style_attribution_on_trivially_separable_styles():
     held_target = [_styled(rng, True) for _ in range(30)]
     held_other = [_styled(rng, False) for _ in range(30)]
     metric = load_metric("style_attribution").fit([t for t, _ in train], [y for _, y in train])
-    result = metric.compute(predictions=held_target[:20] + held_other[:5], target_replies=held_target,
-                            other_texts=held_other)
+    result = metric.compute(
+        predictions=held_target[:20] + held_other[:5], target_replies=held_target, other_texts=held_other
+    )
     assert result["texts"] == 25
     assert result["target_rate"] == pytest.approx(20 / 25)
     assert result["ceiling_rate"] > 0.9 and result["ceiling_mean_prob"] > 0.5
@@ -170,8 +183,8 @@ def test_surface_stats_on_hand_computed_examples(surface):
     stats = surface.compute(predictions=HAND_MADE)["generated"]
     assert stats["replies"] == 4
     assert stats["mean_chars"] == pytest.approx((11 + 12 + 5 + 13) / 4)
-    assert stats["distinct_1"] == pytest.approx(6 / 10)   # hello world hello there! what? ok ok ok ok 😂
-    assert stats["distinct_2"] == pytest.approx(4 / 6)    # hello-world hello-there! ok-ok(x3) ok-😂
+    assert stats["distinct_1"] == pytest.approx(6 / 10)  # hello world hello there! what? ok ok ok ok 😂
+    assert stats["distinct_2"] == pytest.approx(4 / 6)  # hello-world hello-there! ok-ok(x3) ok-😂
     assert stats["self_repeat_rate"] == pytest.approx(1 / 4)  # "ok ok ok" twice
     assert stats["duplicate_rate"] == 0
     assert stats["emoji_rate"] == pytest.approx(1 / 4)
@@ -200,8 +213,15 @@ def test_surface_stats_against_reference(surface):
     assert shifted["length_wasserstein"] == pytest.approx(2.0)
     assert shifted["length_ks"] == pytest.approx(1.0)
     assert shifted["difference"]["mean_chars"] == pytest.approx(-2.0)
-    assert set(shifted) == {"generated", "reference", "difference", "length_wasserstein", "length_ks",
-                            "lines_wasserstein", "lines_ks"}
+    assert set(shifted) == {
+        "generated",
+        "reference",
+        "difference",
+        "length_wasserstein",
+        "length_ks",
+        "lines_wasserstein",
+        "lines_ks",
+    }
     with pytest.raises(ChatcloneError, match="no texts"):
         surface.compute(predictions=["a"], target_replies=[])
 
@@ -209,9 +229,12 @@ def test_surface_stats_against_reference(surface):
 def test_turn_texts_counts_window_overlaps_once(tmp_path):
     records = [
         [{"role": "user", "name": "A", "content": "a1"}, {"role": "assistant", "name": "T", "content": "t1"}],
-        [{"role": "user", "name": "A", "content": "a1"},
-         {"role": "assistant", "name": "T", "content": "t1", "train": False},
-         {"role": "user", "name": "B", "content": "b1"}, {"role": "assistant", "name": "T", "content": "t2"}],
+        [
+            {"role": "user", "name": "A", "content": "a1"},
+            {"role": "assistant", "name": "T", "content": "t1", "train": False},
+            {"role": "user", "name": "B", "content": "b1"},
+            {"role": "assistant", "name": "T", "content": "t2"},
+        ],
     ]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps({"id": str(i), "messages": m}) + "\n" for i, m in enumerate(records)))

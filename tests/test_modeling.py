@@ -37,8 +37,10 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any attempt to open a network connection fail the test."""
+
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"network access attempted: {args!r}")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
 
@@ -67,8 +69,9 @@ def test_conversion_writes_a_plain_safetensors_folder(embedded_dir: Path, cache_
     assert [p.name for p in cache_root.iterdir()] == [EMBEDDED_DIRNAME], "temporary folders were left behind"
 
 
-def test_cached_folder_is_returned_at_once_and_reloads_fast(embedded_dir: Path, cache_root: Path,
-                                                           no_network: None) -> None:
+def test_cached_folder_is_returned_at_once_and_reloads_fast(
+    embedded_dir: Path, cache_root: Path, no_network: None
+) -> None:
     start = time.monotonic()
     assert embedded_model_dir(cache_root) == embedded_dir
     assert time.monotonic() - start < 1.0
@@ -78,8 +81,9 @@ def test_cached_folder_is_returned_at_once_and_reloads_fast(embedded_dir: Path, 
     assert model.dtype == torch.float32 and model.config.num_hidden_layers == 30
 
 
-def test_cache_root_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, embedded_dir: Path,
-                                               cache_root: Path) -> None:
+def test_cache_root_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, embedded_dir: Path, cache_root: Path
+) -> None:
     monkeypatch.setenv("CHATCLONE_CACHE", str(cache_root))
     assert embedded_model_dir() == embedded_dir
 
@@ -91,7 +95,7 @@ def test_embedded_model_answers_greedily_in_chatml(embedded_dir: Path, no_networ
     assert tokenizer.decode(prompt["input_ids"][0]).endswith("<|im_start|>assistant\n")
     with torch.no_grad():
         output = model.generate(**prompt, max_new_tokens=8, do_sample=False)
-    answer = tokenizer.decode(output[0, prompt["input_ids"].shape[1]:])
+    answer = tokenizer.decode(output[0, prompt["input_ids"].shape[1] :])
     assert "Paris" in answer, answer
 
 
@@ -102,8 +106,7 @@ def test_load_tokenizer_can_replace_the_chat_template(embedded_dir: Path) -> Non
 
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)
-def test_tiny_model_builds_loads_and_trains(arch: str, embedded_dir: Path, tiny_root: Path,
-                                            no_network: None) -> None:
+def test_tiny_model_builds_loads_and_trains(arch: str, embedded_dir: Path, tiny_root: Path, no_network: None) -> None:
     folder = build_tiny_model(arch, tiny_root / arch, embedded_dir)
     tokenizer = load_tokenizer(folder)
     model = load_model(folder, dtype="float32")
@@ -136,13 +139,16 @@ def test_missing_local_paths_fail_clearly(tmp_path: Path) -> None:
 def test_a_gguf_file_resolves_to_its_folder_offline(tmp_path: Path) -> None:
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
-    assert modeling.resolve_model(gguf).from_pretrained_args() == (str(tmp_path), {"gguf_file": "model.gguf",
-                                                                                   "local_files_only": True})
+    assert modeling.resolve_model(gguf).from_pretrained_args() == (
+        str(tmp_path),
+        {"gguf_file": "model.gguf", "local_files_only": True},
+    )
     assert modeling.resolve_model(tmp_path).from_pretrained_args() == (str(tmp_path), {"local_files_only": True})
 
 
-def test_hub_ids_load_only_from_the_local_hf_cache(embedded_dir: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
+def test_hub_ids_load_only_from_the_local_hf_cache(
+    embedded_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
@@ -157,11 +163,13 @@ def test_hub_ids_load_only_from_the_local_hf_cache(embedded_dir: Path, tmp_path:
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()])
-def test_interrupted_conversion_leaves_nothing_behind(failure: BaseException, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_conversion_leaves_nothing_behind(
+    failure: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def half_convert(gguf: Path, out_dir: Path) -> None:
         (out_dir / "model.safetensors").write_bytes(b"partial")
         raise failure
+
     monkeypatch.setattr(modeling, "_convert_gguf", half_convert)
     expected = ChatcloneError if isinstance(failure, Exception) else type(failure)
     with pytest.raises(expected):
@@ -186,6 +194,7 @@ def test_losing_a_conversion_race_returns_the_winner(tmp_path: Path, monkeypatch
         (out_dir / MARKER).write_text("{}")
         target.mkdir()
         (target / MARKER).write_text('{"winner": true}')
+
     monkeypatch.setattr(modeling, "_convert_gguf", convert_while_another_process_finishes)
     assert embedded_model_dir(tmp_path) == target
     assert json.loads((target / MARKER).read_text()) == {"winner": True}

@@ -29,15 +29,23 @@ from chatclone.stages.generate_from_prompt import generate_from_prompt
 from tests.conftest import DM, ROOT, SHARED, compose
 from tests.test_generation import SMALL, clone_root, read_jsonl  # noqa: F401  (clone_root: a fixture)
 
-DCE_JSON = f"{DM}.json"   # "Direct Messages - Orrin [1118608583297251434].json", as DCE names it
+DCE_JSON = f"{DM}.json"  # "Direct Messages - Orrin [1118608583297251434].json", as DCE names it
 PROMPTS = ["hey, you up?", "what's up", "are you free? (maybe)", 'she said "no" \\o/', "true", "[not a list]"]
 
 
-def script(name: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 120,
-           stdin: str | None = None) -> subprocess.CompletedProcess:
+def script(
+    name: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     environment = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / f"{name}.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=environment, input=stdin)
+    return subprocess.run(
+        [sys.executable, str(ROOT / f"{name}.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+        input=stdin,
+    )
 
 
 def job_config(name: str, *args: str) -> dict:
@@ -56,16 +64,24 @@ def next_commands(output: str) -> list[list[str]]:
 
 # --- item 2: the command line takes what a user types ------------------------------------------------------------
 
+
 def test_a_dce_file_name_runs_as_typed(tmp_path):
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
-    result = script("process_messages", f"input={DCE_JSON}", "target=tamsin.vale", "progress=false",
-                    f"outputs_root={tmp_path / 'out'}", cwd=tmp_path)
+    result = script(
+        "process_messages",
+        f"input={DCE_JSON}",
+        "target=tamsin.vale",
+        "progress=false",
+        f"outputs_root={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     [run] = (tmp_path / "out" / "process_messages").iterdir()
     manifest = runs.read_manifest(run)
     assert manifest["inputs"] == [DCE_JSON] and manifest["summary"]["split"]["train"]["target_turns"] > 0
     assert next_commands(result.stdout + result.stderr) == [
-        ["python", "tokenize_dataset.py", f"outputs_root={tmp_path / 'out'}"]]
+        ["python", "tokenize_dataset.py", f"outputs_root={tmp_path / 'out'}"]
+    ]
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -74,34 +90,43 @@ def test_prompts_are_read_as_typed(name, prompt):
     assert job_config(name, "mode=prompt" if name == "inference" else "turns=2", f"prompt={prompt}")["prompt"] == prompt
 
 
-@pytest.mark.parametrize("args, key, value", [
-    (["input=[a,b]"], "input", ["a", "b"]),                              # input='[a,b]' in the shell: a list
-    ([f"input=[{SHARED / DCE_JSON},b]"], "input", [str(SHARED / DCE_JSON), "b"]),   # a DCE name in a list
-    (["input=null"], "input", None),
-    (["target=name#1234"], "target", "name#1234"),
-    (["target=null"], "target", None),
-    (["reading.timezone=America/New_York"], "reading", {"timezone": "America/New_York"}),
-])
+@pytest.mark.parametrize(
+    "args, key, value",
+    [
+        (["input=[a,b]"], "input", ["a", "b"]),  # input='[a,b]' in the shell: a list
+        ([f"input=[{SHARED / DCE_JSON},b]"], "input", [str(SHARED / DCE_JSON), "b"]),  # a DCE name in a list
+        (["input=null"], "input", None),
+        (["target=name#1234"], "target", "name#1234"),
+        (["target=null"], "target", None),
+        (["reading.timezone=America/New_York"], "reading", {"timezone": "America/New_York"}),
+    ],
+)
 def test_process_messages_keys(args, key, value):
     got = job_config("process_messages", *args)[key]
     assert (got if key != "reading" else {"timezone": got["timezone"]}) == value
 
 
-@pytest.mark.parametrize("args, key, value", [
-    (["prompt='hey, you up?'"], "prompt", "hey, you up?"),               # already quoted: Hydra's meaning
-    (["prompt=null"], "prompt", "null"),                                 # a str key that cannot be null: the word
-    (["speakers=[Orrin,Pippa]"], "speakers", ["Orrin", "Pippa"]),
-    (["speakers=Orrin,Pippa"], "speakers", ["Orrin", "Pippa"]),          # a list key's commas separate items
-    (["speakers=Orrin"], "speakers", ["Orrin"]),
-    (["sampling=greedy", "prompt=it's me"], "prompt", "it's me"),       # a group choice stays a group choice
-])
+@pytest.mark.parametrize(
+    "args, key, value",
+    [
+        (["prompt='hey, you up?'"], "prompt", "hey, you up?"),  # already quoted: Hydra's meaning
+        (["prompt=null"], "prompt", "null"),  # a str key that cannot be null: the word
+        (["speakers=[Orrin,Pippa]"], "speakers", ["Orrin", "Pippa"]),
+        (["speakers=Orrin,Pippa"], "speakers", ["Orrin", "Pippa"]),  # a list key's commas separate items
+        (["speakers=Orrin"], "speakers", ["Orrin"]),
+        (["sampling=greedy", "prompt=it's me"], "prompt", "it's me"),  # a group choice stays a group choice
+    ],
+)
 def test_generate_from_prompt_keys(args, key, value):
     assert job_config("generate_from_prompt", *args)[key] == value
 
 
 def test_tokenize_dataset_free_text_keys():
-    cfg = job_config("tokenize_dataset", "formatting.system_prompt=You are {target}, texting friends.",
-                     "model.end_of_turn=<|eot_id|>")
+    cfg = job_config(
+        "tokenize_dataset",
+        "formatting.system_prompt=You are {target}, texting friends.",
+        "model.end_of_turn=<|eot_id|>",
+    )
     assert cfg["formatting"]["system_prompt"] == "You are {target}, texting friends."
     assert cfg["model"]["end_of_turn"] == "<|eot_id|>"
 
@@ -109,8 +134,14 @@ def test_tokenize_dataset_free_text_keys():
 @pytest.mark.slow
 def test_multirun_sweeps_over_a_free_text_key(tmp_path):
     sweep = tmp_path / "sweep"
-    result = script("process_messages", "-m", f"input={SHARED / DCE_JSON}", "target=tamsin.vale,orrin.byrd",
-                    "progress=false", f"hydra.sweep.dir={sweep}")
+    result = script(
+        "process_messages",
+        "-m",
+        f"input={SHARED / DCE_JSON}",
+        "target=tamsin.vale,orrin.byrd",
+        "progress=false",
+        f"hydra.sweep.dir={sweep}",
+    )
     assert result.returncode == 0, result.stderr
     targets = {runs.read_manifest(sweep / job)["summary"]["target"]["query"] for job in ("0", "1")}
     assert targets == {"tamsin.vale", "orrin.byrd"}
@@ -119,10 +150,17 @@ def test_multirun_sweeps_over_a_free_text_key(tmp_path):
 def test_rewriting_keeps_hydra_syntax():
     keys = free_text_keys(schema_of("generate_from_prompt"))
     assert keys["prompt"] == "required text" and keys["speakers"] == "list" and "sampling" not in keys
-    assert job_config("inference", "prompt=null")["prompt"] is None      # an Optional[str] key: null is null
+    assert job_config("inference", "prompt=null")["prompt"] is None  # an Optional[str] key: null is null
     assert "preset" not in free_text_keys(schema_of("train")), "a config group is never quoted"
-    same = [["-m", "prompt=a,b"], ["-m", "prompt=choice(a,b)"], ["prompt='a, b'"],
-            ["prompt=${oc.env:HOME}"], ["speakers=[a,b]"], ["sampling=greedy", "seed=3"], ["--cfg", "job"]]
+    same = [
+        ["-m", "prompt=a,b"],
+        ["-m", "prompt=choice(a,b)"],
+        ["prompt='a, b'"],
+        ["prompt=${oc.env:HOME}"],
+        ["speakers=[a,b]"],
+        ["sampling=greedy", "seed=3"],
+        ["--cfg", "job"],
+    ]
     for args in same:
         assert plain_text_overrides(args, keys) == args
     assert plain_text_overrides(["-m", "prompt=what's up,hey"], keys) == ["-m", "prompt='what\\'s up','hey'"]
@@ -138,10 +176,13 @@ def test_quoting_round_trips_through_hydras_parser():
         assert parser.parse_override(f"prompt={quote(text)}").value() == text, text
 
 
-@pytest.mark.parametrize("args, shown", [
-    (["sampling.temperature=0.3,0.7"], "needs -m (multirun)"),
-    (["hydra.run.dir=runs/(1)"], """quote it: hydra.run.dir="'runs/(1)'\""""),
-])
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        (["sampling.temperature=0.3,0.7"], "needs -m (multirun)"),
+        (["hydra.run.dir=runs/(1)"], """quote it: hydra.run.dir="'runs/(1)'\""""),
+    ],
+)
 def test_an_override_hydra_cannot_read_is_one_line(args, shown):
     result = script("inference", *args)
     assert result.returncode == 2 and result.stdout == "", result.stderr
@@ -157,6 +198,7 @@ def test_the_quoted_form_shown_works():
 
 # --- item 7: generate_from_prompt shows every turn honestly --------------------------------------------------------
 
+
 class EveryTurn:
     """A logits processor forcing `ids` from the first generated token of every generate call."""
 
@@ -166,7 +208,7 @@ class EveryTurn:
     def __call__(self, input_ids, scores):
         import torch
 
-        if self.seen is None or input_ids.shape[1] != self.seen + 1:   # a new generate call
+        if self.seen is None or input_ids.shape[1] != self.seen + 1:  # a new generate call
             self.start = input_ids.shape[1]
         self.seen = input_ids.shape[1]
         forced = torch.full_like(scores, float("-inf"))
@@ -182,11 +224,20 @@ def forced(root: Path, text: str, end: bool) -> EveryTurn:
 
 
 def grow(root: Path, tmp: Path, overrides: list[str], processor: EveryTurn) -> tuple[dict, str, str]:
-    cfg = compose("generate_from_prompt", [f"outputs_root={root}", *SMALL, "prompt=Pippa: pub quiz tonight?",
-                                               "speakers=[Orrin,Pippa]", *overrides])
+    cfg = compose(
+        "generate_from_prompt",
+        [f"outputs_root={root}", *SMALL, "prompt=Pippa: pub quiz tonight?", "speakers=[Orrin,Pippa]", *overrides],
+    )
     out, notes = io.StringIO(), io.StringIO()
-    summary = generate_from_prompt(cfg, tmp / "run", stdin=io.StringIO(), stdout=out, stderr=io.StringIO(),
-                                   console=Console(file=notes, width=300), logits_processor=[processor])
+    summary = generate_from_prompt(
+        cfg,
+        tmp / "run",
+        stdin=io.StringIO(),
+        stdout=out,
+        stderr=io.StringIO(),
+        console=Console(file=notes, width=300),
+        logits_processor=[processor],
+    )
     return summary, out.getvalue(), notes.getvalue()
 
 
@@ -196,8 +247,9 @@ def shown_turns(out: str) -> list[tuple[str, str]]:
 
 def test_no_empty_turn_and_nobody_twice_in_a_row(clone_root, tmp_path):
     # every draw writes `Orrin: hi`: Orrin's turns say "hi", everyone else's turns are cut to nothing
-    summary, out, notes = grow(clone_root, tmp_path, ["turns=6", "sampling.max_new_tokens=12"],
-                               forced(clone_root, "Orrin: hi", end=True))
+    summary, out, notes = grow(
+        clone_root, tmp_path, ["turns=6", "sampling.max_new_tokens=12"], forced(clone_root, "Orrin: hi", end=True)
+    )
     turns = shown_turns(out)
     assert len(turns) == 1 + 6 and all(text for _, text in turns), out
     assert all(a[0] != b[0] for a, b in zip(turns, turns[1:])), out
@@ -206,24 +258,31 @@ def test_no_empty_turn_and_nobody_twice_in_a_row(clone_root, tmp_path):
     assert (summary["replies"], summary["empty_replies"]) == (6, no_reply)
     rows = read_jsonl(tmp_path / "run" / "generations.jsonl")
     assert summary["draws"] == len(rows) == 6 + summary["redrawn"] and summary["redrawn"] == 2 * no_reply
-    assert [r["attempt"] for r in rows if r["shown"] and not r["text"]] == [3] * no_reply   # reply_attempts=3
-    assert f"6 replies: {6 - no_reply} ended their turn, {no_reply} (no reply); {2 * no_reply} empty draws " \
-           "drawn again" in notes
+    assert [r["attempt"] for r in rows if r["shown"] and not r["text"]] == [3] * no_reply  # reply_attempts=3
+    assert (
+        f"6 replies: {6 - no_reply} ended their turn, {no_reply} (no reply); {2 * no_reply} empty draws "
+        "drawn again" in notes
+    )
     text = (tmp_path / "run" / "conversation.txt").read_text(encoding="utf-8")
     assert text.count(f": {NO_REPLY}  [cut before Orrin's line, 3 draws]") == no_reply
 
 
 def test_reply_attempts_is_configured(clone_root, tmp_path):
-    summary, out, _ = grow(clone_root, tmp_path, ["turns=1", "reply_attempts=1"],
-                           forced(clone_root, "Orrin: hi", end=True))
+    summary, out, _ = grow(
+        clone_root, tmp_path, ["turns=1", "reply_attempts=1"], forced(clone_root, "Orrin: hi", end=True)
+    )
     assert shown_turns(out)[1] == ("Tamsin", NO_REPLY) and (summary["draws"], summary["redrawn"]) == (1, 0)
     with pytest.raises(ChatcloneError, match="reply_attempts=0"):
         compose("generate_from_prompt", ["prompt=hi", "reply_attempts=0"]).check()
 
 
 def test_a_reply_cut_at_max_new_tokens_is_marked(clone_root, tmp_path):
-    summary, out, notes = grow(clone_root, tmp_path, ["turns=3"],   # max_new_tokens=6 (SMALL)
-                               forced(clone_root, " one two three four five six seven eight", end=False))
+    summary, out, notes = grow(
+        clone_root,
+        tmp_path,
+        ["turns=3"],  # max_new_tokens=6 (SMALL)
+        forced(clone_root, " one two three four five six seven eight", end=False),
+    )
     turns = shown_turns(out)[1:]
     assert len(turns) == 3 and all(text.endswith(CUT_MARK) for _, text in turns), out
     assert summary["truncated"] == summary["replies"] == 3
@@ -250,17 +309,24 @@ def test_inference_help_says_a_piped_chat_is_echoed():
 
 # --- item 8: hints where a user is stuck --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("target", ["Tamsin", "tamsin", "tamsin.val"])
 def test_a_display_name_target_says_did_you_mean(tmp_path, target):
-    result = script("process_messages", f"input={SHARED / DCE_JSON}", f"target={target}", "progress=false",
-                    f"outputs_root={tmp_path}")
+    result = script(
+        "process_messages",
+        f"input={SHARED / DCE_JSON}",
+        f"target={target}",
+        "progress=false",
+        f"outputs_root={tmp_path}",
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "Did you mean target=tamsin.vale (display name Tamsin)?" in result.stderr
 
 
 def test_a_target_nobody_resembles_gets_no_guess(tmp_path):
-    result = script("process_messages", f"input={SHARED / DCE_JSON}", "target=zebra", "progress=false",
-                    f"outputs_root={tmp_path}")
+    result = script(
+        "process_messages", f"input={SHARED / DCE_JSON}", "target=zebra", "progress=false", f"outputs_root={tmp_path}"
+    )
     assert result.returncode == 2 and "Did you mean" not in result.stderr and "Top authors" in result.stderr
 
 
@@ -277,8 +343,14 @@ def test_txt_dates_read_as_utc_are_said_once(tmp_path, timezone, warned):
     for name in (f"{DM}.txt", "Lantern Hollow - Text Channels - general [888880580528273654].json"):
         shutil.copy(SHARED / name, exports / name)
     shutil.copy(SHARED / "windows-crlf" / f"{DM}.txt", exports / "Direct Messages - Orrin [1].txt")
-    result = script("process_messages", f"input={exports}", "target=tamsin.vale", "progress=false",
-                    f"outputs_root={tmp_path / 'out'}", *([f"reading.timezone={timezone}"] if timezone else []))
+    result = script(
+        "process_messages",
+        f"input={exports}",
+        "target=tamsin.vale",
+        "progress=false",
+        f"outputs_root={tmp_path / 'out'}",
+        *([f"reading.timezone={timezone}"] if timezone else []),
+    )
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     [run] = (tmp_path / "out" / "process_messages").iterdir()
@@ -291,11 +363,25 @@ def test_txt_dates_read_as_utc_are_said_once(tmp_path, timezone, warned):
 
 def test_an_uncached_hub_model_prints_the_download_command(tmp_path):
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
-    assert script("process_messages", f"input={DCE_JSON}", "target=tamsin.vale", "progress=false",
-                  f"outputs_root={tmp_path}", cwd=tmp_path).returncode == 0
+    assert (
+        script(
+            "process_messages",
+            f"input={DCE_JSON}",
+            "target=tamsin.vale",
+            "progress=false",
+            f"outputs_root={tmp_path}",
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     empty = tmp_path / "hf"
-    result = script("tokenize_dataset", "model=gpt2", f"outputs_root={tmp_path}", cwd=tmp_path,
-                    env={"HF_HOME": str(empty), "HF_HUB_CACHE": str(empty / "hub"), "HF_HUB_OFFLINE": "1"})
+    result = script(
+        "tokenize_dataset",
+        "model=gpt2",
+        f"outputs_root={tmp_path}",
+        cwd=tmp_path,
+        env={"HF_HOME": str(empty), "HF_HUB_CACHE": str(empty / "hub"), "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "`hf download openai-community/gpt2 --local-dir models/gpt2`" in result.stderr
     assert "`huggingface-cli download openai-community/gpt2 --local-dir models/gpt2`" in result.stderr
@@ -308,24 +394,55 @@ def test_each_stage_prints_the_next_command_and_it_runs(tmp_path, tiny_llama, em
     env = {"CHATCLONE_CACHE": str(cache_root)}
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
     out = tmp_path / "outputs"
-    step = script("process_messages", f"input={DCE_JSON}", "target=tamsin.vale", "progress=false",
-                  f"outputs_root={out}", cwd=tmp_path, env=env)
+    step = script(
+        "process_messages",
+        f"input={DCE_JSON}",
+        "target=tamsin.vale",
+        "progress=false",
+        f"outputs_root={out}",
+        cwd=tmp_path,
+        env=env,
+    )
     assert step.returncode == 0, step.stderr
     [command] = next_commands(step.stdout + step.stderr)
     assert command[:2] == ["python", "tokenize_dataset.py"]
-    step = script("tokenize_dataset", *command[2:], f"model.name_or_path={tiny_llama}", "progress=false",
-                  "num_proc=1", cwd=tmp_path, env=env, timeout=300)
+    step = script(
+        "tokenize_dataset",
+        *command[2:],
+        f"model.name_or_path={tiny_llama}",
+        "progress=false",
+        "num_proc=1",
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert step.returncode == 0, step.stderr
     [command] = next_commands(step.stdout + step.stderr)
     assert command == ["python", "train.py", f"outputs_root={out}", f"model.name_or_path={tiny_llama}"]
-    step = script("train", *command[2:], "trainer.max_steps=2", "wandb.mode=disabled", "trainer.save_strategy=no",
-                  cwd=tmp_path, env=env, timeout=300)
+    step = script(
+        "train",
+        *command[2:],
+        "trainer.max_steps=2",
+        "wandb.mode=disabled",
+        "trainer.save_strategy=no",
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert step.returncode == 0, step.stderr
     chat, evaluate = next_commands(step.stdout + step.stderr)
     assert chat == ["python", "inference.py", f"outputs_root={out}"]
     assert evaluate == ["python", "evaluate_clone.py", f"outputs_root={out}"]
-    step = script("inference", *chat[2:], "mode=prompt", "prompt=what's up, free later?", "sampling.max_new_tokens=4",
-                  cwd=tmp_path, env=env, timeout=300)
+    step = script(
+        "inference",
+        *chat[2:],
+        "mode=prompt",
+        "prompt=what's up, free later?",
+        "sampling.max_new_tokens=4",
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert step.returncode == 0 and step.stdout.startswith("Tamsin: "), step.stderr
     [row] = read_jsonl(next((out / "inference").iterdir()) / "generations.jsonl")
     assert row["tokens"] <= 4

@@ -88,8 +88,9 @@ def test_temporal_split_puts_newest_in_validation_and_random_is_seeded(shared, t
     train, val = read_jsonl(tmp_path / "t" / "train.jsonl"), read_jsonl(tmp_path / "t" / "validation.jsonl")
     assert max(r["start"] for r in train) < min(r["start"] for r in val)
     for name in ("r1", "r2"):
-        process_messages(make_config([shared / (DM + ".json")], split={"strategy": SplitStrategy.random}),
-                         tmp_path / name)
+        process_messages(
+            make_config([shared / (DM + ".json")], split={"strategy": SplitStrategy.random}), tmp_path / name
+        )
     assert (tmp_path / "r1" / "validation.jsonl").read_text() == (tmp_path / "r2" / "validation.jsonl").read_text()
 
 

@@ -68,7 +68,12 @@ def test_guild_counts_and_kinds(shared):
     header, messages = read(shared / (GUILD + ".json"))
     assert not header.is_dm and header.name == "Lantern Hollow / Text Channels / general"
     assert Counter(m.username for m in messages) == {
-        "tamsin.vale": 12, "pip.marsh": 10, "ezraloom": 9, "marlow_k": 6, "Lanternkeeper#7342": 4}
+        "tamsin.vale": 12,
+        "pip.marsh": 10,
+        "ezraloom": 9,
+        "marlow_k": 6,
+        "Lanternkeeper#7342": 4,
+    }
     by_number = {i + 1: m for i, m in enumerate(messages)}
     assert by_number[16].kind is Kind.COMMAND_RESPONSE
     assert by_number[28].kind is Kind.FORWARD

@@ -28,7 +28,7 @@ from tests.conftest import ROOT
 from tests.serving_helpers import Server
 
 KEY = "test-key-5dd1c3"
-MARKER = "zebra-marker-9431"    # a message text that must not reach any log or file unless log_conversations=true
+MARKER = "zebra-marker-9431"  # a message text that must not reach any log or file unless log_conversations=true
 HEY = [{"role": "user", "content": "hey, you up?"}]
 
 
@@ -49,12 +49,36 @@ def servers(serve_root: Path, tmp_path_factory: pytest.TempPathFactory):
     log_conversations=true)."""
     runs = tmp_path_factory.mktemp("serve-runs")
     options = {
-        "main": ([f"outputs_root={serve_root}", _clones(serve_root, "tamsin", "orrin"), "max_batch=4",
-                  "fast_decode=false", "sampling=greedy"], {}),
-        "guarded": ([f"outputs_root={serve_root}", _clones(serve_root, "tamsin"), "host=0.0.0.0", "max_batch=1",
-                     "queue_size=1", "limits.max_tokens=900"], {"CHATCLONE_API_KEY": KEY}),
-        "limited": ([f"outputs_root={serve_root}", _clones(serve_root, "tamsin"), "limits.requests_per_minute=2",
-                     "log_conversations=true"], {}),
+        "main": (
+            [
+                f"outputs_root={serve_root}",
+                _clones(serve_root, "tamsin", "orrin"),
+                "max_batch=4",
+                "fast_decode=false",
+                "sampling=greedy",
+            ],
+            {},
+        ),
+        "guarded": (
+            [
+                f"outputs_root={serve_root}",
+                _clones(serve_root, "tamsin"),
+                "host=0.0.0.0",
+                "max_batch=1",
+                "queue_size=1",
+                "limits.max_tokens=900",
+            ],
+            {"CHATCLONE_API_KEY": KEY},
+        ),
+        "limited": (
+            [
+                f"outputs_root={serve_root}",
+                _clones(serve_root, "tamsin"),
+                "limits.requests_per_minute=2",
+                "log_conversations=true",
+            ],
+            {},
+        ),
     }
 
     def get(name: str) -> Server:
@@ -74,11 +98,13 @@ def client(server: Server, key: str = "unused") -> openai.OpenAI:
 
 
 def ask(server: Server, **body) -> httpx.Response:
-    return httpx.post(server.url + "/v1/chat/completions", json={"model": "tamsin", "messages": HEY, **body},
-                      timeout=60)
+    return httpx.post(
+        server.url + "/v1/chat/completions", json={"model": "tamsin", "messages": HEY, **body}, timeout=60
+    )
 
 
 # --- the protocol, through the official client --------------------------------------------------------------------
+
 
 def test_plain_completion_has_usage_and_a_finish_reason(servers):
     reply = client(servers("main")).chat.completions.create(model="tamsin", messages=HEY, max_tokens=8, seed=3)
@@ -93,11 +119,25 @@ def test_the_prompt_and_greedy_reply_are_inference_pys(servers, serve_root, tmp_
     """One rendering path: the server's prompt has exactly inference.py's tokens, and its greedy reply is
     inference.py mode=prompt's with sampling=greedy (both float32 on one thread: the same sums in the same order),
     its repetition penalty of 1.1 included: the server's defaults are the same sampling group."""
-    result = subprocess.run([sys.executable, "inference.py", f"outputs_root={serve_root}", "mode=prompt",
-                             f"run={serve_root / 'train' / 'tamsin'}", "prompt=hey, you up?", "sampling=greedy",
-                             "sampling.max_new_tokens=8", "threads=1", "fast_decode=false",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "inference.py",
+            f"outputs_root={serve_root}",
+            "mode=prompt",
+            f"run={serve_root / 'train' / 'tamsin'}",
+            "prompt=hey, you up?",
+            "sampling=greedy",
+            "sampling.max_new_tokens=8",
+            "threads=1",
+            "fast_decode=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     [row] = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
     reply = client(servers("main")).chat.completions.create(model="tamsin", messages=HEY, max_tokens=8)
@@ -110,15 +150,29 @@ def test_the_prompt_and_greedy_reply_are_inference_pys(servers, serve_root, tmp_
 def test_streamed_completion_matches_the_plain_one(servers):
     api = client(servers("main"))
     plain = api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=8, seed=11, temperature=1.0)
-    chunks = list(api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=8, seed=11, temperature=1.0,
-                                              stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        api.chat.completions.create(
+            model="tamsin",
+            messages=HEY,
+            max_tokens=8,
+            seed=11,
+            temperature=1.0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert text == plain.choices[0].message.content and finishes == [plain.choices[0].finish_reason]
-    assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].usage.completion_tokens == \
-        plain.usage.completion_tokens
-    raw = httpx.post(servers("main").url + "/v1/chat/completions", timeout=60,
-                     json={"model": "tamsin", "messages": HEY, "max_tokens": 3, "stream": True})
+    assert (
+        chunks[0].choices[0].delta.role == "assistant"
+        and chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+    )
+    raw = httpx.post(
+        servers("main").url + "/v1/chat/completions",
+        timeout=60,
+        json={"model": "tamsin", "messages": HEY, "max_tokens": 3, "stream": True},
+    )
     events = [e for e in raw.text.split("\n\n") if e]
     assert raw.headers["content-type"].startswith("text/event-stream") and events[-1] == "data: [DONE]"
     assert all(e.startswith("data: ") for e in events)
@@ -130,8 +184,12 @@ def test_n_choices_and_seed_reproducibility(servers):
     again = api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=6, n=2, seed=5, temperature=1.2)
     assert [c.index for c in first.choices] == [0, 1]
     assert [c.message.content for c in first.choices] == [c.message.content for c in again.choices]
-    others = {api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=6, seed=s, temperature=1.2)
-              .choices[0].message.content for s in (6, 7, 8)}
+    others = {
+        api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=6, seed=s, temperature=1.2)
+        .choices[0]
+        .message.content
+        for s in (6, 7, 8)
+    }
     assert len(others | {first.choices[0].message.content}) > 1, "different seeds, different draws"
 
 
@@ -142,24 +200,30 @@ def test_stop_sequence_ends_the_reply_where_it_starts(servers):
     assert len(words) >= 3, full.message.content
     stop = words[2][:4]
     cut = api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=12, temperature=0, stop=[stop])
-    expected = full.message.content[:full.message.content.index(stop)].rstrip()
+    expected = full.message.content[: full.message.content.index(stop)].rstrip()
     assert cut.choices[0].message.content == expected and cut.choices[0].finish_reason == "stop"
 
 
 def test_group_chat_with_named_users(servers):
     api = client(servers("main"))
-    group = [{"role": "user", "name": "Pippa", "content": "pub quiz tonight?"},
-             {"role": "user", "content": "you in?"},
-             {"role": "assistant", "content": "maybe"},
-             {"role": "user", "name": "Pippa", "content": "come on"}]
+    group = [
+        {"role": "user", "name": "Pippa", "content": "pub quiz tonight?"},
+        {"role": "user", "content": "you in?"},
+        {"role": "assistant", "content": "maybe"},
+        {"role": "user", "name": "Pippa", "content": "come on"},
+    ]
     reply = api.chat.completions.create(model="tamsin", messages=group, max_tokens=6, seed=1)
     assert reply.choices[0].finish_reason in ("stop", "length")
     for line in reply.choices[0].message.content.split("\n"):
         assert not line.lstrip().startswith(("Pippa:", "Orrin:")), reply.choices[0].message.content
     speakers = Speakers("Tamsin", "Orrin", "")
     history = to_history(group, speakers)
-    assert [(m["role"], m["name"]) for m in history] == [("user", "Pippa"), ("user", "Orrin"),
-                                                         ("assistant", "Tamsin"), ("user", "Pippa")]
+    assert [(m["role"], m["name"]) for m in history] == [
+        ("user", "Pippa"),
+        ("user", "Orrin"),
+        ("assistant", "Tamsin"),
+        ("user", "Pippa"),
+    ]
     shorter = api.chat.completions.create(model="tamsin", messages=group[-1:], max_tokens=1)
     assert reply.usage.prompt_tokens > shorter.usage.prompt_tokens
 
@@ -216,10 +280,18 @@ BAD = [
     ({"messages": [{"role": "user", "content": "  "}]}, 400, "messages[0].content", "empty"),
     ({"messages": [{"role": "user", "name": "Tamsin", "content": "hi"}]}, 400, "messages[0].name", "own name"),
     ({"messages": [{"role": "user", "name": "a:b", "content": "hi"}]}, 400, "messages[0].name", "speaker name"),
-    ({"messages": [{"role": "system", "content": "You are a helpful assistant."}, *HEY]}, 400,
-     "messages[0].content", "trained with"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400,
-     "messages[0].content[0]", "only text"),
+    (
+        {"messages": [{"role": "system", "content": "You are a helpful assistant."}, *HEY]},
+        400,
+        "messages[0].content",
+        "trained with",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+        400,
+        "messages[0].content[0]",
+        "only text",
+    ),
     ({"messages": "hey"}, 400, "messages", "non-empty list"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "tools", "not supported"),
     ({"frequency_penalty": 0.5}, 400, "frequency_penalty", "not supported"),
@@ -249,8 +321,9 @@ def test_bad_requests_through_the_openai_client(servers):
 def test_the_training_system_prompt_is_accepted(servers):
     api = client(servers("main"))
     system = next(m for m in api.models.list().data if m.id == "tamsin").model_extra["system_prompt"]
-    with_it = api.chat.completions.create(model="tamsin", messages=[{"role": "system", "content": system}, *HEY],
-                                          max_tokens=1)
+    with_it = api.chat.completions.create(
+        model="tamsin", messages=[{"role": "system", "content": system}, *HEY], max_tokens=1
+    )
     without = api.chat.completions.create(model="tamsin", messages=HEY, max_tokens=1)
     assert with_it.usage.prompt_tokens == without.usage.prompt_tokens
 
@@ -259,7 +332,7 @@ def test_body_that_is_too_large_or_not_json(servers):
     url = servers("main").url + "/v1/chat/completions"
     big = json.dumps({"model": "tamsin", "messages": [{"role": "user", "content": "x" * 300_000}]}).encode()
     declared = httpx.post(url, content=big, headers={"Content-Type": "application/json"}, timeout=60)
-    streamed = httpx.post(url, content=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]), timeout=60)
+    streamed = httpx.post(url, content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]), timeout=60)
     for response in (declared, streamed):
         assert response.status_code == 413 and "limits.max_body_bytes" in response.json()["error"]["message"]
     assert "Content-Length" not in streamed.request.headers
@@ -285,6 +358,7 @@ def test_disconnected_client_stops_its_generation(servers):
 
 # --- keys, the queue, the rate limit ---------------------------------------------------------------------------------
 
+
 def test_a_non_loopback_host_needs_a_key(servers):
     server = servers("guarded")
     for key in ("", "wrong"):
@@ -299,9 +373,14 @@ def test_a_non_loopback_host_needs_a_key(servers):
 
 def test_serve_refuses_a_non_loopback_host_without_a_key(serve_root, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CHATCLONE_API_KEY"}
-    result = subprocess.run([sys.executable, "serve.py", f"outputs_root={serve_root}", "host=0.0.0.0",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "serve.py", f"outputs_root={serve_root}", "host=0.0.0.0", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 2 and result.stdout == "", result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: host=0.0.0.0 is not a loopback")
     assert "CHATCLONE_API_KEY" in result.stderr
@@ -314,8 +393,14 @@ def test_full_queue_answers_503_with_retry_after(servers):
 
     def one() -> None:
         barrier.wait()
-        results.append(httpx.post(server.url + "/v1/chat/completions", headers=headers, timeout=60,
-                                  json={"model": "tamsin", "messages": HEY, "max_tokens": 300}))
+        results.append(
+            httpx.post(
+                server.url + "/v1/chat/completions",
+                headers=headers,
+                timeout=60,
+                json={"model": "tamsin", "messages": HEY, "max_tokens": 300},
+            )
+        )
 
     threads = [threading.Thread(target=one) for _ in range(6)]
     for thread in threads:
@@ -349,35 +434,57 @@ def test_no_chat_text_or_key_in_logs_or_run_dirs(servers):
         written = "".join(p.read_text(encoding="utf-8") for p in server.run_dir.rglob("*") if p.is_file())
         assert MARKER not in written and KEY not in written and MARKER not in "".join(server.stderr)
         assert not (server.run_dir / "conversations.jsonl").exists()
-    assert "serve.log" in {p.name for p in main.run_dir.iterdir()} and "POST /v1/chat/completions" in \
-        (main.run_dir / "serve.log").read_text(encoding="utf-8")
+    assert "serve.log" in {p.name for p in main.run_dir.iterdir()} and "POST /v1/chat/completions" in (
+        main.run_dir / "serve.log"
+    ).read_text(encoding="utf-8")
 
 
 # --- pure pieces ----------------------------------------------------------------------------------------------------
 
+
 def test_model_ids_are_named_after_targets():
     assert model_ids(["Tamsin", "Orrin", "Tamsin", "Mossy Wren", "?"]) == [
-        "tamsin", "orrin", "tamsin-2", "mossy-wren", "clone"]
+        "tamsin",
+        "orrin",
+        "tamsin-2",
+        "mossy-wren",
+        "clone",
+    ]
 
 
 def test_conversion_of_messages():
     speakers = Speakers("Tamsin", "Orrin", "You are Tamsin.")
-    history = to_history([{"role": "system", "content": "You are Tamsin."},
-                          {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "yo"}]},
-                          {"role": "assistant", "content": "hey"}], speakers)
-    assert history == [{"role": "user", "name": "Orrin", "content": "hi\nyo"},
-                       {"role": "assistant", "name": "Tamsin", "content": "hey"}]
+    history = to_history(
+        [
+            {"role": "system", "content": "You are Tamsin."},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "yo"}]},
+            {"role": "assistant", "content": "hey"},
+        ],
+        speakers,
+    )
+    assert history == [
+        {"role": "user", "name": "Orrin", "content": "hi\nyo"},
+        {"role": "assistant", "name": "Tamsin", "content": "hey"},
+    ]
     with pytest.raises(MessageError, match="at least one user"):
         to_history([{"role": "system", "content": "You are Tamsin."}], speakers)
     ignoring = Speakers("Tamsin", "Orrin", "You are Tamsin.", SystemMessages.ignore)
     assert to_history([{"role": "system", "content": "be an assistant"}, *HEY], ignoring) == [
-        {"role": "user", "name": "Orrin", "content": "hey, you up?"}]
+        {"role": "user", "name": "Orrin", "content": "hey, you up?"}
+    ]
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"host": "0.0.0.0"}, "CHATCLONE_API_KEY"), ({"clones": []}, "clones"), ({"max_batch": 0}, "max_batch"),
-    ({"port": 70000}, "port"), ({"user_name": "a:b"}, "user_name"), ({"dtype": "int3"}, "dtype"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"host": "0.0.0.0"}, "CHATCLONE_API_KEY"),
+        ({"clones": []}, "clones"),
+        ({"max_batch": 0}, "max_batch"),
+        ({"port": 70000}, "port"),
+        ({"user_name": "a:b"}, "user_name"),
+        ({"dtype": "int3"}, "dtype"),
+    ],
+)
 def test_bad_config_is_one_line_naming_the_key(change, words, monkeypatch):
     monkeypatch.delenv("CHATCLONE_API_KEY", raising=False)
     cfg = ServeConfig(**change)
@@ -392,6 +499,7 @@ def test_loopback_hosts():
 
 # --- the batch itself, in process -----------------------------------------------------------------------------------
 
+
 def test_a_row_decodes_alike_alone_in_a_padded_batch_and_joining_mid_flight(serve_root):
     """Left padding, the attention mask, per-row positions, dropping finished rows and merging a prefilled newcomer
     into a running batch change nothing a row computes: its greedy and its seeded sampled tokens are the same."""
@@ -405,8 +513,11 @@ def test_a_row_decodes_alike_alone_in_a_padded_batch_and_joining_mid_flight(serv
     clone = load_clone(locate(cfg), cfg)
     texts = ["hey", "what are you up to tonight? i was thinking we could get food after", "yo"]
     prompts = [clone.prompts.fit([clone.prompts.message("Orrin", t)], "Tamsin", 400)[0] for t in texts]
-    settings = [Settings(0.0, 1.0, 0, 1.0, 12, None), Settings(1.0, 0.9, 0, 1.1, 12, 7),
-                Settings(0.8, 1.0, 40, 1.0, 5, 3)]   # greedy, nucleus + penalty, top-k and a shorter budget
+    settings = [
+        Settings(0.0, 1.0, 0, 1.0, 12, None),
+        Settings(1.0, 0.9, 0, 1.1, 12, 7),
+        Settings(0.8, 1.0, 40, 1.0, 5, 3),
+    ]  # greedy, nucleus + penalty, top-k and a shorter budget
 
     def decode(indices: list[int], join_at: int | None = None) -> dict[int, list[int]]:
         batch, rows = Batch(clone, threading.Lock()), {}
@@ -418,7 +529,7 @@ def test_a_row_decodes_alike_alone_in_a_padded_batch_and_joining_mid_flight(serv
         while batch.rows:
             if steps == join_at:
                 batch.add([jobs[i] for i in indices[1:]])
-                rows.update({i: r for i, r in zip(indices[1:], batch.rows[-(len(indices) - 1):])})
+                rows.update({i: r for i, r in zip(indices[1:], batch.rows[-(len(indices) - 1) :])})
             batch.step()
             steps += 1
         return {i: row.ids for i, row in rows.items()}
@@ -430,19 +541,35 @@ def test_a_row_decodes_alike_alone_in_a_padded_batch_and_joining_mid_flight(serv
     assert len(alone[2]) <= 5 and len(alone[0]) <= 12
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--clients", "0"], "argument --clients: must be a whole number >= 1, got '0'"),
-    (["--contenders", "fast"], "argument --contenders: invalid choice: 'fast'")])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--clients", "0"], "argument --clients: must be a whole number >= 1, got '0'"),
+        (["--contenders", "fast"], "argument --contenders: invalid choice: 'fast'"),
+    ],
+)
 def test_bench_serve_refuses_bad_flags(flags, message):
-    result = subprocess.run([sys.executable, "benchmarks/bench_serve.py", *flags], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_serve.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
 
 
 def test_an_api_key_on_the_command_line_never_reaches_the_run_dir(tmp_path):
-    result = subprocess.run([sys.executable, "serve.py", "host=0.0.0.0", "api_key=cmdline-secret-77",
-                             f"clones=[{tmp_path / 'no-such-run'}]", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "serve.py",
+            "host=0.0.0.0",
+            "api_key=cmdline-secret-77",
+            f"clones=[{tmp_path / 'no-such-run'}]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr.startswith("error: clones[0]="), result.stderr
     record = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "run" / ".hydra").iterdir())
     assert "api_key=<redacted>" in record and "api_key: <redacted>" in record
@@ -455,8 +582,10 @@ def test_the_judging_page_mounts_on_the_server_with_personal_links(serve_root: P
     from chatclone.judging.report import judging_report
 
     source = ROOT / "tests" / "fixtures" / "evaluate_clone_run"
-    server = Server(tmp_path / "run", [f"outputs_root={tmp_path}", _clones(serve_root, "tamsin"),
-                                       f"judging.source={source}", "judging.judges=[ann]"])
+    server = Server(
+        tmp_path / "run",
+        [f"outputs_root={tmp_path}", _clones(serve_root, "tamsin"), f"judging.source={source}", "judging.judges=[ann]"],
+    )
     try:
         deadline = time.monotonic() + 30
         lines = []
@@ -468,10 +597,11 @@ def test_the_judging_page_mounts_on_the_server_with_personal_links(serve_root: P
         page = httpx.get(link, timeout=30)
         assert page.status_code == 200 and "A is the real one" in page.text
         item = httpx.get(server.url + "/judge/api/next", params={"judge": "ann"}, timeout=30).json()["item"]
-        vote = httpx.post(server.url + "/judge/api/vote", json={"judge": "ann", "item": item["id"], "choice": "a"},
-                          timeout=30)
+        vote = httpx.post(
+            server.url + "/judge/api/vote", json={"judge": "ann", "item": item["id"], "choice": "a"}, timeout=30
+        )
         assert vote.status_code == 200 and vote.json()["recorded"] is True
-        assert ask(server, max_tokens=2).status_code == 200   # the chat API is still there
+        assert ask(server, max_tokens=2).status_code == 200  # the chat API is still there
     finally:
         server.stop()
     judging_dir = next((tmp_path / "judging").iterdir())

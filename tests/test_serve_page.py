@@ -38,9 +38,10 @@ pytestmark = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_
 
 @pytest.fixture(scope="module")
 def page_server(serve_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    server = Server(tmp_path_factory.mktemp("serve-page") / "run",
-                    [f"outputs_root={serve_root}", f"clones=[{serve_root / 'train' / 'tamsin'}]",
-                     "sampling.max_new_tokens=24"])
+    server = Server(
+        tmp_path_factory.mktemp("serve-page") / "run",
+        [f"outputs_root={serve_root}", f"clones=[{serve_root / 'train' / 'tamsin'}]", "sampling.max_new_tokens=24"],
+    )
     yield server
     server.stop()
 
@@ -52,8 +53,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=412,860"):   # a phone's width: the page must read well there
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=412,860",
+    ):  # a phone's width: the page must read well there
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     yield driver

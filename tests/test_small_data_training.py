@@ -30,11 +30,27 @@ GUILD_EXPORT = ROOT / "examples" / "sample_exports" / f"{GUILD}.json"
 def outputs_for(root: Path, model: Path, *process_overrides: str) -> Path:
     """`python process_messages.py input=<the server channel> target=tamsin.vale ...` then
     `python tokenize_dataset.py model.name_or_path=<model>`, into outputs_root=root."""
-    process_messages(compose("process_messages", [f"input=['{GUILD_EXPORT}']", f"target={TARGET_USERNAME}",
-                                                  "progress=false", f"outputs_root={root}", *process_overrides]),
-                     root / "process_messages" / "run", console=quiet())
-    tokenize_dataset(compose("tokenize_dataset", [f"model.name_or_path={model}", "progress=false", "num_proc=1",
-                                       f"outputs_root={root}"]), root / "tokenize_dataset" / "run", console=quiet())
+    process_messages(
+        compose(
+            "process_messages",
+            [
+                f"input=['{GUILD_EXPORT}']",
+                f"target={TARGET_USERNAME}",
+                "progress=false",
+                f"outputs_root={root}",
+                *process_overrides,
+            ],
+        ),
+        root / "process_messages" / "run",
+        console=quiet(),
+    )
+    tokenize_dataset(
+        compose(
+            "tokenize_dataset", [f"model.name_or_path={model}", "progress=false", "num_proc=1", f"outputs_root={root}"]
+        ),
+        root / "tokenize_dataset" / "run",
+        console=quiet(),
+    )
     return root
 
 
@@ -65,11 +81,17 @@ def printed() -> Console:
 def small(root: Path, model: Path, *more: str) -> list[str]:
     """A user's overrides on small data: no logging_steps/save settings, so the defaults' adaptations show
     (samples while training off: an untrained tiny model answers each with max_new_tokens of nonsense)."""
-    return [f"outputs_root={root}", f"model.name_or_path={model}", "wandb.mode=disabled", "eval.sample_contexts=0",
-            *more]
+    return [
+        f"outputs_root={root}",
+        f"model.name_or_path={model}",
+        "wandb.mode=disabled",
+        "eval.sample_contexts=0",
+        *more,
+    ]
 
 
 # --- 4. small data ---------------------------------------------------------------------------------------------
+
 
 def test_regularized_on_one_channel_fails_before_loading_the_model(one_channel, weightless, tmp_path):
     """The model has no weights: a check after loading would fail in transformers, not with this line."""
@@ -85,14 +107,26 @@ def test_regularized_on_one_channel_fails_before_loading_the_model(one_channel, 
     assert not (tmp_path / "run" / "run_info.json").exists()
     # evaluation asked for directly, without the preset, is refused the same way
     with pytest.raises(ChatcloneError, match=r"trainer.eval_strategy=steps measures validation loss"):
-        train(compose("train", small(one_channel, weightless, "trainer.eval_strategy=steps")), tmp_path / "run2",
-              console=quiet())
+        train(
+            compose("train", small(one_channel, weightless, "trainer.eval_strategy=steps")),
+            tmp_path / "run2",
+            console=quiet(),
+        )
 
 
 def test_the_script_prints_one_line_and_exits_2(one_channel, weightless, tmp_path):
-    result = subprocess.run([sys.executable, "train.py", "preset=regularized",
-                             *small(one_channel, weightless, f"hydra.run.dir={tmp_path / 'run'}")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "preset=regularized",
+            *small(one_channel, weightless, f"hydra.run.dir={tmp_path / 'run'}"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "validation split is empty" in errors[0] and "session_gap_minutes" in errors[0]
@@ -103,8 +137,17 @@ def test_following_the_advice_trains_and_names_the_best_checkpoint(split_channel
     """preset=regularized with method=full on the re-split channel: it trains, logs every step (10 steps: one an
     epoch), keeps at most 2 checkpoints (the best among them) and prints which checkpoint is best/."""
     console = printed()
-    cfg = compose("train", small(split_channel, tiny_llama, "preset=regularized", "method=full",
-                              "trainer.learning_rate=3e-3", "trainer.early_stopping_patience=null"))
+    cfg = compose(
+        "train",
+        small(
+            split_channel,
+            tiny_llama,
+            "preset=regularized",
+            "method=full",
+            "trainer.learning_rate=3e-3",
+            "trainer.early_stopping_patience=null",
+        ),
+    )
     assert cfg.trainer.logging_steps == 5 and cfg.trainer.save_total_limit == 2
     metrics = train(cfg, tmp_path / "run", console=console)
     plan = metrics["schedule"]
@@ -125,7 +168,8 @@ def test_following_the_advice_trains_and_names_the_best_checkpoint(split_channel
 
 def test_few_target_turns_warn_with_the_count(split_channel, tiny_llama, tmp_path, capsys):
     turns = json.loads((split_channel / "tokenize_dataset" / "run" / "stats.json").read_text())["splits"]["train"][
-        "target_turns_trained"]
+        "target_turns_trained"
+    ]
     cfg = compose("train", small(split_channel, tiny_llama, "trainer.max_steps=1"))
     assert cfg.min_target_turns == 300 > turns
     train(cfg, tmp_path / "run", console=quiet())
@@ -133,8 +177,11 @@ def test_few_target_turns_warn_with_the_count(split_channel, tiny_llama, tmp_pat
     assert f"warning: the train split has only {turns} target turns (min_target_turns=300)" in err
     warnings = runs.read_manifest(tmp_path / "run")["summary"]["warnings"]
     assert len(warnings) == 1 and f"only {turns} target turns" in warnings[0]
-    train(compose("train", small(split_channel, tiny_llama, "trainer.max_steps=1", f"min_target_turns={turns}")),
-          tmp_path / "enough", console=quiet())
+    train(
+        compose("train", small(split_channel, tiny_llama, "trainer.max_steps=1", f"min_target_turns={turns}")),
+        tmp_path / "enough",
+        console=quiet(),
+    )
     assert "target turns" not in capsys.readouterr().err
     assert runs.read_manifest(tmp_path / "enough")["summary"]["warnings"] == []
 
@@ -172,16 +219,27 @@ def test_schedule_adapts_only_what_a_short_run_needs():
     assert (schedule(t, train_sequences=4).eval_steps, schedule(t, train_sequences=4).save_steps) == (2, 2)
 
 
-@pytest.mark.parametrize("overrides, key", [
-    (["trainer.curve_points=-1"], "trainer.curve_points"),
-    (["trainer.min_steps=-1"], "trainer.min_steps"),
-    (["min_target_turns=-5"], "min_target_turns"),
-    (["trainer.save_steps=0"], "trainer.save_steps"),
-    (["trainer.save_total_limit=0"], "trainer.save_total_limit: must be at least 1"),
-    (["preset=regularized", "trainer.save_total_limit=1"], "trainer.save_total_limit: must be at least 2"),
-    (["preset=regularized", "trainer.eval_strategy=steps", "trainer.save_strategy=steps", "trainer.eval_steps=3",
-      "trainer.save_steps=4"], "trainer.save_steps: must be a multiple of trainer.eval_steps"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["trainer.curve_points=-1"], "trainer.curve_points"),
+        (["trainer.min_steps=-1"], "trainer.min_steps"),
+        (["min_target_turns=-5"], "min_target_turns"),
+        (["trainer.save_steps=0"], "trainer.save_steps"),
+        (["trainer.save_total_limit=0"], "trainer.save_total_limit: must be at least 1"),
+        (["preset=regularized", "trainer.save_total_limit=1"], "trainer.save_total_limit: must be at least 2"),
+        (
+            [
+                "preset=regularized",
+                "trainer.eval_strategy=steps",
+                "trainer.save_strategy=steps",
+                "trainer.eval_steps=3",
+                "trainer.save_steps=4",
+            ],
+            "trainer.save_steps: must be a multiple of trainer.eval_steps",
+        ),
+    ],
+)
 def test_bad_size_and_save_settings_name_the_key(overrides, key):
     with pytest.raises(ChatcloneError, match=key):
         compose("train", overrides).check()
@@ -189,10 +247,12 @@ def test_bad_size_and_save_settings_name_the_key(overrides, key):
 
 # --- 5. disk ---------------------------------------------------------------------------------------------------
 
+
 def test_full_fine_tune_checkpoints_are_capped_and_the_disk_is_reported(dm_tokenized, tiny_llama, tmp_path):
     """method=full saving every step: the default cap keeps 2 checkpoints; the summary prints the run dir's size."""
-    cfg = compose("train", small(dm_tokenized, tiny_llama, "method=full", "trainer.max_steps=5",
-                                 "trainer.save_steps=1"))
+    cfg = compose(
+        "train", small(dm_tokenized, tiny_llama, "method=full", "trainer.max_steps=5", "trainer.save_steps=1")
+    )
     assert cfg.trainer.save_strategy is Strategy.steps and cfg.trainer.save_total_limit == 2
     console = printed()
     train(cfg, tmp_path / "run", console=console)
@@ -217,14 +277,16 @@ def test_checkpoints_by_steps_by_default():
 
 # --- 6. resume ---------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def two_datasets(dm_tokenized: Path, tiny_llama: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     """outputs_root with dataset A, a train run over A that saved checkpoint-2 and -4, and a newer dataset B."""
     root = tmp_path / "outputs"
     first = root / "tokenize_dataset" / "a"
     shutil.copytree(dm_tokenized / "tokenize_dataset" / "run", first)
-    cfg = compose("train", small(root, tiny_llama, "trainer.max_steps=4", "trainer.save_steps=2",
-                              "trainer.logging_steps=1"))
+    cfg = compose(
+        "train", small(root, tiny_llama, "trainer.max_steps=4", "trainer.save_steps=2", "trainer.logging_steps=1")
+    )
     train(cfg, root / "train" / "old", console=quiet())
     newer = root / "tokenize_dataset" / "b"
     shutil.copytree(first, newer)
@@ -236,8 +298,9 @@ def two_datasets(dm_tokenized: Path, tiny_llama: Path, tmp_path: Path) -> tuple[
 
 
 def resume_overrides(root: Path, model: Path, *more: str) -> list[str]:
-    return small(root, model, "trainer.max_steps=6", "trainer.logging_steps=1", f"resume={root / 'train' / 'old'}",
-                 *more)
+    return small(
+        root, model, "trainer.max_steps=6", "trainer.logging_steps=1", f"resume={root / 'train' / 'old'}", *more
+    )
 
 
 def test_resume_continues_on_the_runs_own_dataset(two_datasets, tiny_llama, tmp_path):
@@ -259,16 +322,20 @@ def test_resume_accepts_the_same_dataset_however_it_is_spelled(two_datasets, tin
         info_path = root / "train" / "old" / "run_info.json"
         info = json.loads(info_path.read_text())
         info_path.write_text(json.dumps({**info, "dataset": os.path.relpath(first)}))
-    metrics = train(compose("train", resume_overrides(root, tiny_llama, f"input={given}")), tmp_path / "resumed",
-                    console=quiet())
+    metrics = train(
+        compose("train", resume_overrides(root, tiny_llama, f"input={given}")), tmp_path / "resumed", console=quiet()
+    )
     assert metrics["global_step"] == 6
 
 
 def test_resume_on_another_dataset_is_refused_in_one_line(two_datasets, tiny_llama, tmp_path):
     root, first, newer = two_datasets
     with pytest.raises(ChatcloneError) as info:
-        train(compose("train", resume_overrides(root, tiny_llama, f"input={newer}")), tmp_path / "resumed",
-              console=quiet())
+        train(
+            compose("train", resume_overrides(root, tiny_llama, f"input={newer}")),
+            tmp_path / "resumed",
+            console=quiet(),
+        )
     message = str(info.value)
     assert "\n" not in message and message.startswith(str((root / "train" / "old").resolve()))
     assert f"that run trained on {first.resolve()}, not input={newer}" in message and "drop input=" in message

@@ -23,12 +23,33 @@ from chatclone.stylecorpus import FILE_NAME, write_style_corpus
 from tests.conftest import make_config
 
 TOP_KEYS = ["guild", "channel", "dateRange", "exportedAt", "messages", "messageCount"]
-MESSAGE_KEYS = ["id", "type", "timestamp", "timestampEdited", "callEndedTimestamp", "isPinned", "content", "author",
-                "attachments", "embeds", "stickers", "reactions", "mentions", "inlineEmojis"]
+MESSAGE_KEYS = [
+    "id",
+    "type",
+    "timestamp",
+    "timestampEdited",
+    "callEndedTimestamp",
+    "isPinned",
+    "content",
+    "author",
+    "attachments",
+    "embeds",
+    "stickers",
+    "reactions",
+    "mentions",
+    "inlineEmojis",
+]
 AUTHOR_KEYS = ["id", "name", "discriminator", "nickname", "color", "isBot", "roles", "avatarUrl"]
 DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,2}[1-9])?\+00:00$")
-RATES = ("emoji_rate", "punctuation_rate", "exclamation_rate", "question_rate", "lowercase_rate",
-         "upper_start_rate", "all_caps_rate")
+RATES = (
+    "emoji_rate",
+    "punctuation_rate",
+    "exclamation_rate",
+    "question_rate",
+    "lowercase_rate",
+    "upper_start_rate",
+    "all_caps_rate",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +70,17 @@ def by_speaker(corpus) -> dict[str, list[str]]:
 
 def _dce_escaped(text: str) -> str:
     """Characters outside the BMP as DCE writes them: upper-case UTF-16 surrogate pair escapes."""
-    return "".join(c if ord(c) < 0x10000 else "".join(
-        f"\\u{c.encode('utf-16-be').hex().upper()[i:i + 4]}" for i in (0, 4)) for c in text)
+    return "".join(
+        c if ord(c) < 0x10000 else "".join(f"\\u{c.encode('utf-16-be').hex().upper()[i : i + 4]}" for i in (0, 4))
+        for c in text
+    )
 
 
 def test_layout_is_dce_json(corpus):
     path, info, doc = corpus
     raw = path.read_text(encoding="utf-8")
     assert raw == _dce_escaped(json.dumps(doc, indent=2, ensure_ascii=False))  # 2-space layout, no final newline
-    assert "\\uD83C\\uDF19" in raw and not re.search("[\U00010000-\U0010FFFF]", raw)  # 🌙 escaped, as DCE does
+    assert "\\uD83C\\uDF19" in raw and not re.search("[\U00010000-\U0010ffff]", raw)  # 🌙 escaped, as DCE does
     assert list(doc) == TOP_KEYS and doc["messageCount"] == len(doc["messages"]) == info["messages"] == 4000
     for m in doc["messages"]:
         keys = MESSAGE_KEYS[:-1] + (["reference"] if m["type"] == "Reply" else []) + MESSAGE_KEYS[-1:]
@@ -110,9 +133,9 @@ def test_speakers_and_conversation_structure(corpus):
     ms = [(int(m["id"]) >> 22) for m in messages]
     gaps = [b - a for a, b in zip(ms, ms[1:])]
     assert all(g > 0 for g in gaps)
-    assert sum(g > 3 * 3600_000 for g in gaps) >= 20          # sessions hours apart
+    assert sum(g > 3 * 3600_000 for g in gaps) >= 20  # sessions hours apart
     same_author = sum(a["author"]["id"] == b["author"]["id"] for a, b in zip(messages, messages[1:]))
-    assert 0.2 < same_author / len(gaps) < 0.7                  # bursts, and turns
+    assert 0.2 < same_author / len(gaps) < 0.7  # bursts, and turns
     target_share = sum(m["author"]["name"] == "mossy.wren" for m in messages) / len(messages)
     assert 0.25 < target_share < 0.45
 
@@ -133,12 +156,12 @@ def test_short_sessions_are_dm_shaped(corpus, tmp_path):
     assert info["sessions"] == "short"
     short = _sessions(json.loads((tmp_path / "short.json").read_text(encoding="utf-8"))["messages"])
     long = _sessions(corpus[2]["messages"])
-    assert all(len({m["author"]["id"] for m in s}) <= 2 for s in short)                # the target and one other
+    assert all(len({m["author"]["id"] for m in s}) <= 2 for s in short)  # the target and one other
     assert sum(1 for s in short if any(m["author"]["name"] == "mossy.wren" for m in s)) == len(short)
     sizes = sorted(len(s) for s in short)
-    assert sizes[len(sizes) // 2] * 3 < sorted(len(s) for s in long)[len(long) // 2]   # mostly quick exchanges
+    assert sizes[len(sizes) // 2] * 3 < sorted(len(s) for s in long)[len(long) // 2]  # mostly quick exchanges
     median = sizes[len(sizes) // 2]
-    assert sizes[-1] >= 4 * median and sum(sizes) / len(sizes) > median                # and a few long ones
+    assert sizes[-1] >= 4 * median and sum(sizes) / len(sizes) > median  # and a few long ones
     with pytest.raises(ChatcloneError, match="sessions must be 'long' or 'short'"):
         write_style_corpus(tmp_path / "x.json", sessions="medium")
 
@@ -173,7 +196,10 @@ def test_target_style_is_learnable_from_the_processed_train_split(corpus, tmp_pa
     mine = [t for t, y in zip(held, held_is_target) if y]
     others = [t for t, y in zip(held, held_is_target) if not y]
     assert len(mine) >= 20 and len(others) >= 20
-    result = load_metric("style_attribution").fit(train_texts, train_is_target).compute(
-        predictions=others, target_replies=mine, other_texts=others)
+    result = (
+        load_metric("style_attribution")
+        .fit(train_texts, train_is_target)
+        .compute(predictions=others, target_replies=mine, other_texts=others)
+    )
     assert result["ceiling_rate"] > 0.95 and result["floor_rate"] < 0.05
     assert result["target_rate"] == result["floor_rate"]

@@ -23,19 +23,38 @@ from chatclone.config.train import TrainConfig
 from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, compose
 
-MODEL_SCRIPTS = ["train", "inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone", "serve",
-                 "discord_bot", "export_model"]
+MODEL_SCRIPTS = [
+    "train",
+    "inference",
+    "generate_from_prompt",
+    "simulate_conversation",
+    "evaluate_clone",
+    "serve",
+    "discord_bot",
+    "export_model",
+]
 
 
 def not_measured() -> float:
     raise AssertionError("auto's measurement ran although something else decides the count")
 
 
-@pytest.mark.parametrize("cores, busy, expected", [
-    (2, 0.0, 2), (2, 0.3, 2),            # an idle machine, or a little background noise: every core
-    (2, 0.5, 1), (2, 1.0, 1), (2, 1.4, 1),  # one core kept busy by another process (from half busy on)
-    (2, 1.9, 1), (2, 7.5, 1), (1, 0.0, 1),  # at least 1, however busy
-    (16, 3.2, 13), (16, 3.6, 12), (4, -0.2, 4)])
+@pytest.mark.parametrize(
+    "cores, busy, expected",
+    [
+        (2, 0.0, 2),
+        (2, 0.3, 2),  # an idle machine, or a little background noise: every core
+        (2, 0.5, 1),
+        (2, 1.0, 1),
+        (2, 1.4, 1),  # one core kept busy by another process (from half busy on)
+        (2, 1.9, 1),
+        (2, 7.5, 1),
+        (1, 0.0, 1),  # at least 1, however busy
+        (16, 3.2, 13),
+        (16, 3.6, 12),
+        (4, -0.2, 4),
+    ],
+)
 def test_auto_is_the_cores_other_processes_leave_free(cores, busy, expected):
     assert threads.auto_threads(cores, busy) == expected
 
@@ -86,12 +105,16 @@ def test_scripts_that_run_no_model_refuse_the_key(script):
         compose(script, ["threads=2"])
 
 
-@pytest.mark.parametrize("environ, expected", [
-    ({}, ({"GOMP_SPINCOUNT": "10000"}, "chatclone: GOMP_SPINCOUNT=10000")),
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, ({}, "environment: OMP_WAIT_POLICY=ACTIVE")),
-    ({"GOMP_SPINCOUNT": "300000"}, ({}, "environment: GOMP_SPINCOUNT=300000")),
-    ({"OMP_WAIT_POLICY": "PASSIVE"}, ({}, "environment: OMP_WAIT_POLICY=PASSIVE")),
-    ({"KMP_BLOCKTIME": "1"}, ({}, "environment: KMP_BLOCKTIME=1"))])
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({}, ({"GOMP_SPINCOUNT": "10000"}, "chatclone: GOMP_SPINCOUNT=10000")),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, ({}, "environment: OMP_WAIT_POLICY=ACTIVE")),
+        ({"GOMP_SPINCOUNT": "300000"}, ({}, "environment: GOMP_SPINCOUNT=300000")),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, ({}, "environment: OMP_WAIT_POLICY=PASSIVE")),
+        ({"KMP_BLOCKTIME": "1"}, ({}, "environment: KMP_BLOCKTIME=1")),
+    ],
+)
 def test_wait_policy_is_a_short_spin_unless_the_user_chose(environ, expected):
     assert threads.wait_policy(environ, openmp_loaded=False) == expected
 
@@ -109,14 +132,28 @@ def test_busy_cores_is_a_share_of_the_cpus_sampled():
 
 # --- a real script run applies the setting and records it in its manifest -----------------------------------------
 
+
 def train_script(root: Path, dm_tokenized: Path, tiny_llama: Path, extra: list[str], env: dict[str, str]) -> dict:
     run_dir = root / "run"
     result = subprocess.run(
-        [sys.executable, "train.py", f"outputs_root={root}", f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-         f"model.name_or_path={tiny_llama}", "trainer.max_steps=1", "wandb.mode=disabled",
-         "trainer.save_strategy=no", f"hydra.run.dir={run_dir}", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**{k: v for k, v in os.environ.items() if k not in (threads.COUNT_ENV, *threads.WAIT_ENV)}, **env})
+        [
+            sys.executable,
+            "train.py",
+            f"outputs_root={root}",
+            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+            f"model.name_or_path={tiny_llama}",
+            "trainer.max_steps=1",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            f"hydra.run.dir={run_dir}",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**{k: v for k, v in os.environ.items() if k not in (threads.COUNT_ENV, *threads.WAIT_ENV)}, **env},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
 
@@ -131,8 +168,9 @@ def test_a_train_run_forces_its_count_and_sets_the_wait_policy(dm_tokenized, tin
 
 
 def test_a_train_run_keeps_the_users_environment(dm_tokenized, tiny_llama, tmp_path):
-    manifest = train_script(tmp_path, dm_tokenized, tiny_llama, [],
-                            {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"})
+    manifest = train_script(
+        tmp_path, dm_tokenized, tiny_llama, [], {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}
+    )
     recorded = manifest["threads"]
     assert recorded["count"] == 1 and recorded["setting"] == "auto"
     assert recorded["source"].startswith("OMP_NUM_THREADS=1 in the environment")
@@ -141,8 +179,18 @@ def test_a_train_run_keeps_the_users_environment(dm_tokenized, tiny_llama, tmp_p
 
 @pytest.mark.parametrize("script, value", [("train", "0"), ("inference", "-1"), ("evaluate_clone", "lots")])
 def test_a_bad_value_on_the_command_line_is_one_line_exit_2(script, value, tmp_path):
-    result = subprocess.run([sys.executable, f"{script}.py", f"outputs_root={tmp_path}", f"threads={value}",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            f"{script}.py",
+            f"outputs_root={tmp_path}",
+            f"threads={value}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: threads={value}: use auto") and result.stdout == ""

@@ -75,8 +75,7 @@ def test_every_group_trains_exactly_the_target_turns(samples, models, tmp_path, 
     from datasets import load_from_disk
     from transformers import AutoConfig, AutoTokenizer
 
-    stats = run(tmp_path / "run", [f"model={group}", f"model.name_or_path={models[group]}",
-                                   f"input={samples[sample]}"])
+    stats = run(tmp_path / "run", [f"model={group}", f"model.name_or_path={models[group]}", f"input={samples[sample]}"])
     cfg = group_config(group)
     dataset = load_from_disk(str(tmp_path / "run" / "dataset"))
     tok = AutoTokenizer.from_pretrained(tmp_path / "run" / "tokenizer")
@@ -90,8 +89,10 @@ def test_every_group_trains_exactly_the_target_turns(samples, models, tmp_path, 
         assert rows.column_names == ["input_ids", "labels", "length"] and len(rows) == len(records)
         for record, row in zip(records, rows):
             assert row["length"] == len(row["input_ids"]) == len(row["labels"]) and max(row["input_ids"]) < vocab
-            assert_runs(labelled_runs(tok, row["labels"]),
-                        expected_runs(record["messages"], cfg.end_of_turn, cfg.alternating_roles))
+            assert_runs(
+                labelled_runs(tok, row["labels"]),
+                expected_runs(record["messages"], cfg.end_of_turn, cfg.alternating_roles),
+            )
         assert stats["splits"][split]["target_turns_trained"] == stats["splits"][split]["target_turns_in_input"]
     text = tok.decode(dataset["train"][0]["input_ids"])
     name = "Tamsin" if sample == "dm" else "tam"  # the name the target has in that chat
@@ -101,15 +102,23 @@ def test_every_group_trains_exactly_the_target_turns(samples, models, tmp_path, 
     model = runs.read_manifest(tmp_path / "run")["summary"]["model"]
     assert model["group"] == group and model["name_or_path"] == str(models[group])
     assert model["chat_template_sha256"] == hashlib.sha256(tok.chat_template.encode()).hexdigest()
-    assert model["end_of_turn"] == cfg.end_of_turn and tok.convert_ids_to_tokens(model["end_of_turn_id"]) == \
-        cfg.end_of_turn and model["max_length"] == cfg.max_length
+    assert (
+        model["end_of_turn"] == cfg.end_of_turn
+        and tok.convert_ids_to_tokens(model["end_of_turn_id"]) == cfg.end_of_turn
+        and model["max_length"] == cfg.max_length
+    )
 
 
 def test_outputs_stats_histogram_and_manifest_last(samples, models, tmp_path):
     run_dir = tmp_path / "run"
     stats = run(run_dir, [f"model.name_or_path={models['smollm2']}", f"input={samples['guild']}"])
-    for name in ("stats.json", "length_histogram.png", "manifest.json", "tokenizer/tokenizer.json",
-                 "dataset/dataset_dict.json"):
+    for name in (
+        "stats.json",
+        "length_histogram.png",
+        "manifest.json",
+        "tokenizer/tokenizer.json",
+        "dataset/dataset_dict.json",
+    ):
         assert (run_dir / name).exists(), name
     assert (run_dir / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(run_dir.glob(".work-*"))  # the datasets cache files are gone
@@ -120,8 +129,11 @@ def test_outputs_stats_histogram_and_manifest_last(samples, models, tmp_path):
     assert newest.name in ("manifest.json", "tokenize_dataset.log")
     on_disk = json.loads((run_dir / "stats.json").read_text())
     train = on_disk["splits"]["train"]
-    assert train["tokens"] > train["trained_tokens"] > 0 and sum(on_disk["length_histogram"]["counts"]) == \
-        train["sequences"] + on_disk["splits"]["validation"]["sequences"]
+    assert (
+        train["tokens"] > train["trained_tokens"] > 0
+        and sum(on_disk["length_histogram"]["counts"])
+        == train["sequences"] + on_disk["splits"]["validation"]["sequences"]
+    )
     with pytest.raises(ChatcloneError, match="already holds a finished run"):
         run(run_dir, [f"model.name_or_path={models['smollm2']}", f"input={samples['guild']}"])
 
@@ -167,8 +179,11 @@ def test_bad_input_runs(samples, models, tmp_path):
     bad_run(tmp_path / "r2", [model, f"input={tmp_path / 'unfinished'}"], "not a finished chatclone run")
     bad_run(tmp_path / "r3", [model, f"outputs_root={tmp_path / 'empty'}"], "no finished process_messages run")
     run(tmp_path / "done", [model, f"input={samples['dm']}"])
-    bad_run(tmp_path / "r4", [model, f"input={tmp_path / 'done'}"], "this is a tokenize_dataset run, expected a "
-                                                                      "process_messages run")
+    bad_run(
+        tmp_path / "r4",
+        [model, f"input={tmp_path / 'done'}"],
+        "this is a tokenize_dataset run, expected a process_messages run",
+    )
     users = fake_process_messages_run(tmp_path / "users", [{"messages": [{"role": "user", "content": "hi"}]}])
     bad_run(tmp_path / "r5", [model, f"input={users}"], "no target turns")
     summary = {"split": {"train": {"target_turns": 0}}}
@@ -183,16 +198,28 @@ def test_bad_model_settings(samples, models, tmp_path):
     bad_run(tmp_path / "r1", [model, dm, "model.max_length=16"], "model.max_length=16 is too small")
     long_turn = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "soup " * 300}]}
     big = fake_process_messages_run(tmp_path / "big", [long_turn])
-    bad_run(tmp_path / "r2", [model, f"input={big}", "model.max_length=64"], "no target turn fits in "
-                                                                             "model.max_length=64 \\(1 turns")
-    text = bad_run(tmp_path / "r3", ["model=mistral", f"model.name_or_path={models['mistral']}", dm,
-                                     "model.alternating_roles=false"], "cannot express a conversation")
+    bad_run(
+        tmp_path / "r2",
+        [model, f"input={big}", "model.max_length=64"],
+        "no target turn fits in model.max_length=64 \\(1 turns",
+    )
+    text = bad_run(
+        tmp_path / "r3",
+        ["model=mistral", f"model.name_or_path={models['mistral']}", dm, "model.alternating_roles=false"],
+        "cannot express a conversation",
+    )
     assert text.startswith("model=mistral: ") and "model.alternating_roles=true" in text
-    bad_run(tmp_path / "r4", ["model=phi3", f"model.name_or_path={models['phi3']}", dm,
-                              "model.end_of_turn='<|endoftext|>'"], "does not end assistant turns")
+    bad_run(
+        tmp_path / "r4",
+        ["model=phi3", f"model.name_or_path={models['phi3']}", dm, "model.end_of_turn='<|endoftext|>'"],
+        "does not end assistant turns",
+    )
     bad_run(tmp_path / "r5", [model, dm, "model.end_of_turn='<|im_end|><|im_end|>'"], "not a single token")
-    bad_run(tmp_path / "r6", ["model=phi3", f"model.name_or_path={models['phi3']}", dm,
-                              "model.fallback_chat_template=null"], "has no chat template")
+    bad_run(
+        tmp_path / "r6",
+        ["model=phi3", f"model.name_or_path={models['phi3']}", dm, "model.fallback_chat_template=null"],
+        "has no chat template",
+    )
     bad_run(tmp_path / "r7", [f"model.name_or_path={tmp_path / 'no-model'}", dm], "not a model folder")
 
 
@@ -202,7 +229,7 @@ def test_model_groups_compose(group):
     expected = OmegaConf.load(ROOT / "conf" / "model" / f"{group}.yaml")
     assert cfg.model.group == group and cfg.model.lora_target_modules == list(expected.lora_target_modules)
     assert cfg.model.dtype is Dtype(expected.dtype) and cfg.input == "latest" and cfg.num_proc == 2
-    assert (cfg.model.chat_template or cfg.model.fallback_chat_template or group == "smollm2")
+    assert cfg.model.chat_template or cfg.model.fallback_chat_template or group == "smollm2"
     cfg.check()
 
 
@@ -214,18 +241,29 @@ def test_model_group_fields():
     assert compose("tokenize_dataset", ["model.name_or_path=org/any-model"]).model.name_or_path == "org/any-model"
 
 
-@pytest.mark.parametrize("override, message", [("model.max_lenght=5", "Key 'max_lenght' not in 'ModelConfig'"),
-                                               ("formatting.speaker_name=false", "Key 'speaker_name' not in"),
-                                               ("model.dtype=float8", "float32"),
-                                               ("model=llama3", "smollm2")])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.max_lenght=5", "Key 'max_lenght' not in 'ModelConfig'"),
+        ("formatting.speaker_name=false", "Key 'speaker_name' not in"),
+        ("model.dtype=float8", "float32"),
+        ("model=llama3", "smollm2"),
+    ],
+)
 def test_typos_fail_at_composition(override, message):
     with pytest.raises(ConfigCompositionException) as info:
         compose("tokenize_dataset", [override])
     assert message in str(info.value) + str(info.value.__cause__)
 
 
-@pytest.mark.parametrize("override, key", [("num_proc=0", "num_proc"), ("model.max_length=4", "model.max_length"),
-                                           ("formatting.system_prompt='You are {name}'", "formatting.system_prompt")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("num_proc=0", "num_proc"),
+        ("model.max_length=4", "model.max_length"),
+        ("formatting.system_prompt='You are {name}'", "formatting.system_prompt"),
+    ],
+)
 def test_value_checks_name_the_override(override, key):
     with pytest.raises(ChatcloneError, match=key):
         compose("tokenize_dataset", [override]).check()
@@ -236,12 +274,22 @@ def test_script_runs_the_embedded_default_from_the_repo_root(samples, tokenizer_
     (root / "process_messages").mkdir(parents=True)
     shutil.copytree(samples["dm"], root / "process_messages" / "run")
     env = dict(os.environ, CHATCLONE_CACHE=str(tokenizer_dir.parent))
-    result = subprocess.run([sys.executable, "tokenize_dataset.py", f"outputs_root={root}", "progress=false"],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "tokenize_dataset.py", f"outputs_root={root}", "progress=false"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     [run_dir] = (root / "tokenize_dataset").iterdir()
     summary = runs.read_manifest(run_dir)["summary"]
     assert summary["model"]["group"] == "smollm2" and summary["model"]["name_or_path"] == str(tokenizer_dir)
-    bad = subprocess.run([sys.executable, "tokenize_dataset.py", f"input={tmp_path / 'nowhere'}",
-                          f"outputs_root={root}"], cwd=ROOT, env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "tokenize_dataset.py", f"input={tmp_path / 'nowhere'}", f"outputs_root={root}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")

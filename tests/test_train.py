@@ -27,8 +27,15 @@ def tiny_overrides(root: Path, model: Path, *more: str) -> list[str]:
     """A tiny, quiet run: no W&B, no samples at evaluations (an untrained tiny model never ends its turn, so each
     sample is max_new_tokens of generation; tests/test_fidelity_metrics.py tests the samples)."""
     keys = {o.split("=", 1)[0] for o in more}
-    defaults = [f"outputs_root={root}", f"model.name_or_path={model}", "wandb.mode=disabled",
-                "trainer.logging_steps=1", "trainer.batch_size=8", "trainer.save_strategy=no", "eval.sample_contexts=0"]
+    defaults = [
+        f"outputs_root={root}",
+        f"model.name_or_path={model}",
+        "wandb.mode=disabled",
+        "trainer.logging_steps=1",
+        "trainer.batch_size=8",
+        "trainer.save_strategy=no",
+        "eval.sample_contexts=0",
+    ]
     return [o for o in defaults if o.split("=", 1)[0] not in keys] + list(more)
 
 
@@ -38,8 +45,18 @@ def losses(metrics: dict) -> list[float]:
 
 @pytest.mark.parametrize("method, lr", [("lora", "5e-2"), ("qlora", "5e-2"), ("full", "3e-3")])
 def test_each_method_lowers_the_loss(dm_tokenized, tiny_llama, tmp_path, method, lr):
-    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, f"method={method}", "trainer.max_steps=6",
-                                       "trainer.batch_size=4", f"trainer.learning_rate={lr}", "trainer.warmup_ratio=0"))
+    cfg = compose(
+        "train",
+        tiny_overrides(
+            dm_tokenized,
+            tiny_llama,
+            f"method={method}",
+            "trainer.max_steps=6",
+            "trainer.batch_size=4",
+            f"trainer.learning_rate={lr}",
+            "trainer.warmup_ratio=0",
+        ),
+    )
     metrics = train(cfg, tmp_path / "run", console=quiet())
     curve = losses(metrics)
     assert len(curve) == 6 and curve[-1] < curve[0] - 1.0, curve
@@ -62,8 +79,14 @@ def test_qlora_base_is_really_4bit(dm_tokenized, tiny_llama):
 
 
 def test_regularized_keeps_the_best_checkpoint(dm_tokenized, tiny_llama, tmp_path):
-    overrides = tiny_overrides(dm_tokenized, tiny_llama, "preset=regularized", "trainer.epochs=12",
-                               "trainer.learning_rate=3e-2", "trainer.early_stopping_patience=3")
+    overrides = tiny_overrides(
+        dm_tokenized,
+        tiny_llama,
+        "preset=regularized",
+        "trainer.epochs=12",
+        "trainer.learning_rate=3e-2",
+        "trainer.early_stopping_patience=3",
+    )
     cfg = compose("train", [o for o in overrides if "save_strategy" not in o])
     assert cfg.trainer.load_best_model_at_end and cfg.trainer.eval_strategy is Strategy.epoch
     metrics = train(cfg, tmp_path / "run", console=quiet())
@@ -91,8 +114,17 @@ def test_merge_writes_a_full_model_matching_base_plus_adapter(dm_tokenized, tiny
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=3", "trainer.learning_rate=1e-2",
-                                       "export.merge=true", "export.merged_dtype=float32"))
+    cfg = compose(
+        "train",
+        tiny_overrides(
+            dm_tokenized,
+            tiny_llama,
+            "trainer.max_steps=3",
+            "trainer.learning_rate=1e-2",
+            "export.merge=true",
+            "export.merged_dtype=float32",
+        ),
+    )
     train(cfg, tmp_path / "run", console=quiet())
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "merged")
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), tmp_path / "run" / "final")
@@ -115,9 +147,20 @@ def test_wandb_offline_logs_metrics_but_no_chat_text(dm_tokenized, tiny_llama, t
 
 @pytest.mark.slow
 def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_llama, tmp_path):
-    args = [sys.executable, "train.py", *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12",
-            "trainer.batch_size=2", "trainer.save_strategy=steps", "trainer.save_steps=2",
-            "trainer.save_total_limit=null", "hydra.run.dir=" + str(tmp_path / "killed"))]
+    args = [
+        sys.executable,
+        "train.py",
+        *tiny_overrides(
+            dm_tokenized,
+            tiny_llama,
+            "trainer.max_steps=12",
+            "trainer.batch_size=2",
+            "trainer.save_strategy=steps",
+            "trainer.save_steps=2",
+            "trainer.save_total_limit=null",
+            "hydra.run.dir=" + str(tmp_path / "killed"),
+        ),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 900  # generous: a loaded CI machine is slow, a hang still fails
@@ -128,10 +171,17 @@ def test_resume_continues_a_killed_run_without_touching_it(dm_tokenized, tiny_ll
     proc.wait()
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "killed").rglob("*")}
     assert not (tmp_path / "killed" / "manifest.json").exists()
-    last = max(int(p.name.split("-")[1]) for p in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*")
-               if (p / "trainer_state.json").exists())
-    cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2",
-                                       f"resume={tmp_path / 'killed'}"))
+    last = max(
+        int(p.name.split("-")[1])
+        for p in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*")
+        if (p / "trainer_state.json").exists()
+    )
+    cfg = compose(
+        "train",
+        tiny_overrides(
+            dm_tokenized, tiny_llama, "trainer.max_steps=12", "trainer.batch_size=2", f"resume={tmp_path / 'killed'}"
+        ),
+    )
     metrics = train(cfg, tmp_path / "resumed", console=quiet())
     assert metrics["global_step"] == 12
     steps = [e["step"] for e in metrics["log_history"] if "loss" in e]
@@ -171,14 +221,32 @@ def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
     with socket.socket() as probe:  # a free port: parallel test runs must not collide
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    overrides = [o for o in tiny_overrides(outputs, tiny_llama, "trainer.max_steps=4", "trainer.batch_size=2",
-                                           "preset=regularized", "export.merge=true",
-                                           f"input={dm_tokenized / 'tokenize_dataset' / 'run'}")
-                 if "save_strategy" not in o]
-    overrides += ["trainer.eval_strategy=steps", "trainer.eval_steps=2", "trainer.save_strategy=steps",
-                  "trainer.save_steps=2"]
-    result = subprocess.run([str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "train.py", *overrides],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    overrides = [
+        o
+        for o in tiny_overrides(
+            outputs,
+            tiny_llama,
+            "trainer.max_steps=4",
+            "trainer.batch_size=2",
+            "preset=regularized",
+            "export.merge=true",
+            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+        )
+        if "save_strategy" not in o
+    ]
+    overrides += [
+        "trainer.eval_strategy=steps",
+        "trainer.eval_steps=2",
+        "trainer.save_strategy=steps",
+        "trainer.save_steps=2",
+    ]
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "train.py", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = list((outputs / "train").iterdir())
     assert len(run_dirs) == 1 and run_dirs[0].name.endswith("-ddp"), run_dirs
@@ -215,12 +283,33 @@ def test_phi3_qlora_trains_a_tiny_local_phi3(dm_tokenized, embedded_dir, tmp_pat
     group_tokenizer(embedded_dir, "phi3").save_pretrained(tmp_path / "phi3-tokenizer")
     phi3 = build_tiny_model("phi3", tmp_path / "phi3", tmp_path / "phi3-tokenizer")
     outputs = tmp_path / "outputs"
-    tokenize_dataset(compose("tokenize_dataset", ["model=phi3", f"model.name_or_path={phi3}", "progress=false",
-                                                  "num_proc=1", f"input={dm_tokenized / 'process_messages' / 'run'}"]),
-                     outputs / "tokenize_dataset" / "run", console=quiet())
-    cfg = compose("train", tiny_overrides(outputs, phi3, "model=phi3", "method=qlora", "trainer.max_steps=6",
-                                       "trainer.batch_size=4", "trainer.learning_rate=5e-2",
-                                       "trainer.warmup_ratio=0"))
+    tokenize_dataset(
+        compose(
+            "tokenize_dataset",
+            [
+                "model=phi3",
+                f"model.name_or_path={phi3}",
+                "progress=false",
+                "num_proc=1",
+                f"input={dm_tokenized / 'process_messages' / 'run'}",
+            ],
+        ),
+        outputs / "tokenize_dataset" / "run",
+        console=quiet(),
+    )
+    cfg = compose(
+        "train",
+        tiny_overrides(
+            outputs,
+            phi3,
+            "model=phi3",
+            "method=qlora",
+            "trainer.max_steps=6",
+            "trainer.batch_size=4",
+            "trainer.learning_rate=5e-2",
+            "trainer.warmup_ratio=0",
+        ),
+    )
     metrics = train(cfg, tmp_path / "run", console=quiet())
     curve = losses(metrics)
     assert len(curve) == 6 and curve[-1] < curve[0] - 1.0, curve
@@ -241,8 +330,9 @@ def test_every_model_and_method_composes(group, method):
 def test_bad_inputs_fail_before_training(dm_tokenized, tiny_llama, tmp_path):
     def error(overrides) -> str:
         with pytest.raises(ChatcloneError) as info:
-            train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, *overrides)), tmp_path / "x",
-                  console=quiet())
+            train(
+                compose("train", tiny_overrides(dm_tokenized, tiny_llama, *overrides)), tmp_path / "x", console=quiet()
+            )
         return str(info.value)
 
     assert "no such run dir" in error([f"input={tmp_path / 'nope'}"])
@@ -258,22 +348,40 @@ def test_qlora_without_bitsandbytes_says_so(dm_tokenized, tiny_llama, tmp_path, 
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
     with pytest.raises(ChatcloneError, match="method=qlora needs bitsandbytes"):
-        train(compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method=qlora")), tmp_path / "x",
-              console=quiet())
+        train(
+            compose("train", tiny_overrides(dm_tokenized, tiny_llama, "method=qlora")), tmp_path / "x", console=quiet()
+        )
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow
 def test_sweep_lands_each_job_in_its_own_run_dir(dm_tokenized, tiny_llama, tmp_path):
-    result = subprocess.run([sys.executable, "train.py", "-m", "method=lora,full", "trainer.learning_rate=1e-4,2e-4",
-                             *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            "method=lora,full",
+            "trainer.learning_rate=1e-4,2e-4",
+            *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = sorted((dm_tokenized / "train" / "multirun").glob("*/*/manifest.json"))
     assert len(jobs) == 4
-    seen = {(json.loads(p.read_text())["config"]["method"]["name"], json.loads(p.read_text())["config"]["trainer"]
-             ["learning_rate"]) for p in jobs}
+    seen = {
+        (
+            json.loads(p.read_text())["config"]["method"]["name"],
+            json.loads(p.read_text())["config"]["trainer"]["learning_rate"],
+        )
+        for p in jobs
+    }
     assert seen == {("lora", 1e-4), ("lora", 2e-4), ("full", 1e-4), ("full", 2e-4)}

@@ -20,8 +20,10 @@ from tests.conftest import compose, quiet
 from tests.test_train import losses, tiny_overrides
 
 # Two hand-made rows: tokens 5..9 with the target's turn on the last two tokens, and a shorter row (padding).
-ROWS = [{"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE, IGNORE, IGNORE, 8, 9]},
-        {"input_ids": [1, 2, 3], "labels": [IGNORE, 2, IGNORE]}]
+ROWS = [
+    {"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE, IGNORE, IGNORE, 8, 9]},
+    {"input_ids": [1, 2, 3], "labels": [IGNORE, 2, IGNORE]},
+]
 
 
 def weighted(rows: list[dict], weight: float) -> list[dict]:
@@ -92,8 +94,13 @@ def test_weight_one_trains_as_labels_on_every_token(dm_tokenized, tiny_llama, tm
     """Through the Trainer (gradient accumulation, its denominator): weight 1 logs the losses of the no-masking
     recipe, and weight 0.5 logs others."""
     every = all_token_copy(dm_tokenized, tmp_path / "all_token_data")
-    common = ("trainer.max_steps=2", "trainer.batch_size=2", "trainer.gradient_accumulation_steps=2",
-              "method.dropout=0", "min_target_turns=0")
+    common = (
+        "trainer.max_steps=2",
+        "trainer.batch_size=2",
+        "trainer.gradient_accumulation_steps=2",
+        "method.dropout=0",
+        "min_target_turns=0",
+    )
     curves = {}
     for name, data, weight in (("every", every, 0.0), ("one", None, 1.0), ("half", None, 0.5)):
         more = [f"trainer.other_turns_weight={weight}", *common] + ([f"input={data}"] if data else [])
@@ -103,12 +110,17 @@ def test_weight_one_trains_as_labels_on_every_token(dm_tokenized, tiny_llama, tm
     assert curves["half"] != pytest.approx(curves["one"], rel=1e-4)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.other_turns_weight=1.5"], "trainer.other_turns_weight: must be in [0, 1], not 1.5"),
-    (["trainer.other_turns_weight=-0.1"], "trainer.other_turns_weight: must be in [0, 1], not -0.1"),
-    (["trainer.other_turns_weight=0.3", "trainer.labelled_logits=false"],
-     "trainer.other_turns_weight: needs trainer.labelled_logits=true"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.other_turns_weight=1.5"], "trainer.other_turns_weight: must be in [0, 1], not 1.5"),
+        (["trainer.other_turns_weight=-0.1"], "trainer.other_turns_weight: must be in [0, 1], not -0.1"),
+        (
+            ["trainer.other_turns_weight=0.3", "trainer.labelled_logits=false"],
+            "trainer.other_turns_weight: needs trainer.labelled_logits=true",
+        ),
+    ],
+)
 def test_bad_weights_are_one_line_errors(overrides, message):
     cfg = compose("train", overrides)
     with pytest.raises(ChatcloneError) as error:

@@ -22,14 +22,32 @@ def tiny_config(arch: str, tokenizer: Any) -> Any:
     """A tiny config of `arch` ("gpt2", "phi3", "mistral" or "llama") sized for `tokenizer`'s vocabulary."""
     from transformers import GPT2Config, LlamaConfig, MistralConfig, Phi3Config
 
-    token_ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                 "pad_token_id": tokenizer.pad_token_id}
+    token_ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if arch == "gpt2":
-        return GPT2Config(vocab_size=len(tokenizer), n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS,
-                          n_positions=MAX_POSITIONS, initializer_range=INIT_RANGE, **token_ids)
-    common = {"vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN,
-              "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
-              "max_position_embeddings": MAX_POSITIONS, "initializer_range": INIT_RANGE, **token_ids}
+        return GPT2Config(
+            vocab_size=len(tokenizer),
+            n_embd=HIDDEN,
+            n_layer=LAYERS,
+            n_head=HEADS,
+            n_positions=MAX_POSITIONS,
+            initializer_range=INIT_RANGE,
+            **token_ids,
+        )
+    common = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": HIDDEN,
+        "intermediate_size": 2 * HIDDEN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "max_position_embeddings": MAX_POSITIONS,
+        "initializer_range": INIT_RANGE,
+        **token_ids,
+    }
     configs = {"phi3": Phi3Config, "mistral": MistralConfig, "llama": LlamaConfig}
     if arch not in configs:
         raise ValueError(f"unknown tiny architecture {arch!r}; expected one of {TINY_ARCHS}")

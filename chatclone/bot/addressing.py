@@ -28,6 +28,7 @@ REPLY, FORGET = "reply", "forget"
 @dataclass(frozen=True)
 class Places:
     """Where the bot may speak. Empty guilds and channels and dms=false: nowhere."""
+
     guilds: frozenset[int] = frozenset()
     channels: frozenset[int] = frozenset()
     dms: bool = False
@@ -39,8 +40,11 @@ class Places:
     def allow(self, guild_id: int | None, channel_id: int, parent_id: int | None = None) -> bool:
         if guild_id is None:
             return self.dms
-        return guild_id in self.guilds or channel_id in self.channels or (
-            parent_id is not None and parent_id in self.channels)
+        return (
+            guild_id in self.guilds
+            or channel_id in self.channels
+            or (parent_id is not None and parent_id in self.channels)
+        )
 
     def allows(self, m: ChannelMessage) -> bool:
         return self.allow(m.guild_id, m.channel_id, m.parent_id)
@@ -48,9 +52,9 @@ class Places:
 
 @dataclass(frozen=True)
 class Addressed:
-    action: str            # reply | forget
-    clone: str | None      # who replies (None for forget)
-    how: str               # name | reply | mention | dm | forget
+    action: str  # reply | forget
+    clone: str | None  # who replies (None for forget)
+    how: str  # name | reply | mention | dm | forget
 
 
 class Addressing:
@@ -81,13 +85,13 @@ class Addressing:
                 return Addressed(REPLY, labelled[0], "reply")
         if self.bot_id in m.mentions:
             return Addressed(REPLY, self.named_anywhere(text) or self.names[0], "mention")
-        if m.is_dm:   # a direct message to the bot is addressed to it (dms=true was checked above)
+        if m.is_dm:  # a direct message to the bot is addressed to it (dms=true was checked above)
             return Addressed(REPLY, self.named_anywhere(text) or self.names[0], "dm")
         return None
 
     def called(self, text: str) -> str | None:
         """The clone a message calls by name (see the module's docstring), or None."""
-        text = re.sub(r"<@!?\d+>", "", text).strip()   # `<@bot> tamsin, ...`: the mention is not the call
+        text = re.sub(r"<@!?\d+>", "", text).strip()  # `<@bot> tamsin, ...`: the mention is not the call
         for pattern in (self._start, self._greeting, self._end):
             match = pattern.search(text)
             if match:
@@ -96,8 +100,12 @@ class Addressing:
 
     def named_anywhere(self, text: str) -> str | None:
         """The first clone whose name appears as a word anywhere in `text` (a mention's tie-break)."""
-        found = [(m.start(), n) for n in self.names
-                 for m in [re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE)] if m]
+        found = [
+            (m.start(), n)
+            for n in self.names
+            for m in [re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text, re.IGNORECASE)]
+            if m
+        ]
         return min(found)[1] if found else None
 
     def clone_named(self, name: str) -> str | None:

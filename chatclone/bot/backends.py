@@ -49,7 +49,7 @@ class InProcess:
         session.history = list(context.messages)
         session.transcript.clear()
         session.replies.clear()
-        session.printer.out = io.StringIO()   # streamed into nothing: the bot posts the finished reply
+        session.printer.out = io.StringIO()  # streamed into nothing: the bot posts the finished reply
         session.generator.names = list(dict.fromkeys([clone.name, *context.speakers, *clone.spec.partners]))
         reply = session.generate(clone.name)[-1]
         if not reply.text:
@@ -61,8 +61,9 @@ class Http:
     """A running serve.py: POST `<backend>/v1/chat/completions` with the context as OpenAI messages and the clone's
     id as `model`; the server renders the prompt and stops at the clone's end of turn."""
 
-    def __init__(self, url: str, timeout_s: float, sampling: SamplingConfig, seed: int | None = None,
-                 transport: Any = None):
+    def __init__(
+        self, url: str, timeout_s: float, sampling: SamplingConfig, seed: int | None = None, transport: Any = None
+    ):
         import httpx
 
         self.url, self.sampling, self.seed = url.rstrip("/"), sampling, seed
@@ -74,14 +75,20 @@ class Http:
         served = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
         missing = [c.id for c in clones if c.id not in served]
         if missing:
-            raise ChatcloneError(f"backend={self.url} serves {', '.join(map(str, served)) or 'no model'}, not "
-                                 f"{', '.join(missing)}: start serve.py with the same clones")
+            raise ChatcloneError(
+                f"backend={self.url} serves {', '.join(map(str, served)) or 'no model'}, not "
+                f"{', '.join(missing)}: start serve.py with the same clones"
+            )
 
     def request(self, clone: BotClone, context: Context) -> dict:
         """The chat-completions request body for the clone's next turn."""
-        body: dict[str, Any] = {"model": clone.id, "messages": openai_messages(context.messages),
-                                "max_tokens": self.sampling.max_new_tokens, "n": 1,
-                                "temperature": 0.0 if self.sampling.greedy else self.sampling.temperature}
+        body: dict[str, Any] = {
+            "model": clone.id,
+            "messages": openai_messages(context.messages),
+            "max_tokens": self.sampling.max_new_tokens,
+            "n": 1,
+            "temperature": 0.0 if self.sampling.greedy else self.sampling.temperature,
+        }
         if not self.sampling.greedy:
             body["top_p"] = self.sampling.top_p
         if self.seed is not None:
@@ -104,8 +111,9 @@ class Http:
         try:
             response = self.client.request(method, path, json=body)
         except httpx.HTTPError as error:
-            raise ChatcloneError(f"backend={self.url}: {type(error).__name__}: {error} (is serve.py running?)") \
-                from None
+            raise ChatcloneError(
+                f"backend={self.url}: {type(error).__name__}: {error} (is serve.py running?)"
+            ) from None
         if response.status_code != 200:
             raise ChatcloneError(f"backend={self.url}{path}: HTTP {response.status_code}{_reason(response)}")
         try:

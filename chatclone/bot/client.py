@@ -23,15 +23,15 @@ from chatclone.bot.replies import FORGET_NOTICE
 from chatclone.bot.service import CloneService
 from chatclone.errors import ChatcloneError
 
-FAILED_REACTION = "⚠️"   # the reply failed (backend down, prompt too long): see the bot's log
+FAILED_REACTION = "⚠️"  # the reply failed (backend down, prompt too long): see the bot's log
 log = logging.getLogger("chatclone.bot")
 
 
 def intents() -> discord.Intents:
     wanted = discord.Intents.none()
-    wanted.guilds = True            # which guilds and channels exist (threads' parents)
-    wanted.messages = True          # guild and DM message events
-    wanted.message_content = True   # the text of messages that do not mention the bot (privileged)
+    wanted.guilds = True  # which guilds and channels exist (threads' parents)
+    wanted.messages = True  # guild and DM message events
+    wanted.message_content = True  # the text of messages that do not mention the bot (privileged)
     return wanted
 
 
@@ -41,15 +41,24 @@ def channel_message(message: discord.Message) -> ChannelMessage:
     ref = message.reference
     resolved = ref.resolved if ref is not None and isinstance(ref.resolved, discord.Message) else None
     return ChannelMessage(
-        id=message.id, channel_id=channel.id, author_id=message.author.id, username=message.author.name,
-        display=message.author.display_name, content=message.content, ts=message.created_at.timestamp(),
-        is_bot=message.author.bot or message.webhook_id is not None, system=message.is_system(),
-        guild_id=message.guild.id if message.guild else None, parent_id=getattr(channel, "parent_id", None),
+        id=message.id,
+        channel_id=channel.id,
+        author_id=message.author.id,
+        username=message.author.name,
+        display=message.author.display_name,
+        content=message.content,
+        ts=message.created_at.timestamp(),
+        is_bot=message.author.bot or message.webhook_id is not None,
+        system=message.is_system(),
+        guild_id=message.guild.id if message.guild else None,
+        parent_id=getattr(channel, "parent_id", None),
         reply_to=ref.message_id if ref is not None and message.type is discord.MessageType.reply else None,
         reply_to_author=resolved.author.id if resolved else None,
         reply_to_content=resolved.content if resolved else None,
-        mentions={u.id: u.display_name for u in message.mentions}, attachments=len(message.attachments),
-        stickers=len(message.stickers))
+        mentions={u.id: u.display_name for u in message.mentions},
+        attachments=len(message.attachments),
+        stickers=len(message.stickers),
+    )
 
 
 class CloneClient(discord.Client):
@@ -120,8 +129,10 @@ class CloneClient(discord.Client):
 
     async def _history(self, channel: discord.abc.Messageable, before: object = None) -> list[ChannelMessage]:
         """The channel's last max_context_messages messages (before `before`), oldest first."""
-        found = [channel_message(m) async for m in channel.history(limit=self.service.cfg.max_context_messages,
-                                                                   before=before)]
+        found = [
+            channel_message(m)
+            async for m in channel.history(limit=self.service.cfg.max_context_messages, before=before)
+        ]
         return found[::-1]
 
     async def _generate(self, channel: discord.abc.Messageable, clone: str, history: list[ChannelMessage]) -> list[str]:
@@ -132,7 +143,7 @@ class CloneClient(discord.Client):
         try:
             history = await self._history(message.channel, before=message) + [incoming]
             posts = await self._generate(message.channel, clone, history)
-            if not self._allowed(message.channel, incoming.guild_id):   # never, but never post where not allowed
+            if not self._allowed(message.channel, incoming.guild_id):  # never, but never post where not allowed
                 return
             for i, post in enumerate(posts):
                 await (message.reply(post, mention_author=False) if i == 0 else message.channel.send(post))
@@ -143,10 +154,11 @@ class CloneClient(discord.Client):
     async def _slash_as(self, interaction: discord.Interaction, clone: str, text: str) -> None:
         channel = interaction.channel
         if channel is None or not self._allowed(channel, interaction.guild_id) or not text.strip():
-            await interaction.response.send_message("The clones are not enabled here." if text.strip() else
-                                                    "Say something to the clone.", ephemeral=True)
+            await interaction.response.send_message(
+                "The clones are not enabled here." if text.strip() else "Say something to the clone.", ephemeral=True
+            )
             return
-        deferred = asyncio.Event()   # the job answers only once Discord has the deferral (within its 3 s)
+        deferred = asyncio.Event()  # the job answers only once Discord has the deferral (within its 3 s)
 
         async def job() -> None:
             await deferred.wait()
@@ -162,9 +174,17 @@ class CloneClient(discord.Client):
 
     async def _answer_slash(self, interaction: discord.Interaction, clone: str, text: str) -> None:
         user = interaction.user
-        asked = ChannelMessage(id=interaction.id, channel_id=interaction.channel.id, author_id=user.id,
-                               username=user.name, display=user.display_name, content=text, ts=time.time(),
-                               guild_id=interaction.guild_id, parent_id=getattr(interaction.channel, "parent_id", None))
+        asked = ChannelMessage(
+            id=interaction.id,
+            channel_id=interaction.channel.id,
+            author_id=user.id,
+            username=user.name,
+            display=user.display_name,
+            content=text,
+            ts=time.time(),
+            guild_id=interaction.guild_id,
+            parent_id=getattr(interaction.channel, "parent_id", None),
+        )
         try:
             history = await self._history(interaction.channel) + [asked]
             posts = await self._generate(interaction.channel, clone, history)

@@ -21,9 +21,9 @@ from chatclone.generation.clone import CloneSpec, locate
 
 @dataclass
 class BotClone:
-    name: str          # the target's name in the training data: `Tamsin`
-    id: str            # its model id on a serve.py backend: `tamsin`
-    run: str           # as given in `clones`
+    name: str  # the target's name in the training data: `Tamsin`
+    id: str  # its model id on a serve.py backend: `tamsin`
+    run: str  # as given in `clones`
     spec: CloneSpec
     rules: Rules
 
@@ -41,15 +41,17 @@ def find_clones(cfg: DiscordBotConfig) -> list[BotClone]:
         try:
             spec = locate(cfg.clone_config(run))
         except ChatcloneError as error:
-            where = "" if error.path is not None else f"{run}: "   # the error names the run's path itself
+            where = "" if error.path is not None else f"{run}: "  # the error names the run's path itself
             raise ChatcloneError(f"clones: {where}{error}") from None
         found.append(BotClone(spec.target, clone_id(spec.target), run, spec, training_rules(spec, cfg.ai_label)))
     seen: dict[str, str] = {}
     for clone in found:
         other = seen.setdefault(clone.name.casefold(), clone.run)
         if other != clone.run:
-            raise ChatcloneError(f"clones: {other} and {clone.run} are both clones of {clone.name}: each clone "
-                                 "answers to its own name, so list one of them")
+            raise ChatcloneError(
+                f"clones: {other} and {clone.run} are both clones of {clone.name}: each clone "
+                "answers to its own name, so list one of them"
+            )
     return found
 
 
@@ -57,16 +59,21 @@ def training_rules(spec: CloneSpec, ai_label: str) -> Rules:
     """The cleaning and segmentation settings of the process_messages run behind the clone's dataset."""
     inputs = runs.read_manifest(spec.data_dir).get("inputs") or []
     if not inputs:
-        raise ChatcloneError("the dataset run names no process_messages run: cannot tell how its messages were "
-                             "cleaned", path=spec.data_dir / runs.MANIFEST)
+        raise ChatcloneError(
+            "the dataset run names no process_messages run: cannot tell how its messages were cleaned",
+            path=spec.data_dir / runs.MANIFEST,
+        )
     return process_rules(Path(inputs[0]), ai_label)
 
 
 def process_rules(process_dir: Path, ai_label: str) -> Rules:
     """The `cleaning` and `segmentation` settings a process_messages run recorded in its manifest."""
     config = runs.read_manifest(process_dir).get("config") or {}
-    return Rules(_section(CleaningConfig, config.get("cleaning"), process_dir, "cleaning"),
-                 _section(SegmentationConfig, config.get("segmentation"), process_dir, "segmentation"), ai_label)
+    return Rules(
+        _section(CleaningConfig, config.get("cleaning"), process_dir, "cleaning"),
+        _section(SegmentationConfig, config.get("segmentation"), process_dir, "segmentation"),
+        ai_label,
+    )
 
 
 def _section(schema: type, values: object, run_dir: Path, key: str):
@@ -76,6 +83,7 @@ def _section(schema: type, values: object, run_dir: Path, key: str):
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in values.items() if k in known})
     except Exception as error:  # noqa: BLE001  (OmegaConf's validation errors have several types)
-        raise ChatcloneError(f"unreadable `{key}` settings in the manifest: {str(error).splitlines()[0]}",
-                             path=run_dir / runs.MANIFEST) from None
+        raise ChatcloneError(
+            f"unreadable `{key}` settings in the manifest: {str(error).splitlines()[0]}", path=run_dir / runs.MANIFEST
+        ) from None
     return OmegaConf.to_object(merged)

@@ -24,40 +24,40 @@ from chatclone.config.process_messages import CleaningConfig, SegmentationConfig
 from chatclone.conversations import sessions
 from chatclone.exports.records import Kind, Message
 
-CLONE_AUTHOR = "clone:"   # author ids of the bot's labelled messages: one speaker per clone
+CLONE_AUTHOR = "clone:"  # author ids of the bot's labelled messages: one speaker per clone
 
 
 @dataclass
 class Context:
-    messages: list[dict]   # process_messages-style {"role", "name", "content"}; the answering clone is `assistant`
-    speakers: list[str]    # everyone else who speaks in it, first appearance first
+    messages: list[dict]  # process_messages-style {"role", "name", "content"}; the answering clone is `assistant`
+    speakers: list[str]  # everyone else who speaks in it, first appearance first
 
 
 @dataclass(frozen=True)
 class Rules:
     """How a clone's training data was made (its process_messages run's settings), and how the bot labels."""
+
     cleaning: CleaningConfig
     segmentation: SegmentationConfig
     ai_label: str
 
 
-def channel_context(history: list[ChannelMessage], clone: str, names: list[str], bot_id: int,
-                    rules: Rules) -> Context:
+def channel_context(history: list[ChannelMessage], clone: str, names: list[str], bot_id: int, rules: Rules) -> Context:
     """The conversation `clone` answers after `history` (oldest first; its last message is the one answered).
     `names` are all the bot's clones; `bot_id` is the bot account's user id."""
-    history = history[_start(history, bot_id):]
+    history = history[_start(history, bot_id) :]
     if not history:
         return Context([], [])
     records = [r for i, m in enumerate(history) if (r := _record(m, i, names, bot_id, rules.ai_label)) is not None]
     mentioned = {str(i): name for m in history for i, name in m.mentions.items()}
     mentioned |= {r.author_id: r.display for r in records if not r.author_id.startswith(CLONE_AUTHOR)}
-    mentioned[str(bot_id)] = clone   # `@bot` reads as a mention of the clone answering (`@Tamsin` in training)
+    mentioned[str(bot_id)] = clone  # `@bot` reads as a mention of the clone answering (`@Tamsin` in training)
     kept = list(Cleaner(rules.cleaning).clean(records, mentioned))
     me = CLONE_AUTHOR + clone
     found = sessions(kept, lambda m: m.author_id == me, "", rules.segmentation, Counter())
     if not found or history[-1].ts - found[-1].turns[-1].end > rules.segmentation.session_gap_minutes * 60:
-        return Context([], [])   # the answered message itself did not survive cleaning, and the rest is old
-    turns = found[-1].turns[-(rules.segmentation.max_turns - 1):] if rules.segmentation.max_turns > 1 else []
+        return Context([], [])  # the answered message itself did not survive cleaning, and the rest is old
+    turns = found[-1].turns[-(rules.segmentation.max_turns - 1) :] if rules.segmentation.max_turns > 1 else []
     messages = [{"role": ASSISTANT if t.is_target else USER, "name": t.name, "content": t.content} for t in turns]
     return Context(messages, list(dict.fromkeys(t.name for t in turns if not t.is_target)))
 
@@ -82,9 +82,21 @@ def _record(m: ChannelMessage, order: int, names: list[str], bot_id: int, ai_lab
             return None
         name, content = labelled
         author, username, display, is_bot = CLONE_AUTHOR + name, name, name, False
-    return Message(channel=str(m.channel_id), id=m.id, author_id=author, username=username, display=display,
-                   is_bot=is_bot, kind=Kind.SYSTEM if m.system else Kind.DEFAULT, ts=m.ts, content=content,
-                   reply_to=m.reply_to, attachments=m.attachments, stickers=m.stickers, order=order)
+    return Message(
+        channel=str(m.channel_id),
+        id=m.id,
+        author_id=author,
+        username=username,
+        display=display,
+        is_bot=is_bot,
+        kind=Kind.SYSTEM if m.system else Kind.DEFAULT,
+        ts=m.ts,
+        content=content,
+        reply_to=m.reply_to,
+        attachments=m.attachments,
+        stickers=m.stickers,
+        order=order,
+    )
 
 
 def openai_messages(messages: list[dict]) -> list[dict]:

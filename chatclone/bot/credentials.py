@@ -20,8 +20,10 @@ from chatclone.errors import ChatcloneError
 
 TOKEN_ENV = "DISCORD_TOKEN"
 SHAPE = re.compile(r"^([A-Za-z0-9_-]{16,})\.([A-Za-z0-9_-]{4,})\.([A-Za-z0-9_-]{20,})$")
-HOW = ("create a bot in the Discord developer portal (Applications > your app > Bot > Reset Token) and "
-       f"`export {TOKEN_ENV}=<the token>`")
+HOW = (
+    "create a bot in the Discord developer portal (Applications > your app > Bot > Reset Token) and "
+    f"`export {TOKEN_ENV}=<the token>`"
+)
 
 
 def read_token(environ: Mapping[str, str] | None = None) -> str:
@@ -32,12 +34,16 @@ def read_token(environ: Mapping[str, str] | None = None) -> str:
     if token.lower().startswith("bot "):
         raise ChatcloneError(f"{TOKEN_ENV} starts with `Bot `: give the token alone (discord.py adds the prefix)")
     if token.startswith("mfa."):
-        raise ChatcloneError(f"{TOKEN_ENV} holds a user account's token: chatclone runs as a bot account only "
-                             f"(self-bots break Discord's terms); {HOW}")
+        raise ChatcloneError(
+            f"{TOKEN_ENV} holds a user account's token: chatclone runs as a bot account only "
+            f"(self-bots break Discord's terms); {HOW}"
+        )
     match = SHAPE.match(token)
     if match is None or not _is_account_id(match.group(1)):
-        raise ChatcloneError(f"{TOKEN_ENV} does not look like a Discord bot token (three base64url parts separated "
-                             f"by dots, the first the bot's user id); {HOW}")
+        raise ChatcloneError(
+            f"{TOKEN_ENV} does not look like a Discord bot token (three base64url parts separated "
+            f"by dots, the first the bot's user id); {HOW}"
+        )
     return token
 
 
@@ -59,7 +65,9 @@ def refuse_token_arguments(argv: list[str] | None = None) -> None:
     """Before Hydra reads (and records) the command line: a token given on it is `error: ...`, exit 2."""
     found = token_arguments((sys.argv if argv is None else argv)[1:])
     if found:
-        print(f"error: {found[0]}=...: the bot token is never taken from the command line or a config file (it "
-              f"would be saved in the run's .hydra/ record); `export {TOKEN_ENV}=<the token>` instead",
-              file=sys.stderr)
+        print(
+            f"error: {found[0]}=...: the bot token is never taken from the command line or a config file (it "
+            f"would be saved in the run's .hydra/ record); `export {TOKEN_ENV}=<the token>` instead",
+            file=sys.stderr,
+        )
         sys.exit(2)

@@ -5,8 +5,8 @@ so the bot knows which of its messages each clone wrote (chatclone.bot.context).
 
 from __future__ import annotations
 
-DISCORD_LIMIT = 2000          # characters in one Discord message
-FORGET_NOTICE = "🧹 The AI clones forget this channel's conversation up to here."   # /forget's reply: a boundary
+DISCORD_LIMIT = 2000  # characters in one Discord message
+FORGET_NOTICE = "🧹 The AI clones forget this channel's conversation up to here."  # /forget's reply: a boundary
 
 
 def label(name: str, ai_label: str) -> str:
@@ -27,7 +27,7 @@ def split_text(text: str, room: int) -> list[str]:
     else the last space there, else at `room`; blanks at the cuts are dropped, nothing else is lost."""
     pieces = []
     while len(text) > room:
-        window = text[:room + 1]   # a cut right after the room's last character (at a blank) keeps it whole
+        window = text[: room + 1]  # a cut right after the room's last character (at a blank) keeps it whole
         at = max(window.rfind("\n"), -1)
         if at < room // 2:
             at = window.rfind(" ")
@@ -43,10 +43,9 @@ def read_label(content: str, names: list[str], ai_label: str) -> tuple[str, str]
     for name in sorted(names, key=len, reverse=True):
         head = label(name, ai_label)
         if content.startswith(head):
-            return name, content[len(head):].strip()
+            return name, content[len(head) :].strip()
     return None
 
 
 def is_forget_notice(content: str) -> bool:
     return content.strip() == FORGET_NOTICE
-

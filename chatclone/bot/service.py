@@ -19,15 +19,21 @@ from chatclone.bot.records import ChannelMessage
 from chatclone.bot.replies import reply_messages
 from chatclone.config.discord_bot import DiscordBotConfig
 
-CONVERSATIONS = "conversations.jsonl"   # written only with log_conversations=true
+CONVERSATIONS = "conversations.jsonl"  # written only with log_conversations=true
 log = logging.getLogger("chatclone.bot")
 
 
 class CloneService:
     """The bot's policy for one bot account speaking as `clones` through `backend`."""
 
-    def __init__(self, cfg: DiscordBotConfig, clones: list[BotClone], backend: Backend | None, run_dir: Path,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        cfg: DiscordBotConfig,
+        clones: list[BotClone],
+        backend: Backend | None,
+        run_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.cfg, self.backend, self.run_dir = cfg, backend, Path(run_dir)
         self.clones = {c.name: c for c in clones}
         self.names = list(self.clones)
@@ -68,12 +74,21 @@ class CloneService:
 
     def _log(self, clone: str, answered: ChannelMessage, context: Context, text: str) -> None:
         """log_conversations=true only: what was answered, the context given and the reply, one JSON line each."""
-        row = {"time": time.time(), "clone": clone, "channel_id": answered.channel_id, "message_id": answered.id,
-               "context": context.messages, "reply": text}
+        row = {
+            "time": time.time(),
+            "clone": clone,
+            "channel_id": answered.channel_id,
+            "message_id": answered.id,
+            "context": context.messages,
+            "reply": text,
+        }
         with open(self.run_dir / CONVERSATIONS, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def summary(self) -> dict:
-        return {"clones": {c.name: {"id": c.id, "run": str(c.spec.run_dir)} for c in self.clones.values()},
-                "backend": self.cfg.backend, "counts": dict(sorted(self.counts.items())),
-                "log_conversations": self.cfg.log_conversations}
+        return {
+            "clones": {c.name: {"id": c.id, "run": str(c.spec.run_dir)} for c in self.clones.values()},
+            "backend": self.cfg.backend,
+            "counts": dict(sorted(self.counts.items())),
+            "log_conversations": self.cfg.log_conversations,
+        }

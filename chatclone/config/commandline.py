@@ -23,8 +23,21 @@ from chatclone.errors import ChatcloneError
 
 # Optional[str]; str (where `null` is the word); list[str]; Any (a path or a list of paths)
 TEXT, REQUIRED_TEXT, LIST, PATHS = "text", "required text", "list", "paths"
-FLAGS_WITH_VALUE = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
-                    "--config-dir", "--experimental-rerun", "-i", "--info"}
+FLAGS_WITH_VALUE = {
+    "-c",
+    "--cfg",
+    "-p",
+    "--package",
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "--experimental-rerun",
+    "-i",
+    "--info",
+}
 MULTIRUN_FLAGS = {"-m", "--multirun"}
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -42,13 +55,19 @@ def accept_plain_text(config_name: str, argv: list[str] | None = None) -> None:
 def schema_of(config_name: str) -> type:
     from chatclone import config
 
-    return {"process_messages": config.ProcessMessagesConfig, "tokenize_dataset": config.TokenizeDatasetConfig,
-            "train": config.TrainConfig, "inference": config.InferenceConfig,
-            "generate_from_prompt": config.GenerateFromPromptConfig,
-            "simulate_conversation": config.SimulateConversationConfig,
-            "evaluate_clone": config.EvaluateCloneConfig, "serve": config.ServeConfig,
-            "discord_bot": config.DiscordBotConfig, "export_model": config.ExportModelConfig,
-            "judge_report": config.JudgeReportConfig}[config_name]
+    return {
+        "process_messages": config.ProcessMessagesConfig,
+        "tokenize_dataset": config.TokenizeDatasetConfig,
+        "train": config.TrainConfig,
+        "inference": config.InferenceConfig,
+        "generate_from_prompt": config.GenerateFromPromptConfig,
+        "simulate_conversation": config.SimulateConversationConfig,
+        "evaluate_clone": config.EvaluateCloneConfig,
+        "serve": config.ServeConfig,
+        "discord_bot": config.DiscordBotConfig,
+        "export_model": config.ExportModelConfig,
+        "judge_report": config.JudgeReportConfig,
+    }[config_name]
 
 
 def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[str, str]:
@@ -102,8 +121,9 @@ def _parse(override: str) -> Any:
 
 def _rewrite(key: str, value: str, kind: str, multirun: bool) -> str:
     parsed = _parse(f"{key}={value}")
-    if (value == "null" and kind != REQUIRED_TEXT) or (parsed is not None and (_is_quoted(parsed) or "${" in value
-                                                    or (multirun and parsed.is_sweep_override()))):
+    if (value == "null" and kind != REQUIRED_TEXT) or (
+        parsed is not None and (_is_quoted(parsed) or "${" in value or (multirun and parsed.is_sweep_override()))
+    ):
         return value
     if kind != LIST and parsed is not None and not parsed.is_sweep_override() and parsed.value() == value:
         return value  # Hydra reads it as typed: leave it (and .hydra/overrides.yaml) as the user wrote it
@@ -139,8 +159,10 @@ def _items(text: str, kind: str) -> list[str]:
         return [p.strip() for p in pieces]
     items, i = [], 0
     while i < len(pieces):
-        j = next((j for j in range(len(pieces), i + 1, -1)
-                  if Path(",".join(pieces[i:j]).strip()).expanduser().exists()), i + 1)
+        j = next(
+            (j for j in range(len(pieces), i + 1, -1) if Path(",".join(pieces[i:j]).strip()).expanduser().exists()),
+            i + 1,
+        )
         items.append(",".join(pieces[i:j]).strip())
         i = j
     return items
@@ -171,8 +193,11 @@ def _check(arg: str, multirun: bool) -> None:
     key, _, value = arg.partition("=")
     parsed = _parse(arg)
     if parsed is None:
-        raise ChatcloneError(f"Hydra cannot read the override {arg!r}; to pass the value as text, quote it: "
-                             f"{shell_form(key, value)}")
+        raise ChatcloneError(
+            f"Hydra cannot read the override {arg!r}; to pass the value as text, quote it: {shell_form(key, value)}"
+        )
     if parsed.is_sweep_override() and not multirun:
-        raise ChatcloneError(f"{arg}: a comma makes a sweep, which needs -m (multirun); for a list write "
-                             f"{key}=[{value}], for text quote it: {shell_form(key, value)}")
+        raise ChatcloneError(
+            f"{arg}: a comma makes a sweep, which needs -m (multirun); for a list write "
+            f"{key}=[{value}], for text quote it: {shell_form(key, value)}"
+        )

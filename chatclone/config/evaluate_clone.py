@@ -18,14 +18,16 @@ from chatclone.errors import ChatcloneError
 @dataclass
 class EvaluateCloneConfig(CloneStageConfig):
     seed: Optional[int] = 0  # the base and the clone draw from the same random stream
-    wandb: WandbConfig = field(default_factory=WandbConfig)   # offline
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # offline
     eval: FidelityConfig = field(default_factory=FidelityConfig)
-    progress: bool = True   # the bar while replies are generated (on stderr); the log line is always written
+    progress: bool = True  # the bar while replies are generated (on stderr); the log line is always written
 
     def check(self) -> None:
         super().check()
         self.eval.check()
         self.check_one_sequence("evaluate_clone scores one reply per validation context")
         if self.run == BASE_RUN:
-            raise ChatcloneError("run=base: evaluate_clone always scores the base model next to the clone; name the "
-                                 "train run (run=latest or run=outputs/train/<run>)")
+            raise ChatcloneError(
+                "run=base: evaluate_clone always scores the base model next to the clone; name the "
+                "train run (run=latest or run=outputs/train/<run>)"
+            )

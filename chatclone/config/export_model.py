@@ -20,23 +20,25 @@ def check_quantization(name: str) -> None:
     if name in QUANTIZATIONS:
         return
     if name.upper() in K_QUANTS:
-        raise ChatcloneError(f"quantization={name}: the K-quants need llama.cpp's llama-quantize (gguf-py does not "
-                             f"implement them): export F16, then run `llama-quantize <file>-F16.gguf "
-                             f"<file>-{name.upper()}.gguf {name.upper()}`")
+        raise ChatcloneError(
+            f"quantization={name}: the K-quants need llama.cpp's llama-quantize (gguf-py does not "
+            f"implement them): export F16, then run `llama-quantize <file>-F16.gguf "
+            f"<file>-{name.upper()}.gguf {name.upper()}`"
+        )
     raise ChatcloneError(f"quantization={name}: unknown; use one of {', '.join(QUANTIZATIONS)}")
 
 
 @dataclass
 class ExportModelConfig(ThreadsConfig):
-    run: str = "latest"                  # latest | a train run dir | base (the bare base, format_run's format)
+    run: str = "latest"  # latest | a train run dir | base (the bare base, format_run's format)
     checkpoint: Checkpoint = Checkpoint.final
     format_run: str = "latest"
     outputs_root: str = "outputs"
-    base_model: Optional[str] = None     # null = the run's own base; set: asserted equal to it
-    quantization: str = "F16"            # F16 | Q8_0 | Q4_0 | BF16 (K-quants: llama.cpp's llama-quantize)
-    name: Optional[str] = None           # the Ollama model name in the README's commands; null = from the target
-    user_name: Optional[str] = None      # null = the target's most frequent partner
-    check_conversations: int = 50        # validation conversations the Modelfile template is checked on
+    base_model: Optional[str] = None  # null = the run's own base; set: asserted equal to it
+    quantization: str = "F16"  # F16 | Q8_0 | Q4_0 | BF16 (K-quants: llama.cpp's llama-quantize)
+    name: Optional[str] = None  # the Ollama model name in the README's commands; null = from the target
+    user_name: Optional[str] = None  # null = the target's most frequent partner
+    check_conversations: int = 50  # validation conversations the Modelfile template is checked on
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def check(self) -> None:
@@ -46,8 +48,10 @@ class ExportModelConfig(ThreadsConfig):
         if not self.run:
             raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")
         if self.run == BASE_RUN and self.checkpoint is not Checkpoint.final:
-            raise ChatcloneError(f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
-                                 "model); leave checkpoint out")
+            raise ChatcloneError(
+                f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
+                "model); leave checkpoint out"
+            )
         _check_names([self.user_name] if self.user_name is not None else [], "user_name")
         if self.name is not None and not self.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ChatcloneError(f"name={self.name}: an Ollama model name (letters, digits, '-', '_', '.')")

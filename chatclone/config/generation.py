@@ -16,10 +16,10 @@ from chatclone.config.threads import ThreadsConfig
 from chatclone.config.wandb_config import WandbConfig, WandbMode
 from chatclone.errors import ChatcloneError
 
-BASE_RUN = "base"       # run=base: the bare base model, no adapter (for comparison)
+BASE_RUN = "base"  # run=base: the bare base model, no adapter (for comparison)
 PLAY_TARGET = "target"  # simulate_conversation.py play=target: the user plays the target
-STDIN_PROMPT = "-"      # prompt=-: read the prompt from stdin
-GREEDY_OFF = {"temperature": 1.0, "top_p": 1.0, "top_k": 0}   # the sampling keys' "off" (conf/sampling/greedy.yaml)
+STDIN_PROMPT = "-"  # prompt=-: read the prompt from stdin
+GREEDY_OFF = {"temperature": 1.0, "top_p": 1.0, "top_k": 0}  # the sampling keys' "off" (conf/sampling/greedy.yaml)
 
 
 class Checkpoint(str, Enum):
@@ -42,12 +42,12 @@ class Device(str, Enum):
 
 @dataclass
 class SamplingConfig:
-    name: str = "default"                # which conf/sampling option this came from (recorded with generations)
+    name: str = "default"  # which conf/sampling option this came from (recorded with generations)
     do_sample: bool = True
-    temperature: float = 0.7             # 0 = greedy, whatever do_sample says
+    temperature: float = 0.7  # 0 = greedy, whatever do_sample says
     top_p: float = 0.9
-    top_k: int = 0                       # 0 = off
-    repetition_penalty: float = 1.0      # 1 = off
+    top_k: int = 0  # 0 = off
+    repetition_penalty: float = 1.0  # 1 = off
     num_return_sequences: int = 1
     max_new_tokens: int = 96
 
@@ -65,8 +65,11 @@ class SamplingConfig:
             (self.repetition_penalty > 0, "sampling.repetition_penalty", "must be > 0 (1 = off)"),
             (self.num_return_sequences >= 1, "sampling.num_return_sequences", "must be at least 1"),
             (self.max_new_tokens >= 1, "sampling.max_new_tokens", "must be at least 1"),
-            (not self.greedy or self.num_return_sequences == 1, "sampling.num_return_sequences",
-             "must be 1 with greedy decoding (every candidate would be the same); use sampling=default"),
+            (
+                not self.greedy or self.num_return_sequences == 1,
+                "sampling.num_return_sequences",
+                "must be 1 with greedy decoding (every candidate would be the same); use sampling=default",
+            ),
         ]
         for ok, key, why in checks:
             if not ok:
@@ -79,24 +82,27 @@ class SamplingConfig:
             return
         for key, off in GREEDY_OFF.items():
             if getattr(self, key) != off:
-                raise ChatcloneError(f"sampling.{key}={getattr(self, key)}: greedy decoding (sampling.do_sample=false) "
-                                     f"does not sample, so {key} does nothing; leave it out, or sample with "
-                                     "sampling=default")
+                raise ChatcloneError(
+                    f"sampling.{key}={getattr(self, key)}: greedy decoding (sampling.do_sample=false) "
+                    f"does not sample, so {key} does nothing; leave it out, or sample with "
+                    "sampling=default"
+                )
 
 
 @dataclass
 class CloneStageConfig(ThreadsConfig):
     """What the clone stages (the three generation scripts and evaluate_clone) share: which clone to load, how, how
     it samples, and W&B."""
-    run: str = "latest"                  # latest | a train run dir | base
+
+    run: str = "latest"  # latest | a train run dir | base
     checkpoint: Checkpoint = Checkpoint.final
     outputs_root: str = "outputs"
-    base_model: Optional[str] = None     # null = the run's own base; set: asserted equal to it
-    dtype: Optional[str] = None          # null = the dtype the model was trained in
+    base_model: Optional[str] = None  # null = the run's own base; set: asserted equal to it
+    dtype: Optional[str] = None  # null = the dtype the model was trained in
     device: Device = Device.auto
-    fuse_adapter: bool = True            # merge LoRA weights into the base in memory after loading
-    fast_decode: bool = True             # CPU: one-token steps in bfloat16 (chatclone.generation.fastdecode)
-    compile_decode: bool = False         # torch.compile the one-token steps (static KV cache); a compile first
+    fuse_adapter: bool = True  # merge LoRA weights into the base in memory after loading
+    fast_decode: bool = True  # CPU: one-token steps in bfloat16 (chatclone.generation.fastdecode)
+    compile_decode: bool = False  # torch.compile the one-token steps (static KV cache); a compile first
     seed: Optional[int] = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     wandb: WandbConfig = field(default_factory=lambda: WandbConfig(mode=WandbMode.disabled))
@@ -107,23 +113,27 @@ class CloneStageConfig(ThreadsConfig):
         if not self.run:
             raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")
         if self.run == BASE_RUN and self.checkpoint is not Checkpoint.final:
-            raise ChatcloneError(f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
-                                 "model); leave checkpoint out")
+            raise ChatcloneError(
+                f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
+                "model); leave checkpoint out"
+            )
         if self.dtype is not None and self.dtype not in ("float32", "bfloat16", "float16", "auto"):
             raise ChatcloneError(f"dtype={self.dtype}: use float32, bfloat16, float16, auto or null")
 
     def check_one_sequence(self, why: str) -> None:
         if self.sampling.num_return_sequences != 1:
-            raise ChatcloneError(f"sampling.num_return_sequences={self.sampling.num_return_sequences}: {why} "
-                                 "(set it to 1)")
+            raise ChatcloneError(
+                f"sampling.num_return_sequences={self.sampling.num_return_sequences}: {why} (set it to 1)"
+            )
 
 
 @dataclass
 class ConversationStageConfig(CloneStageConfig):
     """What the three talking scripts add: the prompt format of run=base, and how often a turn that comes out empty
     is drawn again."""
-    format_run: str = "latest"           # run=base: the train run whose prompt format the base model gets
-    reply_attempts: int = 3              # draws for a sampled turn that keeps coming out empty, then `(no reply)`
+
+    format_run: str = "latest"  # run=base: the train run whose prompt format the base model gets
+    reply_attempts: int = 3  # draws for a sampled turn that keeps coming out empty, then `(no reply)`
 
     def check(self) -> None:
         super().check()
@@ -134,9 +144,9 @@ class ConversationStageConfig(CloneStageConfig):
 @dataclass
 class InferenceConfig(ConversationStageConfig):
     mode: Mode = Mode.chat
-    prompt: Optional[str] = None         # mode=prompt: the message to answer; mode=chat: an opening message
-    user_name: Optional[str] = None      # null = the target's most frequent partner in the training data
-    messages: list[str] = field(default_factory=list)   # mode=compare: each answered by the base and the clone
+    prompt: Optional[str] = None  # mode=prompt: the message to answer; mode=chat: an opening message
+    user_name: Optional[str] = None  # null = the target's most frequent partner in the training data
+    messages: list[str] = field(default_factory=list)  # mode=compare: each answered by the base and the clone
 
     def check(self) -> None:
         super().check()
@@ -145,11 +155,15 @@ class InferenceConfig(ConversationStageConfig):
             self._check_compare()
             return
         if self.messages:
-            raise ChatcloneError(f"messages: only mode=compare answers a list of messages (mode={self.mode.value} "
-                                 "answers prompt=...); add mode=compare or leave messages out")
+            raise ChatcloneError(
+                f"messages: only mode=compare answers a list of messages (mode={self.mode.value} "
+                "answers prompt=...); add mode=compare or leave messages out"
+            )
         if self.mode is Mode.prompt and (self.prompt is None or not str(self.prompt).strip()):
-            raise ChatcloneError('prompt is empty: mode=prompt answers one message, e.g. prompt="hey, you up?" '
-                                 "(or prompt=- to read it from stdin)")
+            raise ChatcloneError(
+                'prompt is empty: mode=prompt answers one message, e.g. prompt="hey, you up?" '
+                "(or prompt=- to read it from stdin)"
+            )
         if self.mode is Mode.chat:
             self.check_one_sequence("mode=chat streams one reply at a time")
             if self.prompt == STDIN_PROMPT:
@@ -157,29 +171,35 @@ class InferenceConfig(ConversationStageConfig):
 
     def _check_compare(self) -> None:
         if not self.messages or not all(str(m).strip() for m in self.messages):
-            raise ChatcloneError('messages: mode=compare needs one or more non-empty messages, e.g. '
-                                 "'messages=[\"are you free saturday?\",\"what are you up to?\"]'")
+            raise ChatcloneError(
+                "messages: mode=compare needs one or more non-empty messages, e.g. "
+                '\'messages=["are you free saturday?","what are you up to?"]\''
+            )
         if self.prompt is not None:
             raise ChatcloneError("prompt: mode=compare answers each of messages=[...], not prompt; leave prompt out")
         if self.run == BASE_RUN:
-            raise ChatcloneError("run=base: mode=compare puts the base model next to a train run's clone; name the "
-                                 "train run (run=latest or run=outputs/train/<run>)")
+            raise ChatcloneError(
+                "run=base: mode=compare puts the base model next to a train run's clone; name the "
+                "train run (run=latest or run=outputs/train/<run>)"
+            )
         self.check_one_sequence("mode=compare shows one reply per model and message")
 
 
 @dataclass
 class GenerateFromPromptConfig(ConversationStageConfig):
-    prompt: str = ""                     # the opening message(s); `Name: text` lines name their speakers
-    speakers: list[str] = field(default_factory=list)   # [] = the target's most frequent partners
-    num_speakers: int = 2                # how many partners `speakers: []` takes from the training data
+    prompt: str = ""  # the opening message(s); `Name: text` lines name their speakers
+    speakers: list[str] = field(default_factory=list)  # [] = the target's most frequent partners
+    num_speakers: int = 2  # how many partners `speakers: []` takes from the training data
     turns: int = 8
-    allow_same_speaker: bool = False     # true: a speaker may take two turns in a row (a double text)
+    allow_same_speaker: bool = False  # true: a speaker may take two turns in a row (a double text)
 
     def check(self) -> None:
         super().check()
         if not str(self.prompt or "").strip():
-            raise ChatcloneError('prompt is empty: pass the opening message, e.g. prompt="who is up for '
-                                 'saturday?" (or prompt=- to read it from stdin)')
+            raise ChatcloneError(
+                'prompt is empty: pass the opening message, e.g. prompt="who is up for '
+                'saturday?" (or prompt=- to read it from stdin)'
+            )
         if self.turns < 1:
             raise ChatcloneError(f"turns={self.turns}: must be at least 1")
         if self.num_speakers < 1:
@@ -190,11 +210,11 @@ class GenerateFromPromptConfig(ConversationStageConfig):
 
 @dataclass
 class SimulateConversationConfig(ConversationStageConfig):
-    play: Optional[str] = None           # null = the target's most frequent partner; `target` = you play the target
-    speakers: list[str] = field(default_factory=list)   # [] = the target's most frequent partners
+    play: Optional[str] = None  # null = the target's most frequent partner; `target` = you play the target
+    speakers: list[str] = field(default_factory=list)  # [] = the target's most frequent partners
     num_speakers: int = 2
-    prompt: Optional[str] = None         # optional opening message(s), `Name: text` lines
-    max_turns: int = 60                  # the simulation ends after this many turns (scripts cannot loop forever)
+    prompt: Optional[str] = None  # optional opening message(s), `Name: text` lines
+    max_turns: int = 60  # the simulation ends after this many turns (scripts cannot loop forever)
 
     def check(self) -> None:
         super().check()

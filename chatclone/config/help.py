@@ -13,11 +13,14 @@ from pathlib import Path
 
 from chatclone.config.commandline import CONF
 
-HELP = {"app_name": "${hydra.job.name}.py", "header": "${hydra.help.app_name}: ${script_usage:${hydra.job.name}}\n",
-        "footer": "Use --hydra-help for Hydra's own flags (multirun -m, --cfg job, ...).\n",
-        "template": "${hydra.help.header}\n== Configuration groups (group=option) ==\n"
-                    "${config_groups:${hydra.runtime.choices}}\n\n"
-                    "== Config (override any key: key.sub=value) ==\n$CONFIG\n${hydra.help.footer}"}
+HELP = {
+    "app_name": "${hydra.job.name}.py",
+    "header": "${hydra.help.app_name}: ${script_usage:${hydra.job.name}}\n",
+    "footer": "Use --hydra-help for Hydra's own flags (multirun -m, --cfg job, ...).\n",
+    "template": "${hydra.help.header}\n== Configuration groups (group=option) ==\n"
+    "${config_groups:${hydra.runtime.choices}}\n\n"
+    "== Config (override any key: key.sub=value) ==\n$CONFIG\n${hydra.help.footer}",
+}
 
 
 def script_usage(script: str) -> str:
@@ -32,5 +35,8 @@ def config_groups(choices: dict) -> str:
     from hydra.core.global_hydra import GlobalHydra
 
     loader = GlobalHydra.instance().config_loader()
-    return "\n".join(f"{group}: {', '.join(loader.get_group_options(group))}   (now: {choice or 'none'})"
-                     for group, choice in sorted(choices.items()) if not group.startswith("hydra/"))
+    return "\n".join(
+        f"{group}: {', '.join(loader.get_group_options(group))}   (now: {choice or 'none'})"
+        for group, choice in sorted(choices.items())
+        if not group.startswith("hydra/")
+    )

@@ -23,19 +23,19 @@ class Dtype(str, Enum):
     float32 = "float32"
     bfloat16 = "bfloat16"
     float16 = "float16"
-    auto = "auto"          # the checkpoint's own dtype
+    auto = "auto"  # the checkpoint's own dtype
 
 
 @dataclass
 class ModelConfig:
-    group: str = "smollm2"                       # which conf/model option this came from (recorded in manifests)
-    name_or_path: str = EMBEDDED                 # `embedded`, a local folder, or a hub id in the local HF cache
-    chat_template: Optional[str] = None          # Jinja; null = the tokenizer's own
+    group: str = "smollm2"  # which conf/model option this came from (recorded in manifests)
+    name_or_path: str = EMBEDDED  # `embedded`, a local folder, or a hub id in the local HF cache
+    chat_template: Optional[str] = None  # Jinja; null = the tokenizer's own
     fallback_chat_template: Optional[str] = None  # used only when the tokenizer has no template of its own
-    end_of_turn: Optional[str] = "<|im_end|>"    # token closing an assistant turn; null = the tokenizer's eos
-    alternating_roles: bool = False              # template needs user/assistant/user/...: merge same-role runs
-    system_role: bool = True                     # false: fold the system prompt into the first user turn
-    max_length: int = 512                        # tokens per training sequence
+    end_of_turn: Optional[str] = "<|im_end|>"  # token closing an assistant turn; null = the tokenizer's eos
+    alternating_roles: bool = False  # template needs user/assistant/user/...: merge same-role runs
+    system_role: bool = True  # false: fold the system prompt into the first user turn
+    max_length: int = 512  # tokens per training sequence
     dtype: Dtype = Dtype.float32
     lora_target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS))
 

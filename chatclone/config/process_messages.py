@@ -21,13 +21,13 @@ class MediaPolicy(str, Enum):
 
 
 class MentionPolicy(str, Enum):
-    keep = "keep"          # "@Tamsin", as DCE renders it
-    name = "name"          # "Tamsin"
+    keep = "keep"  # "@Tamsin", as DCE renders it
+    name = "name"  # "Tamsin"
     placeholder = "placeholder"
 
 
 class SpeakerNames(str, Enum):
-    display = "display"    # server nickname / display name (what people see in the chat)
+    display = "display"  # server nickname / display name (what people see in the chat)
     username = "username"  # unique handle
 
 
@@ -46,7 +46,7 @@ class DateOrder(str, Enum):
 @dataclass
 class ReadingConfig:
     recursive: bool = True
-    timezone: Optional[str] = None   # null: UTC, with a warning naming the TXT/HTML files read
+    timezone: Optional[str] = None  # null: UTC, with a warning naming the TXT/HTML files read
     date_order: DateOrder = DateOrder.auto
     allow_truncated: bool = False
     skip_unreadable: bool = False
@@ -95,7 +95,7 @@ class SplitConfig:
 
 @dataclass
 class ProcessMessagesConfig:
-    input: Any = "examples/sample_exports"   # a path, or a list of paths
+    input: Any = "examples/sample_exports"  # a path, or a list of paths
     target: Optional[str] = None
     outputs_root: str = "outputs"
     progress: bool = True
@@ -109,15 +109,24 @@ class ProcessMessagesConfig:
         checks = [
             (0 < self.split.validation_fraction < 1, "split.validation_fraction", "must be between 0 and 1"),
             (self.segmentation.min_turns >= 1, "segmentation.min_turns", "must be at least 1"),
-            (self.segmentation.max_turns >= max(2, self.segmentation.min_turns), "segmentation.max_turns",
-             "must be at least 2 and at least segmentation.min_turns"),
-            (0 <= self.segmentation.context_turns < self.segmentation.max_turns, "segmentation.context_turns",
-             "must be between 0 and segmentation.max_turns - 1"),
+            (
+                self.segmentation.max_turns >= max(2, self.segmentation.min_turns),
+                "segmentation.max_turns",
+                "must be at least 2 and at least segmentation.min_turns",
+            ),
+            (
+                0 <= self.segmentation.context_turns < self.segmentation.max_turns,
+                "segmentation.context_turns",
+                "must be between 0 and segmentation.max_turns - 1",
+            ),
             (self.segmentation.merge_gap_minutes >= 0, "segmentation.merge_gap_minutes", "must be >= 0"),
             (self.segmentation.session_gap_minutes > 0, "segmentation.session_gap_minutes", "must be > 0"),
             (self.cleaning.max_chars >= 1, "cleaning.max_chars", "must be at least 1"),
-            (0 <= self.cleaning.min_chars <= self.cleaning.max_chars, "cleaning.min_chars",
-             "must be between 0 and cleaning.max_chars"),
+            (
+                0 <= self.cleaning.min_chars <= self.cleaning.max_chars,
+                "cleaning.min_chars",
+                "must be between 0 and cleaning.max_chars",
+            ),
             (bool(self.input), "input", "name an export file or folder"),
         ]
         for ok, key, why in checks:

@@ -19,14 +19,17 @@ def parse_threads(value: object) -> int | None:
         return None
     if text.isdigit() and int(text) >= 1:
         return int(text)
-    raise ChatcloneError(f"threads={value}: use auto (the cores other processes leave free) or a whole number "
-                         ">= 1 (that many CPU threads)")
+    raise ChatcloneError(
+        f"threads={value}: use auto (the cores other processes leave free) or a whole number "
+        ">= 1 (that many CPU threads)"
+    )
 
 
 @dataclass
 class ThreadsConfig:
     """Mixed into each schema that runs a model, so the key, its default and its check have one home."""
-    threads: str = AUTO                  # auto | a whole number >= 1 (torch's CPU threads)
+
+    threads: str = AUTO  # auto | a whole number >= 1 (torch's CPU threads)
 
     def check_threads(self) -> None:
         parse_threads(self.threads)

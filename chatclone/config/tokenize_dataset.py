@@ -12,9 +12,9 @@ from chatclone.errors import ChatcloneError
 @dataclass
 class FormattingConfig:
     system_prompt: str = "You are {target}. Reply exactly the way {target} texts."
-    target_name: Optional[str] = None    # null: the name the target has on most of their turns
-    speaker_names: bool = True           # user turns read "Pippa: text"
-    merge_separator: str = "\n"          # joins same-role turns merged for alternating-role templates
+    target_name: Optional[str] = None  # null: the name the target has on most of their turns
+    speaker_names: bool = True  # user turns read "Pippa: text"
+    merge_separator: str = "\n"  # joins same-role turns merged for alternating-role templates
 
 
 @dataclass
@@ -39,5 +39,7 @@ class TokenizeDatasetConfig:
         try:
             self.formatting.system_prompt.format(target="x")
         except (KeyError, IndexError, ValueError) as error:
-            raise ChatcloneError(f"formatting.system_prompt={self.formatting.system_prompt!r}: only {{target}} "
-                                 f"may appear in braces (write {{{{ }}}} for a literal brace): {error!r}") from None
+            raise ChatcloneError(
+                f"formatting.system_prompt={self.formatting.system_prompt!r}: only {{target}} "
+                f"may appear in braces (write {{{{ }}}} for a literal brace): {error!r}"
+            ) from None

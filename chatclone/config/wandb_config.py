@@ -21,4 +21,4 @@ class WandbConfig:
     project: str = "chatclone"
     entity: Optional[str] = None
     tags: list[str] = field(default_factory=list)
-    log_samples: bool = False                # chat text is never logged unless this is true
+    log_samples: bool = False  # chat text is never logged unless this is true

@@ -31,12 +31,14 @@ def swapped_contexts(contexts: list[Context]) -> list[tuple[Context, list[dict]]
     return pairs
 
 
-def context_examples(tokenizer: Any, fmt: Any,
-                     pairs: list[tuple[Context, list[dict]]]) -> tuple[list[dict], list[dict]]:
+def context_examples(
+    tokenizer: Any, fmt: Any, pairs: list[tuple[Context, list[dict]]]
+) -> tuple[list[dict], list[dict]]:
     """score_nll examples of each pair's reply after its real and after its swapped history (`fmt`: the clone's
     PromptFormat); a pair whose reply cannot fit in max_length even alone is left out of both."""
-    encoder = ChatEncoder(tokenizer, fmt.template, fmt.end_of_turn, fmt.style, fmt.max_length,
-                          where="the clone's chat template")
+    encoder = ChatEncoder(
+        tokenizer, fmt.template, fmt.end_of_turn, fmt.style, fmt.max_length, where="the clone's chat template"
+    )
     real, swapped = [], []
     for context, other in pairs:
         reply = {"role": "assistant", "name": fmt.target, "content": context.reply}

@@ -34,13 +34,23 @@ def context_pass(clone: Clone, pairs: list[tuple[Context, list[dict]]], batch_si
     if not real:
         return None
     a, b = (score_nll(clone.model, examples, batch_size=batch_size) for examples in (real, swapped))
-    result = load_metric("context_use").compute(real_nll_sums=a["nll_sums"], real_token_counts=a["token_counts"],
-                                                swapped_nll_sums=b["nll_sums"], swapped_token_counts=b["token_counts"])
+    result = load_metric("context_use").compute(
+        real_nll_sums=a["nll_sums"],
+        real_token_counts=a["token_counts"],
+        swapped_nll_sums=b["nll_sums"],
+        swapped_token_counts=b["token_counts"],
+    )
     return {**result, "seconds": round(time.perf_counter() - started, 2)}
 
 
-def generation_pass(clone: Clone, contexts: list[Context], sampling: SamplingConfig, seed: int | None,
-                    max_prompt_tokens: int | None, progress: Callable[[int], None] | None = None) -> list[Reply]:
+def generation_pass(
+    clone: Clone,
+    contexts: list[Context],
+    sampling: SamplingConfig,
+    seed: int | None,
+    max_prompt_tokens: int | None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Reply]:
     """One reply of the target per context, prompted exactly as in training and stopped at the target's end of turn.
 
     The seed is set once before the first context, so two models (base, fine-tuned) draw from the same random
@@ -49,10 +59,15 @@ def generation_pass(clone: Clone, contexts: list[Context], sampling: SamplingCon
     target, fmt = clone.spec.target, clone.spec.format
     budget = max_prompt_tokens or fmt.max_length - sampling.max_new_tokens
     if budget < 1:
-        raise ChatcloneError(f"sampling.max_new_tokens={sampling.max_new_tokens} leaves no room for the prompt in the "
-                             f"model's max_length {fmt.max_length}; lower it or set eval.max_prompt_tokens")
-    names = list(dict.fromkeys([target, *clone.spec.partners, *(m["name"] for c in contexts for m in c.history
-                                                                  if m.get("name"))]))
+        raise ChatcloneError(
+            f"sampling.max_new_tokens={sampling.max_new_tokens} leaves no room for the prompt in the "
+            f"model's max_length {fmt.max_length}; lower it or set eval.max_prompt_tokens"
+        )
+    names = list(
+        dict.fromkeys(
+            [target, *clone.spec.partners, *(m["name"] for c in contexts for m in c.history if m.get("name"))]
+        )
+    )
     generator = Generator(clone.model, clone.tokenizer, sampling, clone.stop_ids, clone.pad_id, names)
     stop_texts = (fmt.end_of_turn, clone.prompts.turn_end(target))
     if seed is not None:

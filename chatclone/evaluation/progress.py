@@ -16,15 +16,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 LOG = logging.getLogger("chatclone.evaluation")
-LOG_STEPS = 10   # log lines per pass (at most; every reply when there are fewer)
+LOG_STEPS = 10  # log lines per pass (at most; every reply when there are fewer)
 
 
 class ReplyProgress:
     def __init__(self, label: str, total: int, console: Console | None):
         self.label, self.total = label, total
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("replies"),
-                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
-                            transient=True, disable=console is None)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("replies"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=console is None,
+        )
         self.task = self.bar.add_task(f"{label}: generating", total=total)
         self.started = time.perf_counter()
         self.logged = 0

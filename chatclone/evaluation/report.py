@@ -15,19 +15,24 @@ from chatclone.metrics.rates import format_auc, format_rate, intervals_overlap
 
 REPORT, METRICS, SAMPLES = "report.md", "metrics.json", "samples.jsonl"
 PLOTS = ("perplexity.png", "attribution.png", "lengths.png")
-CONTEXT_SHOWN = 3   # context messages kept per sample in samples.jsonl
-SURFACE_ROWS = (("mean_chars", "mean reply length (characters)", "{:.1f}"),
-                ("lowercase_rate", "replies all lower case", "{:.0%}"),
-                ("emoji_rate", "replies with an emoji", "{:.0%}"),
-                ("exclamation_rate", "replies with '!'", "{:.0%}"), ("question_rate", "replies with '?'", "{:.0%}"),
-                ("punctuation_rate", "punctuation per character", "{:.3f}"), ("distinct_2", "distinct-2", "{:.2f}"),
-                ("duplicate_rate", "duplicate replies", "{:.0%}"),
-                ("mean_lines", "lines per reply (mean; a line is about one message of a burst)", "{:.2f}"),
-                ("multi_line_rate", "replies of more than one line", "{:.0%}"))
+CONTEXT_SHOWN = 3  # context messages kept per sample in samples.jsonl
+SURFACE_ROWS = (
+    ("mean_chars", "mean reply length (characters)", "{:.1f}"),
+    ("lowercase_rate", "replies all lower case", "{:.0%}"),
+    ("emoji_rate", "replies with an emoji", "{:.0%}"),
+    ("exclamation_rate", "replies with '!'", "{:.0%}"),
+    ("question_rate", "replies with '?'", "{:.0%}"),
+    ("punctuation_rate", "punctuation per character", "{:.3f}"),
+    ("distinct_2", "distinct-2", "{:.2f}"),
+    ("duplicate_rate", "duplicate replies", "{:.0%}"),
+    ("mean_lines", "lines per reply (mean; a line is about one message of a burst)", "{:.2f}"),
+    ("multi_line_rate", "replies of more than one line", "{:.0%}"),
+)
 
 
-def write_outputs(out_dir: Path, metrics: dict, scores: dict[str, ModelScore], data: FidelityData,
-                  samples_in_report: int) -> list[str]:
+def write_outputs(
+    out_dir: Path, metrics: dict, scores: dict[str, ModelScore], data: FidelityData, samples_in_report: int
+) -> list[str]:
     """Every file of the evaluation into `out_dir` (new files only); their names."""
     runs.write_json(out_dir, METRICS, metrics)
     rows = sample_rows(scores, data)
@@ -42,9 +47,12 @@ def write_outputs(out_dir: Path, metrics: dict, scores: dict[str, ModelScore], d
 def sample_rows(scores: dict[str, ModelScore], data: FidelityData) -> list[dict]:
     rows = []
     for i, context in enumerate(data.contexts):
-        row = {"turn": context.turn, "record": context.record,
-               "context": [f"{m['name']}: {m['content']}" for m in context.history[-CONTEXT_SHOWN:]],
-               "real": context.reply}
+        row = {
+            "turn": context.turn,
+            "record": context.record,
+            "context": [f"{m['name']}: {m['content']}" for m in context.history[-CONTEXT_SHOWN:]],
+            "real": context.reply,
+        }
         for name, score in scores.items():
             reply = score.replies[i]
             row[name] = reply.text
@@ -67,27 +75,46 @@ def report_markdown(metrics: dict, samples: list[dict]) -> str:
     m, names = metrics["models"], [n for n in (BASE, FINE_TUNED) if n in metrics["models"]]
     clone, s, d = metrics["clone"], metrics["sampling"], metrics["data"]
     head = ["measure", *(LABELS[n] for n in names), "target's real replies (ceiling)", "other speakers (floor)"]
-    rows = [["held-out perplexity of the target's replies (lower is better)",
-             *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names), "—", "—"],
-            *_detectability_rows(metrics, names),
-            *_attribution_rows(metrics, names),
-            ["reply length vs the real replies: KS statistic (lower is closer)",
-             *(f"{m[n]['surface']['length_ks']:.2f}" for n in names), "0", "—"],
-            *_shape_rows(metrics, names)]
-    rows += [[label, *(_cell(m[n]["surface"][key], fmt) for n in names),
-              _cell(metrics["reference_surface"][key], fmt), "—"] for key, label, fmt in SURFACE_ROWS]
+    rows = [
+        [
+            "held-out perplexity of the target's replies (lower is better)",
+            *(f"{m[n]['perplexity']['perplexity']:.2f}" for n in names),
+            "—",
+            "—",
+        ],
+        *_detectability_rows(metrics, names),
+        *_attribution_rows(metrics, names),
+        [
+            "reply length vs the real replies: KS statistic (lower is closer)",
+            *(f"{m[n]['surface']['length_ks']:.2f}" for n in names),
+            "0",
+            "—",
+        ],
+        *_shape_rows(metrics, names),
+    ]
+    rows += [
+        [label, *(_cell(m[n]["surface"][key], fmt) for n in names), _cell(metrics["reference_surface"][key], fmt), "—"]
+        for key, label, fmt in SURFACE_ROWS
+    ]
     rows.append(["empty replies", *(str(m[n]["generation"]["empty_replies"]) for n in names), "—", "—"])
-    lines = [f"# Clone fidelity: {metrics['target']}", "",
-             f"- clone: `{clone['base_model']}` + {clone['kind']} `{clone['weights']}` (train run `{clone['run']}`)",
-             f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target "
-             "tokens "
-             f"(perplexity); {d['contexts']} of the {d['target_turns']} validation target turns replied to "
-             "(attribution, surface)",
-             f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
-             f"repetition_penalty {s['repetition_penalty']}, max_new_tokens {s['max_new_tokens']}, seed {s['seed']}",
-             "", *detectability_verdict(metrics, names),
-             "", *attribution_verdict(metrics, names),
-             "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    lines = [
+        f"# Clone fidelity: {metrics['target']}",
+        "",
+        f"- clone: `{clone['base_model']}` + {clone['kind']} `{clone['weights']}` (train run `{clone['run']}`)",
+        f"- held-out data: {d['validation_sequences']} validation sequences with {d['target_tokens']} target "
+        "tokens "
+        f"(perplexity); {d['contexts']} of the {d['target_turns']} validation target turns replied to "
+        "(attribution, surface)",
+        f"- sampling `{s['name']}`: temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
+        f"repetition_penalty {s['repetition_penalty']}, max_new_tokens {s['max_new_tokens']}, seed {s['seed']}",
+        "",
+        *detectability_verdict(metrics, names),
+        "",
+        *attribution_verdict(metrics, names),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---" + "|---:" * (len(head) - 1) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines + MEANING + _samples_markdown(samples, names)) + "\n"
 
@@ -103,24 +130,49 @@ def _detectability_rows(metrics: dict, names: list[str]) -> list[list[str]]:
     def context(n: str, show) -> str:
         return _or_dash(m[n].get("context_use"), show)
 
-    return [["detectability: a classifier's cross-validated accuracy telling the model's replies from the real ones "
-             "(50% = indistinguishable, lower is better)", *(_or_dash(m[n].get("detectability"), format_rate)
-                                                             for n in names), "50% (by definition)", "—"],
-            ["context use: perplexity of the real replies after their own context / after another conversation's",
-             *(context(n, lambda c: f"{c['perplexity_real']:.2f} / {c['perplexity_swapped']:.2f}") for n in names),
-             "—", "—"],
-            ["context use: real replies more likely after their own context (higher = reads the conversation)",
-             *(context(n, lambda c: format_rate(c["own_context_wins"])) for n in names), "—", "—"]]
+    return [
+        [
+            "detectability: a classifier's cross-validated accuracy telling the model's replies from the real ones "
+            "(50% = indistinguishable, lower is better)",
+            *(_or_dash(m[n].get("detectability"), format_rate) for n in names),
+            "50% (by definition)",
+            "—",
+        ],
+        [
+            "context use: perplexity of the real replies after their own context / after another conversation's",
+            *(context(n, lambda c: f"{c['perplexity_real']:.2f} / {c['perplexity_swapped']:.2f}") for n in names),
+            "—",
+            "—",
+        ],
+        [
+            "context use: real replies more likely after their own context (higher = reads the conversation)",
+            *(context(n, lambda c: format_rate(c["own_context_wins"])) for n in names),
+            "—",
+            "—",
+        ],
+    ]
 
 
 def _shape_rows(metrics: dict, names: list[str]) -> list[list[str]]:
     """Lines per reply against the real replies (KS), and the assistant-isms of every set of replies."""
     m, real = metrics["models"], metrics.get("reference_assistant_isms")
-    rows = [["lines per reply vs the real replies: KS statistic (lower is closer)",
-             *(_cell(m[n]["surface"].get("lines_ks"), "{:.2f}") for n in names), "0", "—"]]
+    rows = [
+        [
+            "lines per reply vs the real replies: KS statistic (lower is closer)",
+            *(_cell(m[n]["surface"].get("lines_ks"), "{:.2f}") for n in names),
+            "0",
+            "—",
+        ]
+    ]
     if real is not None:
-        rows.append(["assistant-isms: replies with AI-assistant phrasing (`eval.assistant_phrases`)",
-                     *(_or_dash(m[n].get("assistant_isms"), format_rate) for n in names), format_rate(real), "—"])
+        rows.append(
+            [
+                "assistant-isms: replies with AI-assistant phrasing (`eval.assistant_phrases`)",
+                *(_or_dash(m[n].get("assistant_isms"), format_rate) for n in names),
+                format_rate(real),
+                "—",
+            ]
+        )
     return rows
 
 
@@ -134,13 +186,20 @@ def detectability_verdict(metrics: dict, names: list[str]) -> list[str]:
     parts = []
     for n in measured:
         d = m[n]["detectability"]
-        plain = ("indistinguishable from the real replies at this n" if d["ci95"][0] <= 0.5 <= d["ci95"][1] else
-                 "told apart from the real replies" if d["ci95"][0] > 0.5 else "below chance (noise)")
+        plain = (
+            "indistinguishable from the real replies at this n"
+            if d["ci95"][0] <= 0.5 <= d["ci95"][1]
+            else "told apart from the real replies"
+            if d["ci95"][0] > 0.5
+            else "below chance (noise)"
+        )
         parts.append(f"{LABELS[n]} {format_rate(d)}, {plain}")
     folds = m[measured[0]]["detectability"]["folds"]
-    line = (f"Detectability (the automatic Turing test: {folds}-fold cross-validated accuracy of a classifier telling "
-            f"the model's replies from {metrics['target']}'s real replies to the same contexts; 50 % = "
-            f"indistinguishable): {'; '.join(parts)}.")
+    line = (
+        f"Detectability (the automatic Turing test: {folds}-fold cross-validated accuracy of a classifier telling "
+        f"the model's replies from {metrics['target']}'s real replies to the same contexts; 50 % = "
+        f"indistinguishable): {'; '.join(parts)}."
+    )
     if len(measured) == 2 and intervals_overlap(m[BASE]["detectability"], m[FINE_TUNED]["detectability"]):
         line += " The two intervals overlap: at this n the difference is not clearly more than chance."
     return [line]
@@ -150,19 +209,45 @@ def _attribution_rows(metrics: dict, names: list[str]) -> list[list[str]]:
     """The table's attribution rows: rates as 'rate [95 % interval] n', the normalised score when it means
     something."""
     m, check = metrics["models"], metrics["attribution_check"]
-    label = ("replies attributed to the target (higher is better, up to the ceiling)" if check["separable"] else
-             "replies attributed to the target (**cannot tell the target apart here**: see above)")
-    rows = [[label, *(format_rate(m[n]["attribution"]) for n in names), format_rate(metrics["ceiling"]),
-             format_rate(metrics["floor"])]]
+    label = (
+        "replies attributed to the target (higher is better, up to the ceiling)"
+        if check["separable"]
+        else "replies attributed to the target (**cannot tell the target apart here**: see above)"
+    )
+    rows = [
+        [
+            label,
+            *(format_rate(m[n]["attribution"]) for n in names),
+            format_rate(metrics["ceiling"]),
+            format_rate(metrics["floor"]),
+        ]
+    ]
     if check["separable"]:
-        rows.append(["normalised attribution: (rate - floor) / (ceiling - floor)",
-                     *(f"{m[n]['attribution']['normalised']:.2f}" for n in names), "1", "0"])
-    rows.append(["mean P(target) from the style classifier",
-                 *(f"{m[n]['attribution']['mean_target_prob']:.3f}" for n in names),
-                 f"{metrics['ceiling']['mean_prob']:.3f}", f"{metrics['floor']['mean_prob']:.3f}"])
+        rows.append(
+            [
+                "normalised attribution: (rate - floor) / (ceiling - floor)",
+                *(f"{m[n]['attribution']['normalised']:.2f}" for n in names),
+                "1",
+                "0",
+            ]
+        )
+    rows.append(
+        [
+            "mean P(target) from the style classifier",
+            *(f"{m[n]['attribution']['mean_target_prob']:.3f}" for n in names),
+            f"{metrics['ceiling']['mean_prob']:.3f}",
+            f"{metrics['floor']['mean_prob']:.3f}",
+        ]
+    )
     if metrics.get("attribution_auc"):
-        rows.append(["style classifier's ROC AUC, target's real messages vs others' (its reliability; 0.5 = chance)",
-                     *("—" for _ in names), format_auc(metrics["attribution_auc"]), "(the same)"])
+        rows.append(
+            [
+                "style classifier's ROC AUC, target's real messages vs others' (its reliability; 0.5 = chance)",
+                *("—" for _ in names),
+                format_auc(metrics["attribution_auc"]),
+                "(the same)",
+            ]
+        )
     return rows
 
 
@@ -171,15 +256,24 @@ def attribution_verdict(metrics: dict, names: list[str]) -> list[str]:
     their intervals and whether base and fine-tuned differ by more than chance."""
     m, check, target = metrics["models"], metrics["attribution_check"], metrics["target"]
     if not check["separable"]:
-        return [f"**{caveat(target, check)}** Score more contexts (`eval.max_contexts`, at least "
-                f"`eval.min_contexts`) or a corpus where the target writes differently from the others."]
-    lines = [f"Style attribution: the classifier tells {target} apart (ceiling {format_rate(metrics['ceiling'])}, "
-             f"floor {format_rate(metrics['floor'])}); "
-             + ", ".join(f"{LABELS[n]} {format_rate(m[n]['attribution'])} (normalised "
-                         f"{m[n]['attribution']['normalised']:.2f})" for n in names) + "."]
+        return [
+            f"**{caveat(target, check)}** Score more contexts (`eval.max_contexts`, at least "
+            f"`eval.min_contexts`) or a corpus where the target writes differently from the others."
+        ]
+    lines = [
+        f"Style attribution: the classifier tells {target} apart (ceiling {format_rate(metrics['ceiling'])}, "
+        f"floor {format_rate(metrics['floor'])}); "
+        + ", ".join(
+            f"{LABELS[n]} {format_rate(m[n]['attribution'])} (normalised {m[n]['attribution']['normalised']:.2f})"
+            for n in names
+        )
+        + "."
+    ]
     if len(names) == 2 and intervals_overlap(m[BASE]["attribution"], m[FINE_TUNED]["attribution"]):
-        lines[0] += (" The base model's and the fine-tuned model's 95 % intervals overlap: at this n their "
-                     "difference is not clearly more than chance.")
+        lines[0] += (
+            " The base model's and the fine-tuned model's 95 % intervals overlap: at this n their "
+            "difference is not clearly more than chance."
+        )
     return lines
 
 
@@ -203,32 +297,37 @@ MEANING_NEW = [
     "not a win, so a model that ignores the context entirely scores 0 %, and noise about 50 %.",
     "- **Lines per reply**: a turn is the target's consecutive messages joined by newlines, so lines count the "
     "messages of a burst; the KS statistic compares their distribution with the real replies'.",
-    "- **Assistant-isms**: the share of replies with AI-assistant phrasing (`eval.assistant_phrases`: \"as an AI\", "
-    "\"feel free to\", \"Certainly!\", ...; whole words, any case), for each model and the target's real replies.",
+    '- **Assistant-isms**: the share of replies with AI-assistant phrasing (`eval.assistant_phrases`: "as an AI", '
+    '"feel free to", "Certainly!", ...; whole words, any case), for each model and the target\'s real replies.',
 ]
 
-MEANING = ["", "## What the numbers mean", "",
-           "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the "
-           "target's "
-           "real replies in the validation split (never trained on), each given its real conversation as context and "
-           "rendered exactly as in training. Lower means the model finds what the target really wrote less "
-           "surprising. Base and fine-tuned share the tokenizer, so the two compare directly.",
-           "- **Attributed to the target**: a character n-gram style classifier, fitted on the training split's "
-           "messages only (the target's against everybody else's), reads each generated reply; this is the share it "
-           "takes for the target's (P > 0.5). Judge a clone against the **ceiling**, the rate of the target's own "
-           "held-out replies (a perfect clone scores about that, not 100 %), and the **floor**, how often other "
-           "speakers' held-out messages are taken for the target's. Every rate is given as `rate [95 % interval] "
-           "n=count`: the interval is the Wilson score interval, the range the true rate lies in given only n "
-           "texts. The **normalised** score places a model between the floor (0) and the ceiling (1). When the "
-           "ceiling's interval does not lie above the floor's, when ceiling - floor is below "
-           "`eval.min_attribution_gap` or when fewer than `eval.min_contexts` replies were scored, the classifier "
-           "cannot tell the target apart on this data: the rates are shown, but they are not evidence.",
-           "- **Surface statistics**: the generated replies against the target's real replies to the same contexts "
-           "(length, casing, emoji, punctuation, questions, diversity). A clone should move each from the base "
-           "model's value towards the real one.",
-           *MEANING_NEW,
-           "", "Plots: `perplexity.png`, `attribution.png`, `lengths.png`; every number is in `metrics.json` and "
-           "every reply in `samples.jsonl`."]
+MEANING = [
+    "",
+    "## What the numbers mean",
+    "",
+    "- **Held-out perplexity** (the headline): exp of the mean negative log-likelihood per token of the "
+    "target's "
+    "real replies in the validation split (never trained on), each given its real conversation as context and "
+    "rendered exactly as in training. Lower means the model finds what the target really wrote less "
+    "surprising. Base and fine-tuned share the tokenizer, so the two compare directly.",
+    "- **Attributed to the target**: a character n-gram style classifier, fitted on the training split's "
+    "messages only (the target's against everybody else's), reads each generated reply; this is the share it "
+    "takes for the target's (P > 0.5). Judge a clone against the **ceiling**, the rate of the target's own "
+    "held-out replies (a perfect clone scores about that, not 100 %), and the **floor**, how often other "
+    "speakers' held-out messages are taken for the target's. Every rate is given as `rate [95 % interval] "
+    "n=count`: the interval is the Wilson score interval, the range the true rate lies in given only n "
+    "texts. The **normalised** score places a model between the floor (0) and the ceiling (1). When the "
+    "ceiling's interval does not lie above the floor's, when ceiling - floor is below "
+    "`eval.min_attribution_gap` or when fewer than `eval.min_contexts` replies were scored, the classifier "
+    "cannot tell the target apart on this data: the rates are shown, but they are not evidence.",
+    "- **Surface statistics**: the generated replies against the target's real replies to the same contexts "
+    "(length, casing, emoji, punctuation, questions, diversity). A clone should move each from the base "
+    "model's value towards the real one.",
+    *MEANING_NEW,
+    "",
+    "Plots: `perplexity.png`, `attribution.png`, `lengths.png`; every number is in `metrics.json` and "
+    "every reply in `samples.jsonl`.",
+]
 
 
 def _samples_markdown(samples: list[dict], names: list[str]) -> list[str]:
@@ -267,8 +366,10 @@ def perplexity_figure(metrics: dict):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     drawn = ax.bar([LABELS[n] for n in names], values, color="#4C72B0", edgecolor="black")
     ax.bar_label(drawn, labels=[f"{v:.2f}" for v in values])
-    ax.set_title(f"held-out perplexity of {metrics['target']}'s replies (lower is better)\n"
-                 f"over {tokens} target tokens", fontsize=10)
+    ax.set_title(
+        f"held-out perplexity of {metrics['target']}'s replies (lower is better)\nover {tokens} target tokens",
+        fontsize=10,
+    )
     ax.set_ylabel("perplexity")
     ax.margins(y=0.15)
     return fig
@@ -288,8 +389,15 @@ def attribution_figure(metrics: dict):
     errors = [[r["rate"] - r["ci95"][0] for _, r in points], [r["ci95"][1] - r["rate"] for _, r in points]]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     x = range(len(points))
-    ax.bar(x, rates, color=["#999999"] + ["#4C72B0"] * (len(points) - 2) + ["#55A868"], edgecolor="black",
-           yerr=errors, capsize=6, error_kw={"elinewidth": 1.2})
+    ax.bar(
+        x,
+        rates,
+        color=["#999999"] + ["#4C72B0"] * (len(points) - 2) + ["#55A868"],
+        edgecolor="black",
+        yerr=errors,
+        capsize=6,
+        error_kw={"elinewidth": 1.2},
+    )
     for i, (_, r) in enumerate(points):
         ax.text(i, r["ci95"][1] + 0.02, f"{r['rate']:.0%}", ha="center", va="bottom", fontsize=9)
     ax.set_xticks(list(x), [f"{label}\nn={r['n']}" for label, r in points])
@@ -311,12 +419,12 @@ def lengths_figure(series: list[tuple[str, list[int]]]):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     top = max(1, max((max(v) for _, v in series if v), default=1))
     for label, values in series:
-        ax.hist(values, bins=min(20, top), range=(0, top), histtype="step", linewidth=1.8,
-                label=f"{label}, n={len(values)}")
+        ax.hist(
+            values, bins=min(20, top), range=(0, top), histtype="step", linewidth=1.8, label=f"{label}, n={len(values)}"
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="reply length (characters)", ylabel="replies",
-           title=f"reply lengths, {len(series[0][1])} contexts")
+    ax.set(xlabel="reply length (characters)", ylabel="replies", title=f"reply lengths, {len(series[0][1])} contexts")
     ax.legend()
     return fig
 
@@ -343,8 +451,9 @@ def log_wandb(wandb_cfg: WandbConfig, run_dir: Path, metrics: dict, samples: lis
     run.log({prefix + p.removesuffix(".png"): wandb.Image(str(run_dir / p)) for p in PLOTS if (run_dir / p).is_file()})
     if wandb_runs.text_allowed(wandb_cfg) and samples:
         columns = [c for c in samples[0] if c != "context"]
-        run.log({prefix + "samples": wandb.Table(columns=columns, data=[[str(r[c]) for c in columns]
-                                                                        for r in samples])})
+        run.log(
+            {prefix + "samples": wandb.Table(columns=columns, data=[[str(r[c]) for c in columns] for r in samples])}
+        )
     if own:
         run.finish()
     return ["wandb"] if own else []

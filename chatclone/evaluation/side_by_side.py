@@ -31,12 +31,13 @@ from chatclone.generation.records import generation_rows
 from chatclone.generation.session import shown_text
 
 BASE, CLONE = "base", "clone"
-PERPLEXITY_BATCH = 4   # validation sequences per forward pass, as evaluate_clone's eval.batch_size default
+PERPLEXITY_BATCH = 4  # validation sequences per forward pass, as evaluate_clone's eval.batch_size default
 
 
 @dataclass
 class Side:
     """One model's answers: the reply shown for each message, every draw (by message), its held-out perplexity."""
+
     name: str
     shown: list[Reply]
     draws: list[list[Reply]]
@@ -48,20 +49,38 @@ def held_out_examples(spec: CloneSpec) -> list[dict]:
     return labelled_examples(spec.data_dir)[0]
 
 
-def compare_models(spec: CloneSpec, cfg: InferenceConfig, conversations: list[list[dict]], examples: list[dict],
-                   user: str, console: Console) -> list[Side]:
+def compare_models(
+    spec: CloneSpec,
+    cfg: InferenceConfig,
+    conversations: list[list[dict]],
+    examples: list[dict],
+    user: str,
+    console: Console,
+) -> list[Side]:
     """The base model's side, then the clone's (`spec`), each loaded, scored and freed in turn."""
     base = dataclasses.replace(spec, kind="base", weights=None)
-    return [_side(name, variant, cfg, conversations, examples, user, console)
-            for name, variant in ((BASE, base), (CLONE, spec))]
+    return [
+        _side(name, variant, cfg, conversations, examples, user, console)
+        for name, variant in ((BASE, base), (CLONE, spec))
+    ]
 
 
-def _side(name: str, spec: CloneSpec, cfg: InferenceConfig, conversations: list[list[dict]], examples: list[dict],
-          user: str, console: Console) -> Side:
-    clone = running.load(spec, cfg, console)   # sets cfg.seed after loading: both models start the same stream
-    perplexity = perplexity_pass(clone, examples, PERPLEXITY_BATCH)   # first, as evaluate_clone does
-    console.print(f"{name}: held-out perplexity {perplexity['perplexity']:.2f} over {perplexity['tokens']} target "
-                  f"tokens ({perplexity['seconds']:.0f} s); answering {len(conversations)} messages", highlight=False)
+def _side(
+    name: str,
+    spec: CloneSpec,
+    cfg: InferenceConfig,
+    conversations: list[list[dict]],
+    examples: list[dict],
+    user: str,
+    console: Console,
+) -> Side:
+    clone = running.load(spec, cfg, console)  # sets cfg.seed after loading: both models start the same stream
+    perplexity = perplexity_pass(clone, examples, PERPLEXITY_BATCH)  # first, as evaluate_clone does
+    console.print(
+        f"{name}: held-out perplexity {perplexity['perplexity']:.2f} over {perplexity['tokens']} target "
+        f"tokens ({perplexity['seconds']:.0f} s); answering {len(conversations)} messages",
+        highlight=False,
+    )
     session = running.new_session(clone, cfg, [user], io.StringIO())
     shown, draws = [], []
     for opening in conversations:
@@ -81,24 +100,31 @@ def comparison_rows(cfg: InferenceConfig, sides: list[Side], conversations: list
     rows = []
     for side in sides:
         for index, (opening, draws) in enumerate(zip(conversations, side.draws)):
-            rows += generation_rows(draws, cfg, stage="inference", model=side.name, message=index,
-                                    prompt=_opening_text(opening))
+            rows += generation_rows(
+                draws, cfg, stage="inference", model=side.name, message=index, prompt=_opening_text(opening)
+            )
     return rows
 
 
 def perplexity_summary(sides: list[Side]) -> dict:
     """The manifest summary's numbers: both perplexities, the tokens scored and the clone's relative change."""
     base, clone = (s.perplexity["perplexity"] for s in sides)
-    return {"perplexity_base": base, "perplexity_clone": clone, "perplexity_tokens": sides[0].perplexity["tokens"],
-            "perplexity_change": clone / base - 1}
+    return {
+        "perplexity_base": base,
+        "perplexity_clone": clone,
+        "perplexity_tokens": sides[0].perplexity["tokens"],
+        "perplexity_change": clone / base - 1,
+    }
 
 
 def perplexity_line(target: str, sides: list[Side]) -> str:
     summary = perplexity_summary(sides)
     change = summary["perplexity_change"]
     word = f"{abs(change):.0%} {'lower' if change < 0 else 'higher'}".replace("%", " %")
-    return (f"held-out perplexity of {target}'s real replies ({summary['perplexity_tokens']} validation tokens): "
-            f"base {summary['perplexity_base']:.2f} vs clone {summary['perplexity_clone']:.2f} ({word})")
+    return (
+        f"held-out perplexity of {target}'s real replies ({summary['perplexity_tokens']} validation tokens): "
+        f"base {summary['perplexity_base']:.2f} vs clone {summary['perplexity_clone']:.2f} ({word})"
+    )
 
 
 def print_comparison(out: Console, target: str, conversations: list[list[dict]], sides: list[Side]) -> None:

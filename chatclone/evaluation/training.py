@@ -17,8 +17,15 @@ from chatclone.generation.clone import clone_spec
 FIDELITY_DIR = "fidelity"
 
 
-def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, data_model: dict,
-                            console: Console, data: FidelityData | None = None) -> dict:
+def evaluate_after_training(
+    cfg: Any,
+    run_dir: Path,
+    data_dir: Path,
+    base: str,
+    data_model: dict,
+    console: Console,
+    data: FidelityData | None = None,
+) -> dict:
     """Score best/ (when the run kept one) or final/ into run_dir/fidelity/; the headline numbers. `data`: the
     validation data train.py already loaded at its start (to fail early); loaded here when not given."""
     from dataclasses import fields
@@ -29,8 +36,15 @@ def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, 
 
     checkpoint = Checkpoint.best if (Path(run_dir) / Checkpoint.best.value).is_dir() else Checkpoint.final
     settings = FidelityConfig(**{f.name: getattr(cfg.eval, f.name) for f in fields(FidelityConfig)})
-    eval_cfg = EvaluateCloneConfig(run=str(run_dir), checkpoint=checkpoint, outputs_root=cfg.outputs_root,
-                                   seed=cfg.trainer.seed, sampling=SamplingConfig(), eval=settings, wandb=cfg.wandb)
+    eval_cfg = EvaluateCloneConfig(
+        run=str(run_dir),
+        checkpoint=checkpoint,
+        outputs_root=cfg.outputs_root,
+        seed=cfg.trainer.seed,
+        sampling=SamplingConfig(),
+        eval=settings,
+        wandb=cfg.wandb,
+    )
     eval_cfg.check()
     spec = clone_spec(Path(run_dir), checkpoint, base, Path(data_dir), data_model)
     data = data if data is not None else load_fidelity_data(Path(data_dir), settings.max_contexts)
@@ -40,4 +54,3 @@ def evaluate_after_training(cfg: Any, run_dir: Path, data_dir: Path, base: str, 
     log_wandb(cfg.wandb, out_dir, metrics, sample_rows(scores, data), {})
     console.print(f"fidelity: report in {out_dir / 'report.md'}", highlight=False)
     return metrics["headline"]
-

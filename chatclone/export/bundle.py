@@ -18,13 +18,23 @@ def modelfile_value(text: str, what: str) -> str:
     return f'"""{text}"""'
 
 
-def modelfile(gguf_name: str, template: str, system: str, stops: list[str], sampling: SamplingConfig,
-              num_ctx: int) -> str:
-    params = {"temperature": 0.0 if sampling.greedy else sampling.temperature, "top_p": sampling.top_p,
-              "top_k": sampling.top_k, "min_p": 0.0, "repeat_penalty": sampling.repetition_penalty,
-              "num_predict": sampling.max_new_tokens, "num_ctx": num_ctx}
-    lines = ["# Written by chatclone's export_model.py: the clone, its training chat format, and where a reply stops.",
-             f"FROM ./{gguf_name}", f"TEMPLATE {modelfile_value(template, 'the chat template')}"]
+def modelfile(
+    gguf_name: str, template: str, system: str, stops: list[str], sampling: SamplingConfig, num_ctx: int
+) -> str:
+    params = {
+        "temperature": 0.0 if sampling.greedy else sampling.temperature,
+        "top_p": sampling.top_p,
+        "top_k": sampling.top_k,
+        "min_p": 0.0,
+        "repeat_penalty": sampling.repetition_penalty,
+        "num_predict": sampling.max_new_tokens,
+        "num_ctx": num_ctx,
+    }
+    lines = [
+        "# Written by chatclone's export_model.py: the clone, its training chat format, and where a reply stops.",
+        f"FROM ./{gguf_name}",
+        f"TEMPLATE {modelfile_value(template, 'the chat template')}",
+    ]
     if system:
         lines.append(f"SYSTEM {modelfile_value(system, 'the system prompt')}")
     lines += [f"PARAMETER stop {modelfile_value(stop, 'a stop text')}" for stop in stops]
@@ -33,9 +43,17 @@ def modelfile(gguf_name: str, template: str, system: str, stops: list[str], samp
 
 
 def readme(name: str, gguf_name: str, example: str, stops: list[str], user_name: str | None, manifest: dict) -> str:
-    reverse = " ".join(f"-r {json.dumps(s.strip())}" for s in stops[1:])  # the end of turn is an end-of-generation token
-    you = (f" (you are {user_name}: type plain messages; a line starting with another partner's `Name: ` from the "
-           "training data speaks as them)") if user_name else ""
+    reverse = " ".join(
+        f"-r {json.dumps(s.strip())}" for s in stops[1:]
+    )  # the end of turn is an end-of-generation token
+    you = (
+        (
+            f" (you are {user_name}: type plain messages; a line starting with another partner's `Name: ` from the "
+            "training data speaks as them)"
+        )
+        if user_name
+        else ""
+    )
     return f"""# {name}: chatclone export
 
 `{gguf_name}` is the clone as a GGUF file; `Modelfile` makes it an Ollama model whose template writes the exact chat
@@ -64,8 +82,9 @@ llama-server -m {gguf_name} --jinja      # OpenAI-compatible chat API; pass "sto
 Or as plain text in the training format (the reply starts where the prompt ends):
 
 ```bash
-llama-cli -m {gguf_name} -no-cnv -n {manifest["sampling"]["max_new_tokens"]} --temp {manifest["sampling"]["temperature"]} \\
-  --top-p {manifest["sampling"]["top_p"]} --top-k {manifest["sampling"]["top_k"]} {reverse} -p "${{prompt%.}}"
+llama-cli -m {gguf_name} -no-cnv -n {manifest["sampling"]["max_new_tokens"]} \\
+  --temp {manifest["sampling"]["temperature"]} --top-p {manifest["sampling"]["top_p"]} \\
+  --top-k {manifest["sampling"]["top_k"]} {reverse} -p "${{prompt%.}}"
 ```
 
 after `prompt="$(cat prompt_example.txt; echo .)"` (the `.` keeps the prompt's final newline, which `$(...)` and `-f`

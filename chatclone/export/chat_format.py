@@ -29,26 +29,26 @@ from chatclone.generation.prompt import PromptBuilder
 
 @dataclass(frozen=True)
 class TurnPieces:
-    head: str              # before the first turn, with no system prompt (a template's default system turn too)
-    system_open: str       # system_role templates: before the system prompt (head included) ...
-    system_close: str      # ... and after it
+    head: str  # before the first turn, with no system prompt (a template's default system turn too)
+    system_open: str  # system_role templates: before the system prompt (head included) ...
+    system_close: str  # ... and after it
     user: tuple[str, str]  # text before and after a user turn's content
     assistant: tuple[str, str]
-    reply: str             # what opens the target's reply (the prompt ends with it)
-    fold: bool             # no system role: the system prompt opens the first user turn's content
+    reply: str  # what opens the target's reply (the prompt ends with it)
+    fold: bool  # no system role: the system prompt opens the first user turn's content
 
 
 def _chrome(builder: PromptBuilder, turns: list[Turn]) -> list[str]:
     """Text before each turn's content, then the text after the last one."""
     text, starts = builder.renderer.render(turns)
     ends = [s + len(t.content) for s, t in zip(starts, turns)]
-    return [text[(ends[i - 1] if i else 0):s] for i, s in enumerate(starts)] + [text[ends[-1]:]]
+    return [text[(ends[i - 1] if i else 0) : s] for i, s in enumerate(starts)] + [text[ends[-1] :]]
 
 
 def _strip(text: str, prefix: str = "", suffix: str = "") -> str:
     if not text.startswith(prefix) or not text.endswith(suffix) or len(text) < len(prefix) + len(suffix):
         raise ValueError(text)
-    return text[len(prefix):len(text) - len(suffix)]
+    return text[len(prefix) : len(text) - len(suffix)]
 
 
 def turn_pieces(builder: PromptBuilder) -> TurnPieces:
@@ -67,9 +67,11 @@ def turn_pieces(builder: PromptBuilder) -> TurnPieces:
             c_s, c_su, _ = _chrome(builder, [Turn(SYSTEM, "be brief"), u])
             system_open, system_close = c_s, _strip(c_su, suffix=user_open)
     except (ValueError, ChatcloneError) as error:
-        raise ChatcloneError("the run's chat template does not render each turn as prefix + text + suffix, so no "
-                             f"Ollama TEMPLATE can reproduce it ({error}); use the GGUF with the prompt built by "
-                             "chatclone (inference.py)") from None
+        raise ChatcloneError(
+            "the run's chat template does not render each turn as prefix + text + suffix, so no "
+            f"Ollama TEMPLATE can reproduce it ({error}); use the GGUF with the prompt built by "
+            "chatclone (inference.py)"
+        ) from None
     reply = assistant_open.rstrip(" ")  # PromptBuilder.render leaves trailing spaces for the model to write
     return TurnPieces(head, system_open, system_close, (user_open, after_u), (assistant_open, after_a), reply, fold)
 
@@ -79,8 +81,11 @@ def go_literal(text: str) -> str:
     TEMPLATE \"\"\"...\"\"\") and characters the parser drops (non-printable) become string-literal actions."""
     out, quotes = [], 0
     for i, ch in enumerate(text):
-        risky = (ch == "{" and text[i + 1:i + 2] == "{") or (ch == '"' and quotes >= 2) or not (
-            ch.isprintable() or ch in "\n\t")
+        risky = (
+            (ch == "{" and text[i + 1 : i + 2] == "{")
+            or (ch == '"' and quotes >= 2)
+            or not (ch.isprintable() or ch in "\n\t")
+        )
         if risky:
             out.append("{{ " + go_string(ch) + " }}")
             quotes = 0
@@ -116,15 +121,21 @@ def go_template(pieces: TurnPieces, names: list[str], user_name: str | None) -> 
     (u_open, u_close), (a_open, a_close) = pieces.user, pieces.assistant
     if pieces.fold:
         head = lit(pieces.head) + "{{ $system := .System }}"
-        user = (f"{lit(u_open)}{{{{ if $system }}}}{{{{ $system }}}}{lit(SYSTEM_FOLD_SEPARATOR)}"
-                f'{{{{ $system = "" }}}}{{{{ end }}}}{name}{{{{ .Content }}}}{lit(u_close)}')
+        user = (
+            f"{lit(u_open)}{{{{ if $system }}}}{{{{ $system }}}}{lit(SYSTEM_FOLD_SEPARATOR)}"
+            f'{{{{ $system = "" }}}}{{{{ end }}}}{name}{{{{ .Content }}}}{lit(u_close)}'
+        )
     else:
-        head = (f"{{{{ if .System }}}}{lit(pieces.system_open)}{{{{ .System }}}}{lit(pieces.system_close)}"
-                f"{{{{ else }}}}{lit(pieces.head)}{{{{ end }}}}")
+        head = (
+            f"{{{{ if .System }}}}{lit(pieces.system_open)}{{{{ .System }}}}{lit(pieces.system_close)}"
+            f"{{{{ else }}}}{lit(pieces.head)}{{{{ end }}}}"
+        )
         user = f"{lit(u_open)}{name}{{{{ .Content }}}}{lit(u_close)}"
     assistant = f"{lit(a_open)}{{{{ .Content }}}}{lit(a_close)}"
-    return (f'{head}{{{{ range .Messages }}}}{{{{ if eq .Role "user" }}}}{user}'
-            f'{{{{ else if eq .Role "assistant" }}}}{assistant}{{{{ end }}}}{{{{ end }}}}{lit(pieces.reply)}')
+    return (
+        f'{head}{{{{ range .Messages }}}}{{{{ if eq .Role "user" }}}}{user}'
+        f'{{{{ else if eq .Role "assistant" }}}}{assistant}{{{{ end }}}}{{{{ end }}}}{lit(pieces.reply)}'
+    )
 
 
 def jinja_string(text: str) -> str:
@@ -143,27 +154,36 @@ def jinja_template(pieces: TurnPieces, names: list[str], user_name: str | None, 
     if user_name:
         tests = " or ".join(f"m['content'].startswith({s(n + ': ')})" for n in names)
         name = f"{{%- if not ({tests}) -%}}{{{{ {s(user_name + ': ')} }}}}{{%- endif -%}}"
-    parts = ["{%- if messages and messages[0]['role'] == 'system' -%}{%- set system = messages[0]['content'] -%}"
-             "{%- set turns = messages[1:] -%}{%- else -%}"
-             f"{{%- set system = {s(system)} -%}}{{%- set turns = messages -%}}{{%- endif -%}}"]
+    parts = [
+        "{%- if messages and messages[0]['role'] == 'system' -%}{%- set system = messages[0]['content'] -%}"
+        "{%- set turns = messages[1:] -%}{%- else -%}"
+        f"{{%- set system = {s(system)} -%}}{{%- set turns = messages -%}}{{%- endif -%}}"
+    ]
     if pieces.fold:
         parts.append(f"{{{{ {s(pieces.head)} }}}}{{%- set ns = namespace(system=system) -%}}")
-        fold = (f"{{%- if ns.system -%}}{{{{ ns.system }}}}{{{{ {s(SYSTEM_FOLD_SEPARATOR)} }}}}"
-                "{%- set ns.system = '' -%}{%- endif -%}")
+        fold = (
+            f"{{%- if ns.system -%}}{{{{ ns.system }}}}{{{{ {s(SYSTEM_FOLD_SEPARATOR)} }}}}"
+            "{%- set ns.system = '' -%}{%- endif -%}"
+        )
     else:
-        parts.append(f"{{%- if system -%}}{{{{ {s(pieces.system_open)} }}}}{{{{ system }}}}"
-                     f"{{{{ {s(pieces.system_close)} }}}}{{%- else -%}}{{{{ {s(pieces.head)} }}}}{{%- endif -%}}")
+        parts.append(
+            f"{{%- if system -%}}{{{{ {s(pieces.system_open)} }}}}{{{{ system }}}}"
+            f"{{{{ {s(pieces.system_close)} }}}}{{%- else -%}}{{{{ {s(pieces.head)} }}}}{{%- endif -%}}"
+        )
         fold = ""
-    parts.append("{%- for m in turns -%}{%- if m['role'] == 'user' -%}"
-                 f"{{{{ {s(u_open)} }}}}{fold}{name}{{{{ m['content'] }}}}{{{{ {s(u_close)} }}}}"
-                 f"{{%- elif m['role'] == 'assistant' -%}}{{{{ {s(a_open)} }}}}{{{{ m['content'] }}}}"
-                 f"{{{{ {s(a_close)} }}}}{{%- endif -%}}{{%- endfor -%}}")
+    parts.append(
+        "{%- for m in turns -%}{%- if m['role'] == 'user' -%}"
+        f"{{{{ {s(u_open)} }}}}{fold}{name}{{{{ m['content'] }}}}{{{{ {s(u_close)} }}}}"
+        f"{{%- elif m['role'] == 'assistant' -%}}{{{{ {s(a_open)} }}}}{{{{ m['content'] }}}}"
+        f"{{{{ {s(a_close)} }}}}{{%- endif -%}}{{%- endfor -%}}"
+    )
     parts.append(f"{{%- if add_generation_prompt -%}}{{{{ {s(pieces.reply)} }}}}{{%- endif -%}}")
     return "\n".join(parts)
 
 
-def ollama_messages(history: list[dict], target: str, user_name: str | None, system: str,
-                    collate: bool = True) -> list[dict]:
+def ollama_messages(
+    history: list[dict], target: str, user_name: str | None, system: str, collate: bool = True
+) -> list[dict]:
     """A chatclone conversation as the messages an Ollama client sends (other speakers as `Name: text`), then
     collated as Ollama does before the template sees them (consecutive messages of one role joined by a blank line)."""
     messages = [{"role": "system", "content": system}] if system else []
@@ -191,8 +211,14 @@ def template_data(messages: list[dict]) -> dict:
     return {"System": system, "Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages]}
 
 
-def check_templates(go: str, jinja: str, builder: PromptBuilder, conversations: list[list[dict]],
-                    user_name: str | None, names: list[str]) -> int:
+def check_templates(
+    go: str,
+    jinja: str,
+    builder: PromptBuilder,
+    conversations: list[list[dict]],
+    user_name: str | None,
+    names: list[str],
+) -> int:
     """Render the prompt of every target turn of `conversations` with both templates and with chatclone's renderer;
     the number of target turns compared. The Ollama template gets each history from the latest point where roles
     alternate (Ollama merges consecutive messages of one role); the Jinja one gets that and, for templates that
@@ -210,18 +236,29 @@ def check_templates(go: str, jinja: str, builder: PromptBuilder, conversations: 
             tail = alternating_tail(full, target)
             if message["name"] != target or not tail or _ambiguous(full, user_name, names):
                 continue
-            cases = [("Ollama", tail, lambda h: render(go, template_data(ollama_messages(h, target, user_name,
-                                                                                         system))))]
+            cases = [
+                ("Ollama", tail, lambda h: render(go, template_data(ollama_messages(h, target, user_name, system))))
+            ]
             jinja_cases = [tail] + ([full] if not builder.format.style.alternating_roles and full != tail else [])
-            cases += [("Jinja", h, lambda h: compiled.render(messages=ollama_messages(h, target, user_name, system,
-                                                                                      collate=False),
-                                                            add_generation_prompt=True)) for h in jinja_cases]
+            cases += [
+                (
+                    "Jinja",
+                    h,
+                    lambda h: compiled.render(
+                        messages=ollama_messages(h, target, user_name, system, collate=False),
+                        add_generation_prompt=True,
+                    ),
+                )
+                for h in jinja_cases
+            ]
             for which, history, fill in cases:
                 got, expected = fill(history), builder.render(history, target)[0]
                 if got != expected:
-                    raise ChatcloneError(f"the {which} template renders validation conversation {number + 1}, turn "
-                                         f"{k + 1} differently from training: {json.dumps(got[-80:])} vs "
-                                         f"{json.dumps(expected[-80:])}")
+                    raise ChatcloneError(
+                        f"the {which} template renders validation conversation {number + 1}, turn "
+                        f"{k + 1} differently from training: {json.dumps(got[-80:])} vs "
+                        f"{json.dumps(expected[-80:])}"
+                    )
             compared += 1
     return compared
 
@@ -229,8 +266,9 @@ def check_templates(go: str, jinja: str, builder: PromptBuilder, conversations: 
 def _ambiguous(history: list[dict], user_name: str | None, names: list[str]) -> bool:
     """A message of `user_name` that itself starts like another speaker's `Name: ` line (the template would take it
     for that speaker's): the one case the template cannot tell apart."""
-    return user_name is not None and any(m["name"] == user_name and m["content"].startswith(f"{n}: ")
-                                         for m in history for n in names)
+    return user_name is not None and any(
+        m["name"] == user_name and m["content"].startswith(f"{n}: ") for m in history for n in names
+    )
 
 
 def alternating_tail(history: list[dict], target: str) -> list[dict]:

@@ -20,16 +20,18 @@ LLAMA_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 # One line each: why the other architectures chatclone trains are not exported.
 REFUSED_ARCHITECTURES = {
     "GPT2LMHeadModel": "GPT-2 is not exported: its fused c_attn and Conv1D (transposed) weights need their own "
-                       "mapping (MODEL_ARCH.GPT2), which this exporter does not have; convert merged/ with llama.cpp's "
-                       "convert_hf_to_gguf.py",
+    "mapping (MODEL_ARCH.GPT2), which this exporter does not have; convert merged/ with llama.cpp's "
+    "convert_hf_to_gguf.py",
     "Phi3ForCausalLM": "Phi-3 is not exported: its fused qkv_proj/gate_up_proj weights and rope scaling factors "
-                       "need their own mapping (MODEL_ARCH.PHI3), which this exporter does not have; convert merged/ "
-                       "with llama.cpp's convert_hf_to_gguf.py",
+    "need their own mapping (MODEL_ARCH.PHI3), which this exporter does not have; convert merged/ "
+    "with llama.cpp's convert_hf_to_gguf.py",
 }
+
+
 @dataclass(frozen=True)
 class GgufSummary:
     tensors: int
-    types: dict[str, int]      # GGML type name -> number of tensors
+    types: dict[str, int]  # GGML type name -> number of tensors
     parameters: int
 
 
@@ -40,13 +42,18 @@ def check_architecture(config: Any, where: Path | str) -> None:
     if arch in REFUSED_ARCHITECTURES:
         raise ChatcloneError(REFUSED_ARCHITECTURES[arch], path=where)
     if arch not in LLAMA_ARCHITECTURES:
-        raise ChatcloneError(f"architecture {arch} is not exported (only {', '.join(LLAMA_ARCHITECTURES)}); convert "
-                             "the model with llama.cpp's convert_hf_to_gguf.py", path=where)
+        raise ChatcloneError(
+            f"architecture {arch} is not exported (only {', '.join(LLAMA_ARCHITECTURES)}); convert "
+            "the model with llama.cpp's convert_hf_to_gguf.py",
+            path=where,
+        )
     rope = _rope(config)
     if rope.get("rope_type", "default") != "default":
-        raise ChatcloneError(f"rope_type {rope['rope_type']!r} is not exported (it needs rope scaling keys and "
-                             "factors this exporter does not write); convert with llama.cpp's convert_hf_to_gguf.py",
-                             path=where)
+        raise ChatcloneError(
+            f"rope_type {rope['rope_type']!r} is not exported (it needs rope scaling keys and "
+            "factors this exporter does not write); convert with llama.cpp's convert_hf_to_gguf.py",
+            path=where,
+        )
 
 
 def _rope(config: Any) -> dict:
@@ -60,12 +67,16 @@ def permute(weights: Any, n_head: int, n_head_kv: int | None) -> Any:
     """HF's rotary layout of q/k rows (halves) -> llama.cpp's (interleaved pairs), as its converter does."""
     if n_head_kv is not None and n_head != n_head_kv:
         n_head = n_head_kv
-    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
-def write_gguf(model: Any, tokenizer_dir: Path, path: Path, quantization: str, name: str,
-               chat_template: str | None = None) -> GgufSummary:
+def write_gguf(
+    model: Any, tokenizer_dir: Path, path: Path, quantization: str, name: str, chat_template: str | None = None
+) -> GgufSummary:
     """Write `model` (a loaded float model) with the tokenizer in `tokenizer_dir` as one GGUF file at `path`;
     `chat_template` replaces the tokenizer's own as `tokenizer.chat_template`."""
     import gguf
@@ -133,8 +144,10 @@ def _tensors(model: Any, config: Any):
             continue
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
-            raise ChatcloneError(f"tensor {hf_name} has no llama.cpp name (MODEL_ARCH.LLAMA): the model has weights "
-                                 "this exporter does not know")
+            raise ChatcloneError(
+                f"tensor {hf_name} has no llama.cpp name (MODEL_ARCH.LLAMA): the model has weights "
+                "this exporter does not know"
+            )
         data = tensor.detach().to(torch.float32).cpu().numpy()
         if hf_name.endswith("q_proj.weight") or hf_name.endswith("q_proj.bias"):
             data = permute(data, heads, heads)

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|("(?:[^"\\]|\\.)*")|(:=|=)|(\.[A-Za-z_]\w*|\$\w*)|([A-Za-z_]\w*))')
-_ESCAPE = re.compile(r'\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)')
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 
 
 def _unquote(literal: str) -> str:
@@ -22,6 +22,7 @@ def _unquote(literal: str) -> str:
         if code[0] in "uU" and len(code) > 1:
             return chr(int(code[1:], 16))
         return {"n": "\n", "t": "\t", "r": "\r"}.get(code, code)
+
     return _ESCAPE.sub(one, literal[1:-1])
 
 
@@ -43,7 +44,7 @@ def _split(template: str) -> list[tuple[str, str]]:
             elif not quoted and template.startswith("}}", i):
                 break
             i += 1
-        action = template[start + 2:i]
+        action = template[start + 2 : i]
         if action.startswith("-") or action.endswith("-"):
             raise ValueError("trim markers are not supported")
         parts.append(("action", action.strip()))
@@ -123,7 +124,7 @@ def _call(words: list[str], dot: Any, variables: dict) -> Any:
         match = re.fullmatch(r"%\.(\d+)s", args[0])
         if not match:
             raise ValueError(f"unsupported printf format {args[0]!r}")
-        return str(args[1])[:int(match.group(1))]
+        return str(args[1])[: int(match.group(1))]
     raise ValueError(f"unsupported function {name!r}")
 
 
@@ -134,7 +135,7 @@ def _operand(words: list[str], at: int, dot: Any, variables: dict) -> tuple[Any,
         while depth:
             depth += {"(": 1, ")": -1}.get(words[end], 0)
             end += 1
-        return _value(words[at + 1:end - 1], dot, variables), end
+        return _value(words[at + 1 : end - 1], dot, variables), end
     if word.startswith('"'):
         return _unquote(word), at + 1
     if word.startswith("."):

@@ -18,31 +18,40 @@ from typing import Any
 from chatclone.errors import ChatcloneError
 
 # convert_hf_to_gguf.py's get_vocab_base_pre probe text: its tokenization identifies the pre-tokenizer.
-PROBE = ('\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 '
-         '333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ '
-         '------======= нещо на Български \'\'\'\'\'\'```````""""......!!!!!!?????? I\'ve been \'told he\'s there, '
-         '\'RE you sure? \'M not sure I\'ll make it, \'D you like some tea? We\'Ve a\'lL')
+PROBE = (
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) "
+    "✅ 🦙🦙 3 33 "
+    "333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ "
+    "------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, "
+    "'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL"
+)
 PRE_TOKENIZERS = {  # sha256 of str(tokenizer.encode(PROBE)) -> tokenizer.ggml.pre (llama.cpp's table)
-    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",     # HuggingFaceTB/SmolLM-135M
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",  # HuggingFaceTB/SmolLM-135M
     "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # meta-llama/Meta-Llama-3-8B
-    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",      # openai-community/gpt2
+    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",  # openai-community/gpt2
 }
 
 
 def pre_tokenizer(tokenizer: Any, where: Path) -> str:
     digest = sha256(str(tokenizer.encode(PROBE)).encode()).hexdigest()
     if digest not in PRE_TOKENIZERS:
-        raise ChatcloneError(f"the tokenizer's pre-tokenizer is not one this exporter knows (probe hash {digest[:12]}"
-                             f"..., known: {', '.join(sorted(set(PRE_TOKENIZERS.values())))}); llama.cpp would split "
-                             "text differently from training: convert with llama.cpp's convert_hf_to_gguf.py",
-                             path=where)
+        raise ChatcloneError(
+            f"the tokenizer's pre-tokenizer is not one this exporter knows (probe hash {digest[:12]}"
+            f"..., known: {', '.join(sorted(set(PRE_TOKENIZERS.values())))}); llama.cpp would split "
+            "text differently from training: convert with llama.cpp's convert_hf_to_gguf.py",
+            path=where,
+        )
     return PRE_TOKENIZERS[digest]
 
 
 def _looks_special(token: str) -> bool:
     """convert_hf_to_gguf.py's does_token_look_special, for the tokens chatclone's models have."""
-    return token in ("<pad>", "<mask>", "<2mass>", "[@BOS@]") or (token.startswith("<|") and token.endswith("|>")) \
-        or (token.startswith("<｜") and token.endswith("｜>")) or (token.startswith("<unused") and token.endswith(">"))
+    return (
+        token in ("<pad>", "<mask>", "<2mass>", "[@BOS@]")
+        or (token.startswith("<|") and token.endswith("|>"))
+        or (token.startswith("<｜") and token.endswith("｜>"))
+        or (token.startswith("<unused") and token.endswith(">"))
+    )
 
 
 def token_list(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int]]:
@@ -78,8 +87,11 @@ def check_vocab(tokenizer_dir: Path) -> None:
     model = json.loads(path.read_text(encoding="utf-8")).get("model", {})
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         kind = "SentencePiece-style (byte_fallback)" if model.get("byte_fallback") else str(model.get("type"))
-        raise ChatcloneError(f"the tokenizer is a {kind} vocabulary; only byte-level BPE (GPT-2 style: SmolLM2, "
-                             "Llama 3) is exported: convert merged/ with llama.cpp's convert_hf_to_gguf.py", path=path)
+        raise ChatcloneError(
+            f"the tokenizer is a {kind} vocabulary; only byte-level BPE (GPT-2 style: SmolLM2, "
+            "Llama 3) is exported: convert merged/ with llama.cpp's convert_hf_to_gguf.py",
+            path=path,
+        )
 
 
 def add_vocab(writer: Any, tokenizer_dir: Path, config: Any, chat_template: str | None = None) -> None:

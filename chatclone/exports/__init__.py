@@ -50,8 +50,13 @@ class ReadReport:
 UNREADABLE = "unreadable: "
 
 
-def read_channels(inputs: list[Path | str], options: ReadOptions, recursive: bool = True,
-                  progress: bool = True, skip_unreadable: bool = False) -> tuple[list[ChannelExport], ReadReport]:
+def read_channels(
+    inputs: list[Path | str],
+    options: ReadOptions,
+    recursive: bool = True,
+    progress: bool = True,
+    skip_unreadable: bool = False,
+) -> tuple[list[ChannelExport], ReadReport]:
     """Every channel under the inputs, messages merged, deduplicated and in time order.
 
     A file found in a folder that looks like an export but cannot be read fails the run, or with
@@ -99,12 +104,18 @@ def _attempt(file: ExportFile, action: Callable, report: ReadReport, skip_unread
     if file.named:
         raise error
     if not skip_unreadable:
-        raise ChatcloneError(f"this looks like a DiscordChatExporter export but cannot be read: {error.args[0]}. "
-                             "Fix or remove the file, or set reading.skip_unreadable=true to skip unreadable "
-                             "exports", error.path or file.path, error.line, error.record)
+        raise ChatcloneError(
+            f"this looks like a DiscordChatExporter export but cannot be read: {error.args[0]}. "
+            "Fix or remove the file, or set reading.skip_unreadable=true to skip unreadable "
+            "exports",
+            error.path or file.path,
+            error.line,
+            error.record,
+        )
     where = f"line {error.line}: " if error.line else ""
-    report.skipped_files.append({"file": str(file.path), "format": file.format,
-                                 "reason": UNREADABLE + where + error.args[0]})
+    report.skipped_files.append(
+        {"file": str(file.path), "format": file.format, "reason": UNREADABLE + where + error.args[0]}
+    )
     return None
 
 
@@ -122,20 +133,27 @@ def _read_channel(key: str, entries: list, report: ReadReport, read_file) -> Cha
                 continue
             count = merge.add(taken, more_files=len(chosen) > 1)
             channel.files.append(str(header.path))
-            report.files.append({"file": str(header.path), "format": fmt, "channel": key, "part": header.part,
-                                 "messages": count})
+            report.files.append(
+                {"file": str(header.path), "format": fmt, "channel": key, "part": header.part, "messages": count}
+            )
         if channel.files:
             for file, _, _ in entries:
                 if FORMATS.index(file.format) > FORMATS.index(fmt):
-                    report.skipped_files.append({"file": str(file.path), "format": file.format,
-                                                 "reason": f"same channel also exported as {fmt}"})
+                    report.skipped_files.append(
+                        {
+                            "file": str(file.path),
+                            "format": file.format,
+                            "reason": f"same channel also exported as {fmt}",
+                        }
+                    )
             channel.messages = sorted(merge.messages, key=lambda m: m.ts)
             return channel
     return None
 
 
-def _merge_copies(channels: list[ChannelExport], by_channel: dict, report: ReadReport,
-                  options: ReadOptions) -> list[ChannelExport]:
+def _merge_copies(
+    channels: list[ChannelExport], by_channel: dict, report: ReadReport, options: ReadOptions
+) -> list[ChannelExport]:
     """Renamed copies (no channel id known) of a channel read from elsewhere join it (see dedup)."""
     loose = {key for key, entries in by_channel.items() if entries[0][1].channel_id is None}
     copies = sorted((c for c in channels if c.key in loose), key=lambda c: (FORMATS.index(c.format), c.key))
@@ -145,6 +163,7 @@ def _merge_copies(channels: list[ChannelExport], by_channel: dict, report: ReadR
     for merged in merges:
         for entry in report.files:
             if entry["file"] in merged.copy.files:
-                entry.update(channel=merged.into.key, copy_of=merged.into.name,
-                             duplicates=merged.duplicates, added=merged.added)
+                entry.update(
+                    channel=merged.into.key, copy_of=merged.into.name, duplicates=merged.duplicates, added=merged.added
+                )
     return channels

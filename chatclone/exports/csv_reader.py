@@ -26,15 +26,22 @@ def read_csv(path: Path, options: ReadOptions) -> tuple[FileHeader, Iterator[Mes
     columns = [c.strip() for c in first.strip().rstrip(delimiter).split(delimiter)]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise ChatcloneError(f"CSV header lacks column(s) {', '.join(missing)}; expected "
-                             "AuthorID,Author,Date,Content,Attachments,Reactions", path, line=1)
-    header = FileHeader.from_path(path, channel_id=None, is_dm=path.name.startswith("Direct Messages"),
-                                  name=NAME_RE.sub("", path.stem).strip(" -") or path.stem)
+        raise ChatcloneError(
+            f"CSV header lacks column(s) {', '.join(missing)}; expected "
+            "AuthorID,Author,Date,Content,Attachments,Reactions",
+            path,
+            line=1,
+        )
+    header = FileHeader.from_path(
+        path,
+        channel_id=None,
+        is_dm=path.name.startswith("Direct Messages"),
+        name=NAME_RE.sub("", path.stem).strip(" -") or path.stem,
+    )
     return header, _rows(path, columns, delimiter, options, header.channel_key)
 
 
-def _rows(path: Path, columns: list[str], delimiter: str, options: ReadOptions,
-          channel: str) -> Iterator[Message]:
+def _rows(path: Path, columns: list[str], delimiter: str, options: ReadOptions, channel: str) -> Iterator[Message]:
     index = {name: i for i, name in enumerate(columns)}
     parse_date = _date_parser(path, options)
     with open_text(path) as f:
@@ -45,14 +52,20 @@ def _rows(path: Path, columns: list[str], delimiter: str, options: ReadOptions,
                 if not row:
                     continue
                 if len(row) < len(REQUIRED) or len(row) < len([c for c in columns if c]):
-                    raise ChatcloneError(f"row has {len(row)} fields, the header names {len(columns)} "
-                                         "(broken quoting?)", path, line=reader.line_num)
+                    raise ChatcloneError(
+                        f"row has {len(row)} fields, the header names {len(columns)} (broken quoting?)",
+                        path,
+                        line=reader.line_num,
+                    )
                 yield _to_message(row, index, parse_date, path, reader.line_num, channel, order)
         except csv.Error as e:
             raise ChatcloneError(f"broken CSV quoting: {e}", path, line=reader.line_num) from None
         except UnicodeDecodeError:
-            raise ChatcloneError("not UTF-8 text; DiscordChatExporter writes UTF-8, re-save the file as UTF-8",
-                                 path, line=reader.line_num + 1) from None
+            raise ChatcloneError(
+                "not UTF-8 text; DiscordChatExporter writes UTF-8, re-save the file as UTF-8",
+                path,
+                line=reader.line_num + 1,
+            ) from None
 
 
 def _to_message(row, index, parse_date, path, line, channel, order) -> Message:
@@ -65,9 +78,19 @@ def _to_message(row, index, parse_date, path, line, channel, order) -> Message:
         raise ChatcloneError("empty Author (DiscordChatExporter always names the author)", path, line=line)
     if author_id and not (author_id.isascii() and author_id.isdigit()):
         raise ChatcloneError(f"AuthorID {author_id[:40]!r} is no user id (a string of digits)", path, line=line)
-    return Message(channel=channel, id=None, author_id=author_id or None, username=author, display=author,
-                   is_bot=False, kind=kind_from_text(content), ts=ts, content=content,
-                   attachments=len([a for a in attachments.split(",") if a]), order=order)
+    return Message(
+        channel=channel,
+        id=None,
+        author_id=author_id or None,
+        username=author,
+        display=author,
+        is_bot=False,
+        kind=kind_from_text(content),
+        ts=ts,
+        content=content,
+        attachments=len([a for a in attachments.split(",") if a]),
+        order=order,
+    )
 
 
 def _date_parser(path: Path, options: ReadOptions):

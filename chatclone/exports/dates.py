@@ -21,11 +21,14 @@ from chatclone.errors import ChatcloneError
 SPACES = re.compile(r"[\u00a0\u2000-\u200b\u202f\u205f\u3000]")
 DATE_RE = re.compile(
     r"^(?P<a>\d{1,4})[/.\-](?P<b>\d{1,2}|[A-Za-z]{3,4}\.?)[/.\-](?P<c>\d{2,4})\.?,?\s+"
-    r"(?P<h>\d{1,2})[:.](?P<m>\d{2})(?::(?P<s>\d{2}))?\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?$")
-MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+    r"(?P<h>\d{1,2})[:.](?P<m>\d{2})(?::(?P<s>\d{2}))?\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?$"
+)
+MONTHS = {
+    m: i
+    for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
+}
 ORDERS = ("auto", "mdy", "dmy", "ymd")
-MIN_TS = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()      # 0001-01-02 UTC
+MIN_TS = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()  # 0001-01-02 UTC
 MAX_TS = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()  # 9999-12-30 UTC
 RANGE = "outside the dates a message can have (years 1 to 9999)"
 

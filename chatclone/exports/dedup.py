@@ -34,9 +34,9 @@ def content_key(m: Message) -> tuple:
 class Duplicates:
     """Messages dropped as copies of one already taken, by where the copy was."""
 
-    within_files: int = 0      # the same message id twice in one file
-    across_files: int = 0      # in another file of the same channel (a re-export, an overlapping part)
-    renamed_copies: int = 0    # in a file without a channel id that holds a channel read from elsewhere
+    within_files: int = 0  # the same message id twice in one file
+    across_files: int = 0  # in another file of the same channel (a re-export, an overlapping part)
+    renamed_copies: int = 0  # in a file without a channel id that holds a channel read from elsewhere
 
     @property
     def total(self) -> int:
@@ -49,8 +49,8 @@ class ChannelMerge:
 
     duplicates: Duplicates
     messages: list[Message] = field(default_factory=list)
-    ids: dict[int, int] = field(default_factory=dict)     # message id -> number of the file it came from
-    keys: Counter = field(default_factory=Counter)         # content key -> most copies in any one file
+    ids: dict[int, int] = field(default_factory=dict)  # message id -> number of the file it came from
+    keys: Counter = field(default_factory=Counter)  # content key -> most copies in any one file
     files: int = 0
 
     def add(self, messages: list[Message], more_files: bool) -> int:
@@ -92,12 +92,13 @@ class Merged:
 
     copy: ChannelExport
     into: ChannelExport
-    duplicates: int            # its messages already in that channel
-    added: int                 # its messages that were not, now added to it
+    duplicates: int  # its messages already in that channel
+    added: int  # its messages that were not, now added to it
 
 
-def merge_renamed_copies(channels: list[ChannelExport], copies: list[ChannelExport],
-                         duplicates: Duplicates) -> tuple[list[ChannelExport], list[Merged], list[str]]:
+def merge_renamed_copies(
+    channels: list[ChannelExport], copies: list[ChannelExport], duplicates: Duplicates
+) -> tuple[list[ChannelExport], list[Merged], list[str]]:
     """Channels without a known id (`copies`, richest format first) that repeat another channel join it.
 
     Also returns warnings for copies that repeat a channel's authors and texts at other times (a TXT or
@@ -143,17 +144,22 @@ def _shifted_copies(channels: list[ChannelExport], apart: list[tuple], standing:
             f"{copy.files[0]}: {sum(ts is not None for ts in matched)} of its {len(matched)} messages have the "
             f"author and text of messages of {other.name} ({other.files[0]}) but times {minutes / 60:+g} h off; "
             "both are kept. If it is a copy, remove it or read it in the exporting machine's zone "
-            "(reading.timezone: TXT and HTML times carry no offset)")
+            "(reading.timezone: TXT and HTML times carry no offset)"
+        )
     return warnings
 
 
 def _best(copy: ChannelExport, hits: Counter, eligible: set, standing: dict, key, least: int = 1):
     """(matches, channel) of the eligible channel holding most of the copy (of its 3 with most sample
     hits), or None when none holds at least half the messages of the smaller of the two."""
-    candidates = sorted(((n, other) for (of, other), n in hits.items() if of == copy.key and other in eligible),
-                        reverse=True)[:3]
-    best = max(((_matches(copy, standing[other], key), standing[other]) for _, other in candidates),
-               key=lambda found: _count(found[0]), default=None)
+    candidates = sorted(
+        ((n, other) for (of, other), n in hits.items() if of == copy.key and other in eligible), reverse=True
+    )[:3]
+    best = max(
+        ((_matches(copy, standing[other], key), standing[other]) for _, other in candidates),
+        key=lambda found: _count(found[0]),
+        default=None,
+    )
     if best is None:
         return None
     matched = _count(best[0])
@@ -178,8 +184,9 @@ def _sample_hits(channels: list[ChannelExport], copies: list[ChannelExport], key
     """(copy key, channel key) -> how many sampled messages of the copy the channel holds; one pass."""
     wanted: dict[tuple, list[str]] = {}
     for copy in copies:
-        for m in copy.messages[::max(1, len(copy.messages) // SAMPLE)]:
+        for m in copy.messages[:: max(1, len(copy.messages) // SAMPLE)]:
             wanted.setdefault(key(m), []).append(copy.key)
+
     def keys_of(m: Message) -> tuple:
         if key is not _match_key:
             return (key(m),)

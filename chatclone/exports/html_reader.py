@@ -26,12 +26,12 @@ from chatclone.exports.records import Kind, Message
 from chatclone.exports.sources import FileHeader, ReadOptions
 
 BLOCK = 1 << 22
-PREAMBLE_LIMIT = 1 << 24               # the chatlog opening must appear within the first 16 MiB
+PREAMBLE_LIMIT = 1 << 24  # the chatlog opening must appear within the first 16 MiB
 DISCORD_EPOCH_MS = 1420070400000
 CHATLOG_RE = re.compile(r"<div class=[\"']?chatlog[\"']?\s*>")
 GROUP_RE = re.compile(r"<div class=[\"']?chatlog__message-group[\"']?\s*>")
 SCROLL_RE = re.compile(r"scrollToMessage\(event,\s*'(\d+)'\)")
-CUSTOM_EMOJI_RE = re.compile(r"\w+", re.ASCII)   # custom emoji alt is a bare name; standard emoji alt is the emoji
+CUSTOM_EMOJI_RE = re.compile(r"\w+", re.ASCII)  # custom emoji alt is a bare name; standard emoji alt is the emoji
 COMPLETE_GROUP_RE = re.compile(r"</div>\r?\n\s*\Z")
 INLINE_MARKS = {"strong": "**", "em": "*", "u": "__", "s": "~~"}
 EMOJI = {"chatlog__emoji", "emoji"}
@@ -41,8 +41,8 @@ INLINE_CODE = {"chatlog__markdown-pre--inline", "pre--inline"}
 BLOCK_CODE = {"chatlog__markdown-pre--multiline", "pre--multiline"}
 PRESERVE = {"chatlog__markdown-preserve", "preserve-whitespace"}
 AUTHOR_CLASSES = {"chatlog__author", "chatlog__author-name", "chatlog__system-notification-author"}
-MESSAGE_CLASSES = {"chatlog__message-container", "chatlog__message"}   # one message: 2.34+, <=2.33
-UNKNOWN_REPLY = ("chatlog__reply-unknown", "chatlog__reference-unknown")   # deleted or unloadable original
+MESSAGE_CLASSES = {"chatlog__message-container", "chatlog__message"}  # one message: 2.34+, <=2.33
+UNKNOWN_REPLY = ("chatlog__reply-unknown", "chatlog__reference-unknown")  # deleted or unloadable original
 BOT_TAGS = {"chatlog__author-tag", "chatlog__bot-label", "chatlog__bot-tag"}
 CAPITALISED = ("added ", "removed ", "left the group", "started a ", "changed the channel", "joined the server")
 # HTML shows system notices as lower-case phrases; JSON/CSV/TXT carry DCE's fallback sentences.
@@ -69,7 +69,7 @@ def _read_preamble(path: Path) -> str:
                 text += more
                 found = CHATLOG_RE.search(text)
                 if found:
-                    return text[:found.end()]
+                    return text[: found.end()]
                 if not more:
                     break
     except UnicodeDecodeError as e:
@@ -81,14 +81,16 @@ def _read_preamble(path: Path) -> str:
 
 def _file_header(path: Path, preamble: str) -> FileHeader:
     page = etree.HTML(preamble + "</div>")
-    entries = [_text(e) for e in page.iter(etree.Element)
-               if (e.get("class") or "").split() == ["preamble__entry"]]  # not the --small topic/date lines
+    entries = [
+        _text(e) for e in page.iter(etree.Element) if (e.get("class") or "").split() == ["preamble__entry"]
+    ]  # not the --small topic/date lines
     if len(entries) < 2:
         title = page.findtext(".//title") or ""
         entries = title.split(" - ", 1) if " - " in title else [title or path.stem, ""]
     guild, channel = entries[0], entries[1]
-    return FileHeader.from_path(path, channel_id=None, is_dm=guild == "Direct Messages",
-                                name=" / ".join(p for p in (guild, channel) if p))
+    return FileHeader.from_path(
+        path, channel_id=None, is_dm=guild == "Direct Messages", name=" / ".join(p for p in (guild, channel) if p)
+    )
 
 
 def _pieces(path: Path) -> Iterator[tuple[int, str, bool]]:
@@ -104,19 +106,19 @@ def _pieces(path: Path) -> Iterator[tuple[int, str, bool]]:
                     if not found:
                         continue
                     line += buf.count("\n", 0, found.end())
-                    buf, started = buf[found.end():], True
+                    buf, started = buf[found.end() :], True
                 cuts = [0] + [m.start() for m in GROUP_RE.finditer(buf, 1)]
                 for start, end in zip(cuts, cuts[1:]):
                     yield line, buf[start:end], False
                     line += buf.count("\n", start, end)
-                buf = buf[cuts[-1]:]
+                buf = buf[cuts[-1] :]
     except UnicodeDecodeError as e:
         raise ChatcloneError(f"not UTF-8 text ({e.reason})", path, line=line) from None
     yield line, buf, True
 
 
 def _messages(path: Path, channel_key: str, options: ReadOptions) -> Iterator[Message]:
-    bots: dict[str, bool] = {}   # user id -> is_bot, seen on regular messages (system notices have no tag)
+    bots: dict[str, bool] = {}  # user id -> is_bot, seen on regular messages (system notices have no tag)
     order = 0
     for line, piece, last in _pieces(path):
         root = _parse(path, piece, line)
@@ -129,20 +131,29 @@ def _messages(path: Path, channel_key: str, options: ReadOptions) -> Iterator[Me
         if truncated:
             _truncated(path, line, order + len(messages), complete, options)
         if postamble is not None:
-            _check_count(path, line + piece.count("\n", 0, piece.rfind("postamble")), postamble,
-                         order + len(messages))
+            _check_count(path, line + piece.count("\n", 0, piece.rfind("postamble")), postamble, order + len(messages))
         yield from messages
         order += len(messages)
 
 
 def _check_count(path: Path, line: int, postamble: etree._Element, count: int) -> None:
     """The postamble's "Exported N message(s)" must match the messages read: none may vanish unseen."""
-    stated = next((" ".join(e.text.split()) for e in postamble.iter(etree.Element)
-                   if (e.text or "").strip().startswith("Exported ")), None)
+    stated = next(
+        (
+            " ".join(e.text.split())
+            for e in postamble.iter(etree.Element)
+            if (e.text or "").strip().startswith("Exported ")
+        ),
+        None,
+    )
     digits = re.sub(r"\D", "", stated or "")
     if digits and int(digits) != count:
-        raise ChatcloneError(f"postamble says '{stated}' but {count} messages were read "
-                             "(a message element without data-message-id, or an edited page?)", path, line=line)
+        raise ChatcloneError(
+            f"postamble says '{stated}' but {count} messages were read "
+            "(a message element without data-message-id, or an edited page?)",
+            path,
+            line=line,
+        )
 
 
 def _parse(path: Path, piece: str, line: int) -> etree._Element:
@@ -159,13 +170,16 @@ def _truncated(path: Path, line: int, count: int, complete: bool, options: ReadO
         raise ChatcloneError(
             f"truncated export: it stops after {count} complete messages (no postamble with "
             "'Exported N message(s)'). Re-export, or pass allow_truncated=true to keep the messages read",
-            path, line=line)
+            path,
+            line=line,
+        )
     dropped = "" if complete else " (its last, partly written message group is dropped)"
     options.warn(f"{path}:{line}: export is truncated after {count} messages{dropped}; keeping those")
 
 
-def _group(path: Path, line: int, group: etree._Element, channel_key: str, order: int,
-           bots: dict[str, bool]) -> list[Message]:
+def _group(
+    path: Path, line: int, group: etree._Element, channel_key: str, order: int, bots: dict[str, bool]
+) -> list[Message]:
     """The messages of one group: author carried forward, reply block applying to the first only."""
     shared, messages, orphan = _index(group)
     if orphan is not None:
@@ -177,21 +191,39 @@ def _group(path: Path, line: int, group: etree._Element, channel_key: str, order
     for index, (node, classes) in enumerate(messages):
         raw_id = node.get("data-message-id")
         if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) >= 1 << 64:
-            raise ChatcloneError(f"bad data-message-id {raw_id[:40]!r} (a snowflake id is a number below 2^64)",
-                                 path, line=line, record=order + index + 1)
+            raise ChatcloneError(
+                f"bad data-message-id {raw_id[:40]!r} (a snowflake id is a number below 2^64)",
+                path,
+                line=line,
+                record=order + index + 1,
+            )
         found = classes.get("chatlog__author") or classes.get("chatlog__system-notification-author")
         if found:
             author = _author(found[0], bots)
         if author is None:
-            raise ChatcloneError(f"message {raw_id} has no author (no chatlog__author before it in its group)",
-                                 path, line=line, record=order + index + 1)
-        out.append(_message(classes, int(raw_id), author, channel_key, order + index,
-                            reply_to if index == 0 else None, is_command and index == 0))
+            raise ChatcloneError(
+                f"message {raw_id} has no author (no chatlog__author before it in its group)",
+                path,
+                line=line,
+                record=order + index + 1,
+            )
+        out.append(
+            _message(
+                classes,
+                int(raw_id),
+                author,
+                channel_key,
+                order + index,
+                reply_to if index == 0 else None,
+                is_command and index == 0,
+            )
+        )
     return out
 
 
-def _orphan(path: Path, line: int, order: int, group: etree._Element, orphan: tuple[int, etree._Element],
-            messages: list) -> None:
+def _orphan(
+    path: Path, line: int, order: int, group: etree._Element, orphan: tuple[int, etree._Element], messages: list
+) -> None:
     """A message element without data-message-id: refused, naming where it is, who wrote it and when."""
     before, el = orphan
     shown = [f"after message {messages[before - 1][0].get('data-message-id')}" if before else "first in its group"]
@@ -203,8 +235,9 @@ def _orphan(path: Path, line: int, order: int, group: etree._Element, orphan: tu
     stamp = _find(el, {"chatlog__timestamp", "chatlog__short-timestamp"})
     if stamp is not None:
         shown.append(f"at {_text(stamp)}")
-    raise ChatcloneError(f"a message element without data-message-id ({', '.join(shown)})", path, line=line,
-                         record=order + before + 1)
+    raise ChatcloneError(
+        f"a message element without data-message-id ({', '.join(shown)})", path, line=line, record=order + before + 1
+    )
 
 
 def _index(group: etree._Element) -> tuple[dict, list[tuple[etree._Element, dict]], tuple | None]:
@@ -219,8 +252,11 @@ def _index(group: etree._Element) -> tuple[dict, list[tuple[etree._Element, dict
         if el.get("data-message-id") is not None:
             current, node = {}, el
             messages.append((el, current))
-        elif orphan is None and MESSAGE_CLASSES.intersection(names) and (
-                "chatlog__message-container" in names or node is None or node not in el.iterancestors()):
+        elif (
+            orphan is None
+            and MESSAGE_CLASSES.intersection(names)
+            and ("chatlog__message-container" in names or node is None or node not in el.iterancestors())
+        ):
             orphan = (len(messages), el)
         for name in names:
             current.setdefault(name, []).append(el)
@@ -266,8 +302,15 @@ def _reply(*indexes: dict) -> tuple[int | None, bool]:
     return None, not unknown and "used /" in _text(block)
 
 
-def _message(classes: dict[str, list], message_id: int, author: tuple, channel_key: str, order: int,
-             reply_to: int | None, is_command: bool) -> Message:
+def _message(
+    classes: dict[str, list],
+    message_id: int,
+    author: tuple,
+    channel_key: str,
+    order: int,
+    reply_to: int | None,
+    is_command: bool,
+) -> Message:
     system, forwarded = classes.get("chatlog__system-notification-content"), classes.get("chatlog__forwarded")
     if system:
         kind, content = Kind.SYSTEM, _system_text(system[0])
@@ -279,10 +322,21 @@ def _message(classes: dict[str, list], message_id: int, author: tuple, channel_k
         stickers = [s for s in stickers if forwarded[0] not in s.iterancestors()]
     user_id, username, display, is_bot = author
     return Message(
-        channel=channel_key, id=message_id, author_id=user_id, username=username, display=display,
-        is_bot=is_bot, kind=kind, ts=((message_id >> 22) + DISCORD_EPOCH_MS) / 1000, content=content,
-        reply_to=reply_to, attachments=len(classes.get("chatlog__attachment", ())), stickers=len(stickers),
-        forwarded=_text_in(classes.get("chatlog__forwarded-content")) if forwarded else None, order=order)
+        channel=channel_key,
+        id=message_id,
+        author_id=user_id,
+        username=username,
+        display=display,
+        is_bot=is_bot,
+        kind=kind,
+        ts=((message_id >> 22) + DISCORD_EPOCH_MS) / 1000,
+        content=content,
+        reply_to=reply_to,
+        attachments=len(classes.get("chatlog__attachment", ())),
+        stickers=len(stickers),
+        forwarded=_text_in(classes.get("chatlog__forwarded-content")) if forwarded else None,
+        order=order,
+    )
 
 
 def _system_text(el: etree._Element) -> str:
@@ -343,6 +397,6 @@ def _node_markdown(el: etree._Element) -> str:
         fence = "``" if "`" in inner else "`"
         return f"{fence}{inner}{fence}"
     if classes & BLOCK_CODE:
-        lang = next((c[len("language-"):] for c in classes if c.startswith("language-")), "")
+        lang = next((c[len("language-") :] for c in classes if c.startswith("language-")), "")
         return f"```{lang}\n{inner}\n```"
     return inner

@@ -50,14 +50,14 @@ def _parse_header(path: Path, head: bytes) -> dict:
         raise ChatcloneError("not a DiscordChatExporter JSON export (does not start with '{')", path, line=1)
     cut = text.find(MESSAGES_KEY)
     if cut < 0:
-        raise ChatcloneError("not a DiscordChatExporter JSON export (no \"messages\" array near the top)", path)
+        raise ChatcloneError('not a DiscordChatExporter JSON export (no "messages" array near the top)', path)
     prefix = text[:cut].rstrip().rstrip(b",") + b"}"
     try:
         doc = orjson.loads(prefix)
     except orjson.JSONDecodeError as e:
         raise ChatcloneError(f"unreadable JSON header: {e}", path) from None
     if not isinstance(doc.get("channel"), dict):
-        raise ChatcloneError("not a DiscordChatExporter JSON export (no \"channel\" object)", path)
+        raise ChatcloneError('not a DiscordChatExporter JSON export (no "channel" object)', path)
     return doc
 
 
@@ -68,18 +68,27 @@ def _file_header(path: Path, doc: dict) -> FileHeader:
         guild = {}
     elif not isinstance(guild, dict):
         raise ChatcloneError(f'unreadable JSON header: "guild" is {_describe(guild)}, expected an object', path)
-    text = {f"{part}.{key}": _header_text(path, holder, part, key) for part, holder, keys in
-            (("guild", guild, ("id", "name")), ("channel", channel, ("id", "name", "type", "category")))
-            for key in keys}
+    text = {
+        f"{part}.{key}": _header_text(path, holder, part, key)
+        for part, holder, keys in (
+            ("guild", guild, ("id", "name")),
+            ("channel", channel, ("id", "name", "type", "category")),
+        )
+        for key in keys
+    }
     channel_id = text["channel.id"]
     if channel_id is not None and not (channel_id.isascii() and channel_id.isdigit()):
-        raise ChatcloneError(f'unreadable JSON header: "channel.id" is {_describe(channel_id)}, '
-                             "expected a string of digits", path)
+        raise ChatcloneError(
+            f'unreadable JSON header: "channel.id" is {_describe(channel_id)}, expected a string of digits', path
+        )
     is_dm = text["guild.id"] == "0" or (text["channel.type"] or "").startswith("Direct")
     header = FileHeader.from_path(path, channel_id=channel_id, is_dm=is_dm, name="")
     if header.channel_id is None:
-        raise ChatcloneError('unreadable JSON header: "channel.id" is null or missing and the file name has no '
-                             "[channel id] (DiscordChatExporter names files '... [1118608583297251434].json')", path)
+        raise ChatcloneError(
+            'unreadable JSON header: "channel.id" is null or missing and the file name has no '
+            "[channel id] (DiscordChatExporter names files '... [1118608583297251434].json')",
+            path,
+        )
     parts = [text["guild.name"] or "?", text["channel.category"], text["channel.name"] or header.channel_id]
     header.name = " / ".join(p for p in parts if p)
     return header
@@ -89,14 +98,15 @@ def _header_text(path: Path, holder: dict, part: str, key: str) -> str | None:
     """A header field that DCE writes as a string or null; anything else is an error naming it."""
     value = holder.get(key)
     if value is not None and not isinstance(value, str):
-        raise ChatcloneError(f'unreadable JSON header: "{part}.{key}" is {_describe(value)}, '
-                             "expected a string or null", path)
+        raise ChatcloneError(
+            f'unreadable JSON header: "{part}.{key}" is {_describe(value)}, expected a string or null', path
+        )
     return value
 
 
 def _has_fixed_layout(head: bytes) -> bool:
     at = head.find(MESSAGES_KEY)
-    rest = head[at + len(MESSAGES_KEY):].lstrip(b": ")
+    rest = head[at + len(MESSAGES_KEY) :].lstrip(b": ")
     return rest.startswith(b"[\n    {") or rest.startswith(b"[\r\n    {") or rest.startswith(b"[]")
 
 
@@ -122,12 +132,16 @@ def _fixed_layout_messages(path: Path, options: ReadOptions, channel_key: str) -
                 return
             pos = end + len(END)
             try:
-                message = _to_message(loads(buf[start + 1:pos]), channel_key, index, authors)
+                message = _to_message(loads(buf[start + 1 : pos]), channel_key, index, authors)
             except orjson.JSONDecodeError as e:
-                raise ChatcloneError(f"malformed JSON in a message: {e.msg}", path,
-                                     line=_line_at(path, consumed + start + 1), record=index + 1) from None
+                raise ChatcloneError(
+                    f"malformed JSON in a message: {e.msg}",
+                    path,
+                    line=_line_at(path, consumed + start + 1),
+                    record=index + 1,
+                ) from None
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
-                raise _not_a_message(path, loads(buf[start + 1:pos]), e, index) from None
+                raise _not_a_message(path, loads(buf[start + 1 : pos]), e, index) from None
             yield message
             index += 1
 
@@ -159,8 +173,7 @@ def _message_line(path: Path, index: int) -> int | None:
     return data.count(b"\n", 0, pos + 1) + 1
 
 
-def _check_tail(path: Path, tail: bytes, line_of_tail, count: int, open_object: bool,
-                options: ReadOptions) -> None:
+def _check_tail(path: Path, tail: bytes, line_of_tail, count: int, open_object: bool, options: ReadOptions) -> None:
     """After the last message the file must close the array and give messageCount."""
     finished = b"]" in tail and b'"messageCount"' in tail and tail.rstrip().endswith(b"}")
     if finished and not open_object:
@@ -171,7 +184,10 @@ def _check_tail(path: Path, tail: bytes, line_of_tail, count: int, open_object: 
         return
     raise ChatcloneError(
         f"truncated export: it stops after {count} complete messages (no closing ']' and messageCount). "
-        "Re-export, or pass allow_truncated=true to keep the messages read", path, line=line)
+        "Re-export, or pass allow_truncated=true to keep the messages read",
+        path,
+        line=line,
+    )
 
 
 def _ijson_messages(path: Path, options: ReadOptions, channel_key: str) -> Iterator[Message]:
@@ -198,12 +214,16 @@ def _not_a_message(path: Path, d, error: Exception, index: int) -> ChatcloneErro
     and a skipped message would silently change the conversation around it."""
     problem = message_problem(d)
     if problem is None:
-        problem = "a value DiscordChatExporter does not write" if isinstance(error, _Invalid) else (
-            f"{type(error).__name__}: {error}")
+        problem = (
+            "a value DiscordChatExporter does not write"
+            if isinstance(error, _Invalid)
+            else (f"{type(error).__name__}: {error}")
+        )
     raw_id = d.get("id") if isinstance(d, dict) else None
     known = f" (message id {raw_id})" if isinstance(raw_id, str) and raw_id.isdigit() else ""
-    return ChatcloneError(f"not a DiscordChatExporter message: {problem}{known}",
-                          path, line=_message_line(path, index), record=index + 1)
+    return ChatcloneError(
+        f"not a DiscordChatExporter message: {problem}{known}", path, line=_message_line(path, index), record=index + 1
+    )
 
 
 DEFAULT, SYSTEM, COMMAND_RESPONSE, FORWARD = Kind.DEFAULT, Kind.SYSTEM, Kind.COMMAND_RESPONSE, Kind.FORWARD
@@ -225,17 +245,35 @@ def _to_message(d: dict, channel_key: str, order: int, authors: dict[tuple, tupl
     attachments, stickers = d.get("attachments"), d.get("stickers")
     # The type checks the hot path can afford (class and identity tests; fromisoformat and int check the
     # rest); on failure `message_problem` says what is wrong.
-    if (str is not type(raw_id) or str is not type(content) or (bot is not False and bot is not True)
-            or (list is not type(attachments) and attachments is not None)
-            or (list is not type(stickers) and stickers is not None)):
+    if (
+        str is not type(raw_id)
+        or str is not type(content)
+        or (bot is not False and bot is not True)
+        or (list is not type(attachments) and attachments is not None)
+        or (list is not type(stickers) and stickers is not None)
+    ):
         raise _Invalid
     when = fromisoformat(d["timestamp"])
     ts = when.timestamp()
     if not MIN_TS <= ts <= MAX_TS or when.tzinfo is None:
         raise _Invalid
     kind, reply_to, forwarded = _kind(d)
-    return Message(channel_key, int(raw_id), author[0], author[1], author[2], bot, kind, ts, content, reply_to,
-                   len(attachments) if attachments else 0, len(stickers) if stickers else 0, forwarded, order)
+    return Message(
+        channel_key,
+        int(raw_id),
+        author[0],
+        author[1],
+        author[2],
+        bot,
+        kind,
+        ts,
+        content,
+        reply_to,
+        len(attachments) if attachments else 0,
+        len(stickers) if stickers else 0,
+        forwarded,
+        order,
+    )
 
 
 def _kind(d: dict) -> tuple[Kind, int | None, str | None]:
@@ -244,8 +282,11 @@ def _kind(d: dict) -> tuple[Kind, int | None, str | None]:
     if kind_name == "Default" and ref is None:
         return DEFAULT, None, None
     forwarded = d.get("forwardedMessage")
-    if (str is not type(kind_name) or (ref is not None and (dict is not type(ref) or not _is_text(ref.get("type"))))
-            or (forwarded is not None and dict is not type(forwarded))):
+    if (
+        str is not type(kind_name)
+        or (ref is not None and (dict is not type(ref) or not _is_text(ref.get("type"))))
+        or (forwarded is not None and dict is not type(forwarded))
+    ):
         raise _Invalid
     if forwarded is not None or (ref and ref.get("type") == "Forward"):
         text = (forwarded or {}).get("content")
@@ -268,8 +309,14 @@ def _author(a: dict) -> tuple:
     """(user id, username, display name) of an author object, checked once per distinct author (the
     discriminator too: a later copy of the same id, name and nickname is not read again)."""
     name, nickname, disc = a["name"], a.get("nickname"), a.get("discriminator") or "0000"
-    if (str is not type(a["id"]) or not a["id"].isdigit() or str is not type(name) or not name
-            or (nickname is not None and str is not type(nickname)) or str is not type(disc)):
+    if (
+        str is not type(a["id"])
+        or not a["id"].isdigit()
+        or str is not type(name)
+        or not name
+        or (nickname is not None and str is not type(nickname))
+        or str is not type(disc)
+    ):
         raise _Invalid
     username = name if disc in ("0000", "0") else f"{name}#{disc}"
     return (a["id"], username, nickname or name)
@@ -278,15 +325,32 @@ def _author(a: dict) -> tuple:
 # What `message_problem` checks, in order: (dotted field, required, expected type(s), what DCE writes).
 SNOWFLAKE, DATE = "snowflake", "date"
 FIELDS = (
-    ("id", True, SNOWFLAKE), ("type", True, str), ("timestamp", True, DATE), ("content", True, str),
-    ("author", True, dict), ("author.id", True, SNOWFLAKE), ("author.name", True, str),
-    ("author.discriminator", False, str), ("author.nickname", False, str), ("author.isBot", False, bool),
-    ("attachments", False, list), ("stickers", False, list), ("reference", False, dict),
-    ("reference.type", False, str), ("reference.messageId", False, SNOWFLAKE), ("forwardedMessage", False, dict),
+    ("id", True, SNOWFLAKE),
+    ("type", True, str),
+    ("timestamp", True, DATE),
+    ("content", True, str),
+    ("author", True, dict),
+    ("author.id", True, SNOWFLAKE),
+    ("author.name", True, str),
+    ("author.discriminator", False, str),
+    ("author.nickname", False, str),
+    ("author.isBot", False, bool),
+    ("attachments", False, list),
+    ("stickers", False, list),
+    ("reference", False, dict),
+    ("reference.type", False, str),
+    ("reference.messageId", False, SNOWFLAKE),
+    ("forwardedMessage", False, dict),
     ("forwardedMessage.content", False, str),
 )
-EXPECTED = {str: "a string", dict: "an object", list: "an array", bool: "true or false",
-            SNOWFLAKE: "a string of digits (a snowflake id)", DATE: "a date like 2025-03-27T19:02:14.381+01:00"}
+EXPECTED = {
+    str: "a string",
+    dict: "an object",
+    list: "an array",
+    bool: "true or false",
+    SNOWFLAKE: "a string of digits (a snowflake id)",
+    DATE: "a date like 2025-03-27T19:02:14.381+01:00",
+}
 
 
 def message_problem(d) -> str | None:

@@ -19,12 +19,12 @@ NAME_RE = re.compile(r"\[(?P<channel>\d{15,21})\](?: \[part (?P<part>\d+)\])?(?:
 class ReadOptions:
     """What the readers need beyond the file itself."""
 
-    timezone: str = "UTC"            # zone the exporting machine used for TXT/HTML dates (they carry no offset)
-    date_order: str = "auto"         # TXT/HTML date order: auto, mdy, dmy or ymd
-    allow_truncated: bool = False    # keep the messages of a JSON export cut off mid-write
+    timezone: str = "UTC"  # zone the exporting machine used for TXT/HTML dates (they carry no offset)
+    date_order: str = "auto"  # TXT/HTML date order: auto, mdy, dmy or ymd
+    allow_truncated: bool = False  # keep the messages of a JSON export cut off mid-write
     warnings: list[str] = field(default_factory=list)
     on_warning: Callable[[str], None] | None = None
-    on_bytes: Callable[[int], None] | None = None   # progress: called with the size of each block read
+    on_bytes: Callable[[int], None] | None = None  # progress: called with the size of each block read
 
     def read_bytes(self, n: int) -> None:
         if self.on_bytes is not None:
@@ -65,12 +65,13 @@ class ExportFile:
 
     path: Path
     format: str
-    named: bool = True           # given as an input itself (not found in a folder): any error fails the run
-    problem: str | None = None   # found before reading: it looks like an export but cannot be one as it is
+    named: bool = True  # given as an input itself (not found in a folder): any error fails the run
+    problem: str | None = None  # found before reading: it looks like an export but cannot be one as it is
 
 
-def find_export_files(inputs: Iterable[Path | str], recursive: bool = True,
-                      skipped: list[dict] | None = None) -> list[ExportFile]:
+def find_export_files(
+    inputs: Iterable[Path | str], recursive: bool = True, skipped: list[dict] | None = None
+) -> list[ExportFile]:
     """Every export file under the inputs with its format, in a stable order.
 
     A file named explicitly must be an export (else the reader's error says why). In a folder, a file
@@ -125,8 +126,12 @@ def _classify(path: Path, fmt: str) -> tuple[bool, str | None]:
 
 
 HEAD = 1 << 14
-BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
-        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def _encoding_problem(raw: bytes) -> tuple[str | None, bytes]:
@@ -179,6 +184,5 @@ def _starts_like(head: bytes, fmt: str) -> bool:
 def _format_of(path: Path) -> str:
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
-        raise ChatcloneError(
-            f"unknown export format '{path.suffix}' (expected .json, .csv, .txt or .html)", path)
+        raise ChatcloneError(f"unknown export format '{path.suffix}' (expected .json, .csv, .txt or .html)", path)
     return fmt

@@ -15,9 +15,12 @@ def read_text(path: Path) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ChatcloneError(f"not UTF-8 text (byte 0x{data[e.start]:02x}); DiscordChatExporter writes UTF-8, "
-                             "re-save the file as UTF-8", path, line=line) from None
+        line = data[: e.start].count(b"\n") + 1
+        raise ChatcloneError(
+            f"not UTF-8 text (byte 0x{data[e.start]:02x}); DiscordChatExporter writes UTF-8, re-save the file as UTF-8",
+            path,
+            line=line,
+        ) from None
     return text.replace("\r\n", "\n")
 
 
@@ -36,5 +39,6 @@ def first_line(path: Path) -> str:
         try:
             return f.readline()
         except UnicodeDecodeError:
-            raise ChatcloneError("not UTF-8 text; DiscordChatExporter writes UTF-8, re-save the file as UTF-8",
-                                 path, line=1) from None
+            raise ChatcloneError(
+                "not UTF-8 text; DiscordChatExporter writes UTF-8, re-save the file as UTF-8", path, line=1
+            ) from None

@@ -31,16 +31,21 @@ def read_txt(path: Path, options: ReadOptions) -> tuple[FileHeader, Iterator[Mes
     body_start, fields = _preamble(path, lines)
     body_end, expected = _footer(path, lines, options)
     name = " / ".join(v for v in (fields.get("Guild"), fields.get("Channel")) if v)
-    header = FileHeader.from_path(path, channel_id=None, is_dm=fields.get("Guild") == "Direct Messages",
-                                  name=name or path.stem)
+    header = FileHeader.from_path(
+        path, channel_id=None, is_dm=fields.get("Guild") == "Direct Messages", name=name or path.stem
+    )
     starts = _message_starts(path, lines, body_start, body_end, expected, options)
     return header, _messages(lines, starts, body_end, header.channel_key)
 
 
 def _preamble(path: Path, lines: list[str]) -> tuple[int, dict[str, str]]:
     if lines[0] != RULE:
-        raise ChatcloneError("unreadable TXT header: line 1 should be 62 '=' characters "
-                             "(is this a DiscordChatExporter PlainText export?)", path, line=1)
+        raise ChatcloneError(
+            "unreadable TXT header: line 1 should be 62 '=' characters "
+            "(is this a DiscordChatExporter PlainText export?)",
+            path,
+            line=1,
+        )
     for i in range(1, min(len(lines), 12)):
         if lines[i] == RULE:
             pairs = (line.split(": ", 1) for line in lines[1:i] if ": " in line)
@@ -57,14 +62,19 @@ def _footer(path: Path, lines: list[str], options: ReadOptions) -> tuple[int, in
         digits = re.sub(r"\D", "", lines[end - 2])
         return end - 3, int(digits) if digits else None
     if not options.allow_truncated:
-        raise ChatcloneError("truncated TXT export: no 'Exported N message(s)' footer. Re-export, "
-                             "or pass allow_truncated=true to keep the messages read", path, line=end)
+        raise ChatcloneError(
+            "truncated TXT export: no 'Exported N message(s)' footer. Re-export, "
+            "or pass allow_truncated=true to keep the messages read",
+            path,
+            line=end,
+        )
     options.warn(f"{path}: TXT export has no footer (truncated); keeping the messages read")
     return len(lines), None
 
 
-def _message_starts(path: Path, lines: list[str], start: int, end: int, expected: int | None,
-                    options: ReadOptions) -> list[tuple[int, float, str, bool]]:
+def _message_starts(
+    path: Path, lines: list[str], start: int, end: int, expected: int | None, options: ReadOptions
+) -> list[tuple[int, float, str, bool]]:
     """(line index, timestamp, author, pinned) of every message header line.
 
     A header is a `[date] author` line where DCE puts one: after the blank line that ends the previous
@@ -88,8 +98,7 @@ def _message_starts(path: Path, lines: list[str], start: int, end: int, expected
     if expected is None or expected != len(starts):
         _check_count(path, starts, unread, expected, end)
     if not starts and end > start and any(lines[start:end]):
-        raise ChatcloneError("no message header lines like '[3/27/2025 7:02 PM] username' found", path,
-                             line=start + 1)
+        raise ChatcloneError("no message header lines like '[3/27/2025 7:02 PM] username' found", path, line=start + 1)
     return starts
 
 
@@ -117,19 +126,26 @@ def _check_count(path: Path, starts: list, unread: list, expected: int | None, e
     """Header lines and the footer's count disagree (or there is no footer): say which line is at fault."""
     if unread and (expected is None or len(starts) + len(unread) == expected):
         i, problem = unread[0]
-        raise ChatcloneError(f"message header with an {problem}" if problem.startswith("unreadable")
-                             else f"message header: {problem}", path, line=i + 1)
+        raise ChatcloneError(
+            f"message header with an {problem}" if problem.startswith("unreadable") else f"message header: {problem}",
+            path,
+            line=i + 1,
+        )
     if expected is None:
         return
     found = f"footer says {expected} messages but {len(starts)} message headers were found"
     if len(starts) < expected:
-        raise ChatcloneError(f"{found}; a message header not where DiscordChatExporter writes one "
-                             "(after a blank line)?", path, line=end + 2)
+        raise ChatcloneError(
+            f"{found}; a message header not where DiscordChatExporter writes one (after a blank line)?",
+            path,
+            line=end + 2,
+        )
     suspect = _suspect(starts)
     if suspect is None:
         raise ChatcloneError(f"{found}; a line of message text that looks like a header?", path, line=end + 2)
-    raise ChatcloneError(f"{found}; line {suspect + 1} looks like a header but may be text inside a message",
-                         path, line=suspect + 1)
+    raise ChatcloneError(
+        f"{found}; line {suspect + 1} looks like a header but may be text inside a message", path, line=suspect + 1
+    )
 
 
 def _suspect(starts: list) -> int | None:
@@ -150,14 +166,24 @@ def _suspect(starts: list) -> int | None:
 def _messages(lines: list[str], starts: list, end: int, channel: str) -> Iterator[Message]:
     bounds = [s[0] for s in starts[1:]] + [end]
     for order, ((i, ts, author, _pinned), stop) in enumerate(zip(starts, bounds)):
-        content, blocks = _split_chunk(lines[i + 1:stop])
+        content, blocks = _split_chunk(lines[i + 1 : stop])
         forwarded = blocks.get("{Forwarded Message}")
         kind = Kind.FORWARD if forwarded is not None and not content else kind_from_text(content)
-        yield Message(channel=channel, id=None, author_id=None, username=author, display=author,
-                      is_bot=False, kind=kind, ts=ts, content=content,
-                      attachments=len(blocks.get("{Attachments}", [])),
-                      stickers=len(blocks.get("{Stickers}", [])),
-                      forwarded=_forwarded_text(forwarded), order=order)
+        yield Message(
+            channel=channel,
+            id=None,
+            author_id=None,
+            username=author,
+            display=author,
+            is_bot=False,
+            kind=kind,
+            ts=ts,
+            content=content,
+            attachments=len(blocks.get("{Attachments}", [])),
+            stickers=len(blocks.get("{Stickers}", [])),
+            forwarded=_forwarded_text(forwarded),
+            order=order,
+        )
 
 
 def _split_chunk(chunk: list[str]) -> tuple[str, dict[str, list[str]]]:
@@ -169,11 +195,10 @@ def _split_chunk(chunk: list[str]) -> tuple[str, dict[str, list[str]]]:
         blocks["{Reactions}"], chunk = [chunk[-1]], chunk[:-2]
     while chunk and chunk[-1] == "":
         chunk = chunk[:-1]
-        marker = next((j for j in range(len(chunk) - 1, 0, -1)
-                       if chunk[j] in BLOCKS and chunk[j - 1] == ""), None)
+        marker = next((j for j in range(len(chunk) - 1, 0, -1) if chunk[j] in BLOCKS and chunk[j - 1] == ""), None)
         if marker is None:
             break
-        blocks[chunk[marker]] = [line for line in chunk[marker + 1:] if line]
+        blocks[chunk[marker]] = [line for line in chunk[marker + 1 :] if line]
         chunk = chunk[:marker]
     return "\n".join(chunk), blocks
 

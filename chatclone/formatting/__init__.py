@@ -11,5 +11,21 @@ from chatclone.formatting.labels import IGNORE, char_spans, labels_for_spans
 from chatclone.formatting.render import Renderer
 from chatclone.formatting.turns import ASSISTANT, SYSTEM, USER, Part, Style, Turn, Unit, build_units, window_turns
 
-__all__ = ["ASSISTANT", "IGNORE", "SYSTEM", "USER", "ChatEncoder", "Encoded", "Part", "Renderer", "Sequence",
-           "Style", "Turn", "Unit", "build_units", "char_spans", "labels_for_spans", "window_turns"]
+__all__ = [
+    "ASSISTANT",
+    "IGNORE",
+    "SYSTEM",
+    "USER",
+    "ChatEncoder",
+    "Encoded",
+    "Part",
+    "Renderer",
+    "Sequence",
+    "Style",
+    "Turn",
+    "Unit",
+    "build_units",
+    "char_spans",
+    "labels_for_spans",
+    "window_turns",
+]

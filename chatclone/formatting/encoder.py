@@ -25,7 +25,7 @@ CONTEXT_RESERVE = 0.25  # share of max_length kept for the context of a window's
 class Sequence:
     input_ids: list[int]
     labels: list[int]
-    target_turns: int          # target messages labelled in this sequence
+    target_turns: int  # target messages labelled in this sequence
 
     @property
     def length(self) -> int:
@@ -39,14 +39,16 @@ class Sequence:
 @dataclass
 class Encoded:
     """What one conversation became."""
+
     sequences: list[Sequence] = field(default_factory=list)
-    skipped_turns: int = 0     # target messages that could not fit in max_length even without context
-    skipped_tokens: int = 0    # tokens of those turns' shortest windows
+    skipped_turns: int = 0  # target messages that could not fit in max_length even without context
+    skipped_tokens: int = 0  # tokens of those turns' shortest windows
 
 
 @dataclass
 class _Draft:
     """A whole conversation rendered once (up to its last target turn), before tokenization."""
+
     units: list[Unit]
     turns: list[Turn]
     text: str
@@ -57,8 +59,16 @@ class _Draft:
 class ChatEncoder:
     """Renders, tokenizes and labels conversations for one tokenizer, template and sequence length."""
 
-    def __init__(self, tokenizer: Any, template: str, end_of_turn: str, style: Style, max_length: int,
-                 where: str = "model", hints: str = ""):
+    def __init__(
+        self,
+        tokenizer: Any,
+        template: str,
+        end_of_turn: str,
+        style: Style,
+        max_length: int,
+        where: str = "model",
+        hints: str = "",
+    ):
         self.tokenizer, self.end_of_turn, self.style, self.max_length = tokenizer, end_of_turn, style, max_length
         self.renderer = Renderer(tokenizer, template, end_of_turn, where, hints)
         self._backend = _plain_backend(tokenizer)
@@ -151,7 +161,7 @@ class ChatEncoder:
         [encoding] = self._tokenize([text])
         ids = encoding.ids
         labels = labels_for_spans(encoding, char_spans(turns, starts, self.end_of_turn), ids)
-        return Sequence(ids, labels, sum(u.trained_parts for u in units[first_trained:end + 1]))
+        return Sequence(ids, labels, sum(u.trained_parts for u in units[first_trained : end + 1]))
 
     def check(self, messages: Iterable[Mapping]) -> None:
         """Compare the first window's render with transformers' own `apply_chat_template` (see Renderer.check)."""
@@ -193,5 +203,3 @@ def _unit_sizes(draft: _Draft, offsets: list[tuple[int, int]], folded_system: in
     if first is not None:
         sizes[first] = max(0, sizes[first] - folded_system)
     return sizes, len(offsets) - sum(sizes)
-
-

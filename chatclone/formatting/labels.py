@@ -37,7 +37,7 @@ def labels_for_spans(encoding: Any, spans: list[tuple[int, int]], ids: list[int]
     for start, end in spans:
         first, last = _token_at(encoding, start, end, 1), _token_at(encoding, end - 1, start - 1, -1)
         if first is not None and last is not None and first <= last:
-            labels[first:last + 1] = ids[first:last + 1]
+            labels[first : last + 1] = ids[first : last + 1]
     return labels
 
 

@@ -36,15 +36,18 @@ class Renderer:
         return {**self.__dict__, "_compiled": None}
 
     def render(self, turns: list[Turn]) -> tuple[str, list[int]]:
-        marked = self._apply([{"role": t.role, "content": f"{_OPEN}{i}{_MID}{t.content}{_CLOSE}"}
-                              for i, t in enumerate(turns)])
+        marked = self._apply(
+            [{"role": t.role, "content": f"{_OPEN}{i}{_MID}{t.content}{_CLOSE}"} for i, t in enumerate(turns)]
+        )
         pieces, starts, at, previous, last = [], [-1] * len(turns), 0, 0, None
         for match in _MARKED.finditer(marked):
             index, content = int(match.group(1)), match.group(2)
             if index >= len(turns) or starts[index] >= 0 or content != turns[index].content:
-                self._fail(turns, "does not render each message once and verbatim (it trims, escapes, rewrites or "
-                                  "repeats them)")
-            chrome = marked[previous:match.start()]
+                self._fail(
+                    turns,
+                    "does not render each message once and verbatim (it trims, escapes, rewrites or repeats them)",
+                )
+            chrome = marked[previous : match.start()]
             self._check_end(turns, last, chrome)
             starts[index] = at + len(chrome)
             pieces += [chrome, content]
@@ -61,19 +64,24 @@ class Renderer:
     def _check_end(self, turns: list[Turn], index: int | None, after: str) -> None:
         """The template's text right after an assistant turn must start with the end-of-turn token."""
         if index is not None and turns[index].role == ASSISTANT and not after.startswith(self.end_of_turn):
-            self._fail(turns, f"does not end assistant turns with model.end_of_turn={self.end_of_turn!r} (it writes "
-                              f"{after[:20]!r}); set model.end_of_turn to the token it does write")
+            self._fail(
+                turns,
+                f"does not end assistant turns with model.end_of_turn={self.end_of_turn!r} (it writes "
+                f"{after[:20]!r}); set model.end_of_turn to the token it does write",
+            )
 
     def check(self, turns: list[Turn]) -> None:
         """The text `render` produces must be what transformers renders for the same (unmarked) messages."""
         text, _ = self.render(turns)
         if text != self._apply([{"role": t.role, "content": t.content} for t in turns], reference=True):
-            self._fail(turns, "renders differently once message text is marked (it inspects message content), "
-                              "so the target's tokens cannot be located; use another template (model.chat_template)")
+            self._fail(
+                turns,
+                "renders differently once message text is marked (it inspects message content), "
+                "so the target's tokens cannot be located; use another template (model.chat_template)",
+            )
 
     def _fail(self, turns: list[Turn], what: str) -> None:
-        raise ChatcloneError(f"{self.where}: the chat template {what}, in a conversation of roles "
-                             f"{_roles(turns)}")
+        raise ChatcloneError(f"{self.where}: the chat template {what}, in a conversation of roles {_roles(turns)}")
 
     def _apply(self, messages: list[dict], reference: bool = False) -> str:
         """Render plain {role, content} messages. The template compiled by transformers is called directly (what
@@ -88,11 +96,14 @@ class Renderer:
                 from transformers.utils.chat_template_utils import _compile_jinja_template
 
                 self._compiled = _compile_jinja_template(self.template)
-            return self._compiled.render(messages=messages, tools=None, documents=None, add_generation_prompt=False,
-                                         **self._special_tokens)
+            return self._compiled.render(
+                messages=messages, tools=None, documents=None, add_generation_prompt=False, **self._special_tokens
+            )
         except TemplateError as error:
-            raise ChatcloneError(f"{self.where}: the chat template cannot express a conversation of roles "
-                                 f"{_roles(messages)} ({' '.join(str(error).split())}){self.hints}") from None
+            raise ChatcloneError(
+                f"{self.where}: the chat template cannot express a conversation of roles "
+                f"{_roles(messages)} ({' '.join(str(error).split())}){self.hints}"
+            ) from None
 
 
 def _roles(turns: list) -> str:

@@ -23,6 +23,7 @@ _DROP_RESERVED = str.maketrans("", "", RESERVED)
 @dataclass(frozen=True)
 class Part:
     """One message's text inside a unit; `prefix` joins it to the part before (merged same-role messages)."""
+
     text: str
     trained: bool
     prefix: str = ""
@@ -31,6 +32,7 @@ class Part:
 @dataclass
 class Unit:
     """One turn of the conversation as the template sees it."""
+
     role: str
     parts: list[Part]
 
@@ -46,6 +48,7 @@ class Turn:
     `end_trained`: the end-of-turn marker the template writes right after `content` is labelled too.
     `unit`: index of the unit it renders, or None for a system turn or an inserted user turn.
     """
+
     role: str
     content: str
     spans: tuple[tuple[int, int], ...] = ()
@@ -56,6 +59,7 @@ class Turn:
 @dataclass(frozen=True)
 class Style:
     """How turns are shaped for one template (from ModelConfig and FormattingConfig)."""
+
     system_prompt: str = ""
     system_role: bool = True
     alternating_roles: bool = False

@@ -39,8 +39,15 @@ def _command(line: str, session: Session, commands: dict[str, str], err: TextIO)
     return "help"
 
 
-def chat(session: Session, user: str, stdin: TextIO, out: TextIO, err: TextIO, interactive: bool,
-         opening: list[dict] | None = None) -> None:
+def chat(
+    session: Session,
+    user: str,
+    stdin: TextIO,
+    out: TextIO,
+    err: TextIO,
+    interactive: bool,
+    opening: list[dict] | None = None,
+) -> None:
     """Chat as `user` until /quit or EOF; each message gets the target's streamed reply."""
     if interactive:
         err.write(f"chatting with {session.target} as {user}. {_help(COMMANDS)}\n")
@@ -71,14 +78,26 @@ def _reply(session: Session, err: TextIO, speaker: str | None = None) -> None:
         err.write(f"error: {error}\n")
 
 
-def simulate(session: Session, player: str, others: list[str], rng: random.Random, stdin: TextIO, out: TextIO,
-             err: TextIO, interactive: bool, max_turns: int, opening: list[dict] | None = None) -> str:
+def simulate(
+    session: Session,
+    player: str,
+    others: list[str],
+    rng: random.Random,
+    stdin: TextIO,
+    out: TextIO,
+    err: TextIO,
+    interactive: bool,
+    max_turns: int,
+    opening: list[dict] | None = None,
+) -> str:
     """The user plays `player`, the model everyone else; returns why it ended (quit, eof, max_turns). The player opens
     (unless they play the target); then the target answers everyone, and after the target one of the others (the
     player included) speaks, drawn with `rng`."""
     if interactive:
-        err.write(f"you are {player}; the model plays {', '.join(n for n in session.names if n != player)}. "
-                  f"{_help(SIMULATE_COMMANDS)}\n")
+        err.write(
+            f"you are {player}; the model plays {', '.join(n for n in session.names if n != player)}. "
+            f"{_help(SIMULATE_COMMANDS)}\n"
+        )
     if opening:
         session.open_with(opening)
     rotation = [n for n in dict.fromkeys(others + ([player] if player != session.target else []))]

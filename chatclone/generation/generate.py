@@ -23,38 +23,52 @@ from chatclone.generation.stops import SpeakerCut, StreamGate
 @dataclass
 class Reply:
     """A generated turn and how it ended."""
+
     speaker: str
     text: str
-    tokens: int                   # generated tokens, the stop token included
+    tokens: int  # generated tokens, the stop token included
     seconds: float
-    first_token_s: float | None   # from the call to the first generated token (prompt processing included)
+    first_token_s: float | None  # from the call to the first generated token (prompt processing included)
     prompt_tokens: int
-    stopped: str                  # end_of_turn | max_new_tokens | speaker (cut at another speaker) | interrupted
-    cut_at: str | None = None     # the speaker whose `Name:` line the turn was cut at
+    stopped: str  # end_of_turn | max_new_tokens | speaker (cut at another speaker) | interrupted
+    cut_at: str | None = None  # the speaker whose `Name:` line the turn was cut at
     candidate: int = 0
-    attempt: int = 1              # which draw of its turn this was (an empty draw is drawn again)
-    shown: bool = True            # false: an empty draw that was drawn again, never shown
+    attempt: int = 1  # which draw of its turn this was (an empty draw is drawn again)
+    shown: bool = True  # false: an empty draw that was drawn again, never shown
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
     def record(self) -> dict:
-        return {"speaker": self.speaker, "candidate": self.candidate, "text": self.text, "tokens": self.tokens,
-                "prompt_tokens": self.prompt_tokens, "seconds": round(self.seconds, 4),
-                "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
-                "tokens_per_s": round(self.tokens_per_s, 2), "stopped": self.stopped, "cut_at": self.cut_at,
-                "attempt": self.attempt, "shown": self.shown}
+        return {
+            "speaker": self.speaker,
+            "candidate": self.candidate,
+            "text": self.text,
+            "tokens": self.tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "seconds": round(self.seconds, 4),
+            "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
+            "tokens_per_s": round(self.tokens_per_s, 2),
+            "stopped": self.stopped,
+            "cut_at": self.cut_at,
+            "attempt": self.attempt,
+            "shown": self.shown,
+        }
 
 
 def generation_config(sampling: SamplingConfig, stop_ids: list[int], pad_id: int, n: int | None = None) -> Any:
     """A fresh GenerationConfig (the checkpoint's own generation_config.json defaults play no part)."""
     from transformers import GenerationConfig
 
-    settings: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy,
-                                "num_return_sequences": n or sampling.num_return_sequences,
-                                "repetition_penalty": sampling.repetition_penalty, "eos_token_id": list(stop_ids),
-                                "pad_token_id": pad_id}
+    settings: dict[str, Any] = {
+        "max_new_tokens": sampling.max_new_tokens,
+        "do_sample": not sampling.greedy,
+        "num_return_sequences": n or sampling.num_return_sequences,
+        "repetition_penalty": sampling.repetition_penalty,
+        "eos_token_id": list(stop_ids),
+        "pad_token_id": pad_id,
+    }
     if not sampling.greedy:
         settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
     return GenerationConfig(**settings)
@@ -109,7 +123,7 @@ class _Stop:
         import torch
 
         done = []
-        for row in input_ids[:, self.prompt_length:].tolist():
+        for row in input_ids[:, self.prompt_length :].tolist():
             _, who, stop = self.cut.raw_end(self.tokenizer.decode(row, skip_special_tokens=True))
             done.append(who is not None or stop)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
@@ -145,22 +159,37 @@ class PrefixCache:
         from transformers.cache_utils import DynamicLayer
 
         if all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
-            self.ids, self.cache = sequence[:cache.get_seq_length()], cache
+            self.ids, self.cache = sequence[: cache.get_seq_length()], cache
 
 
 class Generator:
     """Generates turns with one loaded model, tokenizer and sampling setting."""
 
-    def __init__(self, model: Any, tokenizer: Any, sampling: SamplingConfig, stop_ids: list[int], pad_id: int,
-                 names: list[str], logits_processor: Any = None, reuse_cache: bool = True):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        sampling: SamplingConfig,
+        stop_ids: list[int],
+        pad_id: int,
+        names: list[str],
+        logits_processor: Any = None,
+        reuse_cache: bool = True,
+    ):
         self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
         self.stop_ids, self.pad_id, self.names = stop_ids, pad_id, names
-        self.logits_processor = logits_processor   # tests script tokens through it
+        self.logits_processor = logits_processor  # tests script tokens through it
         self.static_step = getattr(model, "static_cache_step", None)  # compile_decode: a static cache every call
         self.prefix = PrefixCache() if reuse_cache and not self.static_step else None
 
-    def turn(self, prompt_ids: list[int], speaker: str, stop_texts: tuple[str, ...] = (),
-             n: int = 1, on_text: Callable[[str], None] | None = None) -> list[Reply]:
+    def turn(
+        self,
+        prompt_ids: list[int],
+        speaker: str,
+        stop_texts: tuple[str, ...] = (),
+        n: int = 1,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[Reply]:
         """`n` candidate turns of `speaker` after the prompt; with `on_text` (n=1) text streams to it as it comes."""
         cut = SpeakerCut(self.names, speaker, stop_texts)
         if on_text is not None and n == 1:
@@ -173,8 +202,9 @@ class Generator:
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    def generate(self, prompt_ids: list[int], cut: SpeakerCut | None = None, n: int = 1, streamer: Any = None,
-                 cache: Any = None) -> Any:
+    def generate(
+        self, prompt_ids: list[int], cut: SpeakerCut | None = None, n: int = 1, streamer: Any = None, cache: Any = None
+    ) -> Any:
         """`model.generate` for `n` sequences after the prompt (the returned ids include it), stopped by the stop
         tokens, max_new_tokens and, with `cut`, another speaker's line. No decoding, no speaker net on the text:
         `turn` does those (benchmarks time this raw call)."""
@@ -195,24 +225,30 @@ class Generator:
             extra["past_key_values"] = cache
         stops = [_Stop(cut, self.tokenizer, len(prompt_ids))] if cut is not None else []
         with torch.inference_mode():
-            return self.model.generate(**self._inputs(prompt_ids), generation_config=config, streamer=streamer,
-                                       stopping_criteria=StoppingCriteriaList(stops), **extra)
+            return self.model.generate(
+                **self._inputs(prompt_ids),
+                generation_config=config,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList(stops),
+                **extra,
+            )
 
     def _batch(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut, n: int) -> list[Reply]:
         timer, started = _Timer(), time.perf_counter()
         out = self.generate(prompt_ids, cut, n, timer)
         seconds = time.perf_counter() - started
         first = timer.first - started if timer.first else None
-        return [self._reply(row[len(prompt_ids):].tolist(), speaker, cut, seconds, first, len(prompt_ids), i)
-                for i, row in enumerate(out)]
+        return [
+            self._reply(row[len(prompt_ids) :].tolist(), speaker, cut, seconds, first, len(prompt_ids), i)
+            for i, row in enumerate(out)
+        ]
 
-    def _streamed(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut,
-                  on_text: Callable[[str], None]) -> Reply:
+    def _streamed(self, prompt_ids: list[int], speaker: str, cut: SpeakerCut, on_text: Callable[[str], None]) -> Reply:
         gate, started = StreamGate(cut, on_text), time.perf_counter()
         streamer = _text_streamer(self.tokenizer, gate)
         cache = self.prefix.take(self.model, prompt_ids) if self.prefix else None
         try:
-            new_ids = self.generate(prompt_ids, cut, 1, streamer, cache)[0][len(prompt_ids):].tolist()
+            new_ids = self.generate(prompt_ids, cut, 1, streamer, cache)[0][len(prompt_ids) :].tolist()
         except KeyboardInterrupt:  # the cache is dropped: it may hold a half-written step
             new_ids, interrupted = streamer.ids, True
             streamer.end()  # shows the words it was holding back
@@ -228,13 +264,26 @@ class Generator:
             reply.stopped = "interrupted"
         return reply
 
-    def _reply(self, new_ids: list[int], speaker: str, cut: SpeakerCut, seconds: float, first: float | None,
-               prompt_tokens: int, candidate: int) -> Reply:
+    def _reply(
+        self,
+        new_ids: list[int],
+        speaker: str,
+        cut: SpeakerCut,
+        seconds: float,
+        first: float | None,
+        prompt_tokens: int,
+        candidate: int,
+    ) -> Reply:
         """The turn from its new token ids: up to the first stop token, then the speaker safety net."""
         stop_at = next((i for i, t in enumerate(new_ids) if t in self.stop_ids), None)
         kept = new_ids if stop_at is None else new_ids[:stop_at]
         tokens = len(kept) + (stop_at is not None)
         result = cut.cut(self.tokenizer.decode(kept, skip_special_tokens=True))
-        stopped = ("speaker" if result.speaker else "end_of_turn" if stop_at is not None or result.at_stop_text
-                   else "max_new_tokens")
+        stopped = (
+            "speaker"
+            if result.speaker
+            else "end_of_turn"
+            if stop_at is not None or result.at_stop_text
+            else "max_new_tokens"
+        )
         return Reply(speaker, result.text, tokens, seconds, first, prompt_tokens, stopped, result.speaker, candidate)

@@ -23,6 +23,7 @@ PLACEHOLDER = "\ue00f"  # private use: never in a template or a message (the Ren
 @dataclass(frozen=True)
 class PromptFormat:
     """How the clone's training data was rendered (from its tokenize_dataset run)."""
+
     target: str
     style: Style
     template: str
@@ -47,7 +48,7 @@ class PromptBuilder:
         turns = window_turns(units, 0, len(units) - 1, len(units), self.format.style)
         text, _ = self.renderer.render(turns)
         at = text.index(PLACEHOLDER)
-        return text[:at].rstrip(" "), text[at + 1:]
+        return text[:at].rstrip(" "), text[at + 1 :]
 
     def fit(self, history: list[dict], speaker: str, budget: int) -> tuple[list[int], int]:
         """Token ids of the prompt, dropping the oldest messages until it fits `budget` tokens; (ids, dropped)."""
@@ -56,9 +57,11 @@ class PromptBuilder:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             if len(ids) <= budget:
                 return ids, dropped
-        raise ChatcloneError(f"the prompt takes {len(ids)} tokens even without earlier messages, more than the "
-                             f"{budget} the model has room for (model max_length {self.format.max_length} minus "
-                             "sampling.max_new_tokens): shorten the message or lower sampling.max_new_tokens")
+        raise ChatcloneError(
+            f"the prompt takes {len(ids)} tokens even without earlier messages, more than the "
+            f"{budget} the model has room for (model max_length {self.format.max_length} minus "
+            "sampling.max_new_tokens): shorten the message or lower sampling.max_new_tokens"
+        )
 
     def turn_end(self, speaker: str) -> str:
         """What the template writes after a turn of `speaker` (its first line, stripped): a stop text."""

@@ -83,21 +83,30 @@ def summarize(replies: list[Reply]) -> dict:
     # generated together would show 1/n of the real tokens/s
     seconds = sum(r.seconds for r in timed if r.candidate == 0)
     firsts = [r.first_token_s for r in replies if r.first_token_s is not None]
-    return {"replies": len(shown), "tokens": sum(r.tokens for r in replies),
-            "empty_replies": len(shown) - len(said),
-            "speaker_cuts": sum(r.stopped == "speaker" for r in said),
-            "truncated": sum(r.stopped == "max_new_tokens" for r in said),
-            "interrupted": sum(r.stopped == "interrupted" for r in said),
-            "draws": len(replies), "redrawn": len(replies) - len(shown),
-            "stopped": dict(Counter(r.stopped for r in shown)),
-            "tokens_per_s": round(sum(r.tokens for r in timed) / seconds, 2) if seconds else None,
-            "mean_first_token_s": round(sum(firsts) / len(firsts), 4) if firsts else None}
+    return {
+        "replies": len(shown),
+        "tokens": sum(r.tokens for r in replies),
+        "empty_replies": len(shown) - len(said),
+        "speaker_cuts": sum(r.stopped == "speaker" for r in said),
+        "truncated": sum(r.stopped == "max_new_tokens" for r in said),
+        "interrupted": sum(r.stopped == "interrupted" for r in said),
+        "draws": len(replies),
+        "redrawn": len(replies) - len(shown),
+        "stopped": dict(Counter(r.stopped for r in shown)),
+        "tokens_per_s": round(sum(r.tokens for r in timed) / seconds, 2) if seconds else None,
+        "mean_first_token_s": round(sum(firsts) / len(firsts), 4) if firsts else None,
+    }
 
 
 def describe(summary: dict) -> str:
     """The summary line: counts of the replies as they were shown."""
-    ended = (summary["replies"] - summary["empty_replies"] - summary["speaker_cuts"] - summary["truncated"]
-             - summary["interrupted"])
+    ended = (
+        summary["replies"]
+        - summary["empty_replies"]
+        - summary["speaker_cuts"]
+        - summary["truncated"]
+        - summary["interrupted"]
+    )
     parts = [f"{ended} ended their turn"]
     parts += [f"{summary['speaker_cuts']} stopped where another speaker's line began"] * bool(summary["speaker_cuts"])
     parts += [f"{summary['truncated']} cut at sampling.max_new_tokens (shown with …)"] * bool(summary["truncated"])

@@ -18,12 +18,13 @@ from chatclone.generation.generate import Generator, Reply
 from chatclone.generation.records import GENERATIONS, describe, generation_rows, log_wandb, summarize, write_jsonl
 from chatclone.generation.session import Printer, Session
 
-FALLBACK_PARTNER = "Friend"   # a partner's name when the training data names none
+FALLBACK_PARTNER = "Friend"  # a partner's name when the training data names none
 
 
 @dataclass
 class Streams:
     """Where a stage reads typed input and writes the conversation (stdout) and notes (stderr)."""
+
     stdin: TextIO
     out: TextIO
     err: TextIO
@@ -60,11 +61,16 @@ def read_prompt(prompt: str | None, streams: Streams) -> str | None:
 def load(spec: CloneSpec, cfg: CloneStageConfig, console: Console) -> Clone:
     started = time.perf_counter()
     clone = load_clone(spec, cfg)
-    what = {"adapter": f"+ LoRA adapter {spec.weights}" + (" (fused)" if cfg.fuse_adapter else ""),
-            "merged": f"merged model {spec.weights}", "full": f"fully fine-tuned model {spec.weights}",
-            "base": "the bare base model (no adapter)"}[spec.kind]
-    console.print(f"{spec.target}: {spec.base_model} {what} on {clone.device} "
-                  f"({time.perf_counter() - started:.1f} s)", highlight=False)
+    what = {
+        "adapter": f"+ LoRA adapter {spec.weights}" + (" (fused)" if cfg.fuse_adapter else ""),
+        "merged": f"merged model {spec.weights}",
+        "full": f"fully fine-tuned model {spec.weights}",
+        "base": "the bare base model (no adapter)",
+    }[spec.kind]
+    console.print(
+        f"{spec.target}: {spec.base_model} {what} on {clone.device} ({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
     if cfg.seed is not None:
         from transformers import set_seed
 
@@ -76,12 +82,20 @@ def partners(spec: CloneSpec, wanted: list[str], count: int) -> list[str]:
     return list(wanted) or spec.partners[:count] or [FALLBACK_PARTNER]
 
 
-def new_session(clone: Clone, cfg: CloneStageConfig, names: list[str], out: TextIO,
-                logits_processor: object = None) -> Session:
+def new_session(
+    clone: Clone, cfg: CloneStageConfig, names: list[str], out: TextIO, logits_processor: object = None
+) -> Session:
     """A session whose safety net knows `names` and every partner from the training data."""
     known = list(dict.fromkeys([*names, *clone.spec.partners]))
-    generator = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id,
-                          [clone.spec.target, *known], logits_processor)
+    generator = Generator(
+        clone.model,
+        clone.tokenizer,
+        cfg.sampling,
+        clone.stop_ids,
+        clone.pad_id,
+        [clone.spec.target, *known],
+        logits_processor,
+    )
     return Session(clone, generator, Printer(out), known, cfg.reply_attempts)
 
 
@@ -89,13 +103,27 @@ def rng(cfg: CloneStageConfig) -> random.Random:
     return random.Random(cfg.seed)
 
 
-def finish(cfg: CloneStageConfig, run_dir: Path, stage: str, spec: CloneSpec, replies: list[Reply],
-           outputs: list[str], extra: dict, console: Console, rows: list[dict] | None = None) -> dict:
+def finish(
+    cfg: CloneStageConfig,
+    run_dir: Path,
+    stage: str,
+    spec: CloneSpec,
+    replies: list[Reply],
+    outputs: list[str],
+    extra: dict,
+    console: Console,
+    rows: list[dict] | None = None,
+) -> dict:
     """generations.jsonl (`rows`, or one row per reply), the W&B table, manifest.json (last); returns the summary."""
     rows = generation_rows(replies, cfg, stage=stage) if rows is None else rows
     outputs = [*outputs, write_jsonl(run_dir, GENERATIONS, rows)]
-    summary = {**summarize(replies), **extra, "clone": spec.describe(), "sampling": cfg.sampling.name,
-               "base_only": cfg.run == BASE_RUN}
+    summary = {
+        **summarize(replies),
+        **extra,
+        "clone": spec.describe(),
+        "sampling": cfg.sampling.name,
+        "base_only": cfg.run == BASE_RUN,
+    }
     outputs += log_wandb(cfg, run_dir, stage, rows, {k: v for k, v in summary.items() if k != "clone"})
     inputs = [str(spec.run_dir)] if cfg.run != BASE_RUN else [spec.base_model, str(spec.run_dir)]
     runs.finish_run(run_dir, stage, cfg, inputs=inputs, outputs=outputs, summary=summary)

@@ -15,8 +15,8 @@ from chatclone.errors import ChatcloneError
 from chatclone.generation.clone import Clone
 from chatclone.generation.generate import Generator, Reply
 
-NO_REPLY = "(no reply)"   # shown for a turn whose every draw was empty (cut at another speaker's line at once)
-CUT_MARK = "…"            # shown after a reply cut at sampling.max_new_tokens
+NO_REPLY = "(no reply)"  # shown for a turn whose every draw was empty (cut at another speaker's line at once)
+CUT_MARK = "…"  # shown after a reply cut at sampling.max_new_tokens
 
 
 def shown_text(reply: Reply) -> str:
@@ -58,12 +58,12 @@ class Session:
 
     def __init__(self, clone: Clone, generator: Generator, printer: Printer, names: list[str], attempts: int = 3):
         self.clone, self.generator, self.printer = clone, generator, printer
-        self.attempts = attempts   # draws for a sampled turn that keeps coming out empty
+        self.attempts = attempts  # draws for a sampled turn that keeps coming out empty
         self.names = list(dict.fromkeys([clone.spec.target, *names]))
         self.history: list[dict] = []
         self.transcript: list[dict] = []
         self.replies: list[Reply] = []
-        self.conversation = 0   # bumped by reset()
+        self.conversation = 0  # bumped by reset()
 
     @property
     def target(self) -> str:
@@ -72,8 +72,16 @@ class Session:
     def add(self, speaker: str, content: str, by: str) -> None:
         """A turn not generated here (typed by the user, or from the prompt)."""
         self.history.append(self.clone.prompts.message(speaker, content))
-        self.transcript.append({"conversation": self.conversation, "turn": len(self.history), "speaker": speaker,
-                                "by": by, "text": content, "time": time.time()})
+        self.transcript.append(
+            {
+                "conversation": self.conversation,
+                "turn": len(self.history),
+                "speaker": speaker,
+                "by": by,
+                "text": content,
+                "time": time.time(),
+            }
+        )
 
     def generate(self, speaker: str, stream: bool = True, n: int = 1, show: bool = True) -> list[Reply]:
         """The model's next turn(s) for `speaker`; the first candidate joins the history (if not empty). A streamed
@@ -81,8 +89,10 @@ class Session:
         greedy: it would come out the same), and then shown as `(no reply)`; only its last draw counts as shown."""
         budget = self.clone.spec.format.max_length - self.generator.sampling.max_new_tokens
         if budget < 1:
-            raise ChatcloneError(f"sampling.max_new_tokens={self.generator.sampling.max_new_tokens} leaves no room "
-                                 f"for the prompt in the model's max_length {self.clone.spec.format.max_length}")
+            raise ChatcloneError(
+                f"sampling.max_new_tokens={self.generator.sampling.max_new_tokens} leaves no room "
+                f"for the prompt in the model's max_length {self.clone.spec.format.max_length}"
+            )
         ids, _ = self.clone.prompts.fit(self.history, speaker, budget)
         stop_texts = (self.clone.spec.format.end_of_turn, self.clone.prompts.turn_end(speaker))
         if stream and show and n == 1:
@@ -95,7 +105,7 @@ class Session:
                 self.replies += replies
                 if done:
                     break
-            emit(shown_text(replies[0])[len(replies[0].text):])   # the `…` mark, or `(no reply)`
+            emit(shown_text(replies[0])[len(replies[0].text) :])  # the `…` mark, or `(no reply)`
             self.printer.end()
         else:
             replies = self.generator.turn(ids, speaker, stop_texts, n)
@@ -105,9 +115,18 @@ class Session:
         first = replies[0]
         if first.text:
             self.history.append(self.clone.prompts.message(speaker, first.text))
-        self.transcript.append({"conversation": self.conversation, "turn": len(self.history), "speaker": speaker,
-                                "by": "model", "time": time.time(), **first.record(), "attempts": first.attempt})
-        for key in ("attempt", "shown"):   # `attempts` says it for the transcript
+        self.transcript.append(
+            {
+                "conversation": self.conversation,
+                "turn": len(self.history),
+                "speaker": speaker,
+                "by": "model",
+                "time": time.time(),
+                **first.record(),
+                "attempts": first.attempt,
+            }
+        )
+        for key in ("attempt", "shown"):  # `attempts` says it for the transcript
             self.transcript[-1].pop(key)
         return replies
 
@@ -127,8 +146,7 @@ class Session:
             self.printer.turn(message["name"], message["content"])
 
 
-def next_speaker(last: str | None, target: str, others: list[str], rng: random.Random,
-                 allow_same: bool = False) -> str:
+def next_speaker(last: str | None, target: str, others: list[str], rng: random.Random, allow_same: bool = False) -> str:
     """The target answers anyone else; after the target (or at the start) one of the others speaks. Nobody speaks
     twice in a row unless `allow_same`, which lets the last speaker go on as one more choice."""
     choices = [target] if last is not None and last != target else list(others)

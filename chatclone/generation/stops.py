@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Cut:
-    text: str                  # the turn's text, stripped
-    speaker: str | None        # the speaker whose `Name:` line it was cut at, if any
+    text: str  # the turn's text, stripped
+    speaker: str | None  # the speaker whose `Name:` line it was cut at, if any
     at_stop_text: bool = False  # cut at an end-of-turn text that was not a stop token
 
 
@@ -42,7 +42,7 @@ class SpeakerCut:
             if 0 <= at < end:
                 end, stop = at, True
         for match in self._line.finditer(text, 0, end):
-            if match.group(1) != self.speaker or text[:match.start()].strip():  # a leading own name is stripped
+            if match.group(1) != self.speaker or text[: match.start()].strip():  # a leading own name is stripped
                 return match.start(), match.group(1), False
         return end, who, stop
 
@@ -50,7 +50,7 @@ class SpeakerCut:
         """The turn as shown: without leading blanks or the speaker's own `Name:` (the template already says who)."""
         text = text.lstrip()
         if text.startswith(self.own):
-            text = text[len(self.own):].lstrip()
+            text = text[len(self.own) :].lstrip()
         return text
 
     def cut(self, text: str) -> Cut:
@@ -61,7 +61,8 @@ class SpeakerCut:
         """Whether a line's beginning could still become a speaker's `Name:` line (or a stop text)."""
         line = line.lstrip(" \t")
         return any(p.startswith(line) for p in self.patterns) or any(
-            line.startswith(s[:len(line)]) and len(line) < len(s) for s in self.stop_texts if "\n" not in s)
+            line.startswith(s[: len(line)]) and len(line) < len(s) for s in self.stop_texts if "\n" not in s
+        )
 
 
 class StreamGate:
@@ -82,7 +83,7 @@ class StreamGate:
             return
         line_start = self.text.rfind("\n") + 1
         safe = line_start if self.cut.undecided(self.text[line_start:]) else len(self.text)
-        safe = min(safe, len(self.text[:safe].rstrip()))   # trailing blanks wait for what follows them
+        safe = min(safe, len(self.text[:safe].rstrip()))  # trailing blanks wait for what follows them
         self._show(self.cut.clean(self.text[:safe]))
 
     def close(self) -> None:
@@ -91,5 +92,5 @@ class StreamGate:
 
     def _show(self, shown: str) -> None:
         if len(shown) > self.shown:
-            self.emit(shown[self.shown:])
+            self.emit(shown[self.shown :])
             self.shown = len(shown)

@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 from chatclone.errors import ChatcloneError
 from chatclone.judging.pairs import SECRET
 
-TOKEN_CHARS = 32   # hex characters of the HMAC kept in a link (128 bits)
-ApiKeyCheck = Callable[[object], bool]   # the server's check: request -> whether it carries the API key
+TOKEN_CHARS = 32  # hex characters of the HMAC kept in a link (128 bits)
+ApiKeyCheck = Callable[[object], bool]  # the server's check: request -> whether it carries the API key
 
 
 def read_secret(judging_dir: Path) -> bytes:
@@ -41,8 +41,9 @@ def token_valid(secret: bytes, judge: str, token: object) -> bool:
 def judge_links(judging_dir: Path, judges: list[str], base_url: str, path: str = "/judge") -> dict[str, str]:
     """Each judge's personal link: `<base_url>/judge?judge=<name>&token=<token>`."""
     secret = read_secret(judging_dir)
-    return {j: f"{base_url.rstrip('/')}{path}?{urlencode({'judge': j, 'token': judge_token(secret, j)})}"
-            for j in judges}
+    return {
+        j: f"{base_url.rstrip('/')}{path}?{urlencode({'judge': j, 'token': judge_token(secret, j)})}" for j in judges
+    }
 
 
 def is_loopback(host: str | None) -> bool:
@@ -59,10 +60,11 @@ def bearer_check(api_key: str | ApiKeyCheck | None) -> ApiKeyCheck:
     if api_key is None:
         return lambda request: False
     if callable(api_key):
+
         def server_check(request) -> bool:
             try:
                 return bool(api_key(request))
-            except Exception:   # a check that refuses by raising (an HTTPException): no key; a token may still do
+            except Exception:  # a check that refuses by raising (an HTTPException): no key; a token may still do
                 return False
 
         return server_check

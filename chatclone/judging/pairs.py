@@ -28,13 +28,13 @@ SIDES = ("a", "b")
 
 @dataclass(frozen=True)
 class Item:
-    id: int            # the row of samples.jsonl it comes from (0 = the first line)
-    turn: int          # samples.jsonl's turn and record: which validation target turn this is
+    id: int  # the row of samples.jsonl it comes from (0 = the first line)
+    turn: int  # samples.jsonl's turn and record: which validation target turn this is
     record: str
-    context: list[str]   # `Name: text`, oldest first; [] when the reply opens the conversation
+    context: list[str]  # `Name: text`, oldest first; [] when the reply opens the conversation
     a: str
     b: str
-    clone: str         # "a" or "b": the side of the clone's reply (never sent to the page)
+    clone: str  # "a" or "b": the side of the clone's reply (never sent to the page)
 
     def public(self) -> dict:
         """What the page may see: everything but which side is the clone's."""
@@ -44,7 +44,7 @@ class Item:
 @dataclass(frozen=True)
 class JudgingRun:
     dir: Path
-    source: Path       # the evaluate_clone run
+    source: Path  # the evaluate_clone run
     target: str
     items: int
     skipped_identical: int
@@ -76,11 +76,17 @@ def read_samples(eval_run: Path) -> list[dict]:
             row = json.loads(line)
         except ValueError:
             raise ChatcloneError("not a JSON line", path, line=number) from None
-        ok = isinstance(row, dict) and isinstance(row.get("real"), str) and isinstance(row.get(FINE_TUNED), str) \
-            and isinstance(row.get("context"), list) and all(isinstance(m, str) for m in row["context"])
+        ok = (
+            isinstance(row, dict)
+            and isinstance(row.get("real"), str)
+            and isinstance(row.get(FINE_TUNED), str)
+            and isinstance(row.get("context"), list)
+            and all(isinstance(m, str) for m in row["context"])
+        )
         if not ok:
-            raise ChatcloneError(f"a sample needs `real` and `{FINE_TUNED}` texts and a `context` list of texts",
-                                 path, line=number)
+            raise ChatcloneError(
+                f"a sample needs `real` and `{FINE_TUNED}` texts and a `context` list of texts", path, line=number
+            )
         rows.append({"turn": row.get("turn", number - 1), "record": str(row.get("record", "")), **row})
     return rows
 
@@ -96,8 +102,10 @@ def prepare_judging(eval_run_dir: Path, run_dir: Path, seed: int) -> JudgingRun:
         raise ChatcloneError(f"this is a {manifest.get('stage')} run, expected an {SOURCE_STAGE} run", eval_run_dir)
     items, skipped = build_items(read_samples(eval_run_dir), seed)
     if not items:
-        raise ChatcloneError(f"nothing to judge: every one of the {skipped} samples has a clone reply identical to "
-                             "the real one", eval_run_dir / SAMPLES)
+        raise ChatcloneError(
+            f"nothing to judge: every one of the {skipped} samples has a clone reply identical to the real one",
+            eval_run_dir / SAMPLES,
+        )
     target = str(manifest.get("summary", {}).get("target", "the target"))
     runs.start_run(run_dir)
     with runs.new_files(run_dir, ITEMS) as (path,):
@@ -106,9 +114,14 @@ def prepare_judging(eval_run_dir: Path, run_dir: Path, seed: int) -> JudgingRun:
     secret.touch(mode=0o600)
     secret.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
     create_store(runs.new_file(run_dir, VOTES))
-    runs.finish_run(run_dir, STAGE, {"seed": seed}, inputs=[str(eval_run_dir)], outputs=[ITEMS, SECRET, VOTES],
-                    summary={"items": len(items), "skipped_identical": skipped, "target": target,
-                             "source": str(eval_run_dir)})
+    runs.finish_run(
+        run_dir,
+        STAGE,
+        {"seed": seed},
+        inputs=[str(eval_run_dir)],
+        outputs=[ITEMS, SECRET, VOTES],
+        summary={"items": len(items), "skipped_identical": skipped, "target": target, "source": str(eval_run_dir)},
+    )
     return JudgingRun(run_dir, eval_run_dir, target, len(items), skipped)
 
 

@@ -30,8 +30,12 @@ def tally(votes: list[Vote]) -> dict:
     """Votes, decided votes, can't-tell votes and the clone-picked rate (None before any decided vote)."""
     decided = [v for v in votes if v.picked_clone is not None]
     picked = sum(v.picked_clone for v in decided)
-    return {"votes": len(votes), "decided": len(decided), "cant_tell": len(votes) - len(decided),
-            "clone_picked": rate(picked, len(decided)) if decided else None}
+    return {
+        "votes": len(votes),
+        "decided": len(decided),
+        "cant_tell": len(votes) - len(decided),
+        "clone_picked": rate(picked, len(decided)) if decided else None,
+    }
 
 
 def judging_report(judging_dir: Path) -> dict:
@@ -40,8 +44,13 @@ def judging_report(judging_dir: Path) -> dict:
     run = read_judging_run(judging_dir)
     votes = read_votes(Path(judging_dir) / VOTES)
     judges = sorted({v.judge for v in votes})
-    return {"target": run.target, "items": run.items, "source": str(run.source),
-            "judges": {j: tally([v for v in votes if v.judge == j]) for j in judges}, "overall": tally(votes)}
+    return {
+        "target": run.target,
+        "items": run.items,
+        "source": str(run.source),
+        "judges": {j: tally([v for v in votes if v.judge == j]) for j in judges},
+        "overall": tally(votes),
+    }
 
 
 def verdict(clone_picked: dict | None) -> str:
@@ -56,18 +65,27 @@ def verdict(clone_picked: dict | None) -> str:
 
 def print_report(console: Console, report: dict, where: Path) -> None:
     """The table: per judge and overall, the clone-picked rate with its interval, the can't-tell votes, a verdict."""
-    table = Table(title=f"blind judging: {report['target']} or the clone? ({report['items']} items)",
-                  caption="clone picked = decided votes that took the clone's reply for the real one. 50 % = the "
-                          "judges cannot tell. At chance: the interval holds 50 %, no evidence at this n that they can "
-                          "tell (more votes narrow it); spot the clone: all of it below 50 %; fooled: all of it "
-                          "above (the clone taken for the target more often than the target).", caption_justify="left")
+    table = Table(
+        title=f"blind judging: {report['target']} or the clone? ({report['items']} items)",
+        caption="clone picked = decided votes that took the clone's reply for the real one. 50 % = the "
+        "judges cannot tell. At chance: the interval holds 50 %, no evidence at this n that they can "
+        "tell (more votes narrow it); spot the clone: all of it below 50 %; fooled: all of it "
+        "above (the clone taken for the target more often than the target).",
+        caption_justify="left",
+    )
     for column in ("judge", "clone picked [95 % CI] n", "can't tell", "votes", "verdict"):
         table.add_column(column, justify="left" if column in ("judge", "verdict") else "right", no_wrap=True)
     rows = [*report["judges"].items(), (OVERALL, report["overall"])]
     for name, t in rows:
         shown = "—" if t["clone_picked"] is None else format_rate(t["clone_picked"])
-        table.add_row(name, shown, str(t["cant_tell"]), str(t["votes"]), verdict(t["clone_picked"]),
-                      style="bold" if name == OVERALL else None)
+        table.add_row(
+            name,
+            shown,
+            str(t["cant_tell"]),
+            str(t["votes"]),
+            verdict(t["clone_picked"]),
+            style="bold" if name == OVERALL else None,
+        )
     console.print(table)
     console.print(f"read {where / VOTES} (source: {report['source']})", highlight=False)
 
@@ -83,6 +101,9 @@ def report_from_config(cfg: JudgeReportConfig, console: Console | None = None) -
     """judge_report.py: the judging run `cfg.run` names (latest or a dir), reported."""
     root = Path(cfg.outputs_root)
     if cfg.run == "latest" and not any((root / STAGE).glob(f"**/{runs.MANIFEST}")):
-        raise ChatcloneError("no judging run found: start one with the web server's judging.source=<evaluate_clone "
-                             "run>, or pass run=<judging run dir>", root / STAGE)
+        raise ChatcloneError(
+            "no judging run found: start one with the web server's judging.source=<evaluate_clone "
+            "run>, or pass run=<judging run dir>",
+            root / STAGE,
+        )
     return report_judging(runs.resolve_input(cfg.run, root, STAGE), console)

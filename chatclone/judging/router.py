@@ -39,14 +39,20 @@ class RequestError(Exception):
 
 
 def error_response(e: RequestError) -> JSONResponse:
-    kind = {401: "authentication_error", 404: "not_found_error", 409: "conflict_error", 500: "server_error",
-            503: "server_error"}.get(e.status, "invalid_request_error")
+    kind = {
+        401: "authentication_error",
+        404: "not_found_error",
+        409: "conflict_error",
+        500: "server_error",
+        503: "server_error",
+    }.get(e.status, "invalid_request_error")
     return JSONResponse({"error": {"message": e.message, "type": kind, "param": e.param}}, status_code=e.status)
 
 
 @dataclass
 class Judging:
     """One judging run as the API serves it."""
+
     dir: Path
     check_key: ApiKeyCheck
     items: dict = field(init=False)
@@ -66,8 +72,12 @@ class Judging:
         if is_loopback(request.client.host if request.client else None) or self.check_key(request):
             return name
         if token is None:
-            raise RequestError(401, "token", "off loopback the judging page needs your personal link (its token) "
-                                             "or the server's API key (Authorization: Bearer)")
+            raise RequestError(
+                401,
+                "token",
+                "off loopback the judging page needs your personal link (its token) "
+                "or the server's API key (Authorization: Bearer)",
+            )
         if not token_valid(self.secret, name, token):
             raise RequestError(401, "token", f"this token is not {name}'s: use the link you were given")
         return name
@@ -79,8 +89,13 @@ class Judging:
         voted = {v.item for v in read_votes(self.dir / VOTES, judge)}
         left = [i for i in self.order(judge) if i not in voted]
         item = self.items[left[0]].public() if left else None
-        return {"judge": judge, "target": self.target, "done": len(self.items) - len(left),
-                "total": len(self.items), "item": item}
+        return {
+            "judge": judge,
+            "target": self.target,
+            "done": len(self.items) - len(left),
+            "total": len(self.items),
+            "item": item,
+        }
 
     def vote(self, judge: str, body: dict) -> dict:
         item, choice = body.get("item"), body.get("choice")
@@ -109,9 +124,9 @@ def judging_router(judging_dir: Path, api_key: str | ApiKeyCheck | None = None, 
             return await run_in_threadpool(work)
         except RequestError as e:
             return error_response(e)
-        except ChatcloneError as e:   # the run dir broke under the server (a deleted file): say so, no traceback
+        except ChatcloneError as e:  # the run dir broke under the server (a deleted file): say so, no traceback
             return error_response(RequestError(500, None, str(e)))
-        except sqlite3.Error as e:    # still locked after votes.BUSY_TIMEOUT_S, or a damaged file
+        except sqlite3.Error as e:  # still locked after votes.BUSY_TIMEOUT_S, or a damaged file
             return error_response(RequestError(503, None, f"the votes database cannot be used now ({e}); try again"))
 
     @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -149,7 +164,7 @@ def judging_router(judging_dir: Path, api_key: str | ApiKeyCheck | None = None, 
 class JudgingSession:
     dir: Path
     items: int
-    links: dict[str, str]   # judge -> personal link
+    links: dict[str, str]  # judge -> personal link
 
 
 def open_judging(cfg: JudgingConfig, outputs_root: Path | str) -> Path | None:
@@ -166,8 +181,14 @@ def open_judging(cfg: JudgingConfig, outputs_root: Path | str) -> Path | None:
     return prepare_judging(source, Path(outputs_root) / STAGE / run_stamp(), cfg.seed).dir
 
 
-def mount_judging(app, cfg: JudgingConfig, outputs_root: Path | str, base_url: str,
-                  api_key: str | ApiKeyCheck | None = None, out=print) -> JudgingSession | None:
+def mount_judging(
+    app,
+    cfg: JudgingConfig,
+    outputs_root: Path | str,
+    base_url: str,
+    api_key: str | ApiKeyCheck | None = None,
+    out=print,
+) -> JudgingSession | None:
     """The one call the web server makes: open (or prepare) the judging run `cfg` names, mount its page and API
     under /judge, and `out` the page's address and each judge's personal link. None (and nothing mounted) when
     judging is off."""
@@ -177,8 +198,10 @@ def mount_judging(app, cfg: JudgingConfig, outputs_root: Path | str, base_url: s
     app.include_router(judging_router(judging_dir, api_key))
     run = read_judging_run(judging_dir)
     links = judge_links(judging_dir, list(cfg.judges), base_url, PREFIX)
-    out(f"judging page: {base_url.rstrip('/')}{PREFIX} ({run.items} items of {run.target}'s; votes in "
-        f"{judging_dir / VOTES}; python judge_report.py run={judging_dir})")
+    out(
+        f"judging page: {base_url.rstrip('/')}{PREFIX} ({run.items} items of {run.target}'s; votes in "
+        f"{judging_dir / VOTES}; python judge_report.py run={judging_dir})"
+    )
     for judge, link in links.items():
         out(f"  {judge}: {link}")
     return JudgingSession(judging_dir, run.items, links)

@@ -43,7 +43,7 @@ class Vote:
     judge: str
     item: int
     choice: str
-    picked_clone: bool | None   # None = can't tell
+    picked_clone: bool | None  # None = can't tell
     voted_at: str
 
 
@@ -63,7 +63,7 @@ def connect(path: Path, readonly: bool = False) -> Iterator[sqlite3.Connection]:
 def create_store(path: Path) -> Path:
     """A new, empty votes database at `path` (which must not exist), in WAL mode."""
     with closing(sqlite3.connect(Path(path), isolation_level=None)) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")   # persistent: every later connection is in WAL mode too
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent: every later connection is in WAL mode too
         conn.execute(SCHEMA)
     return Path(path)
 
@@ -78,9 +78,10 @@ def record_vote(path: Path, judge: str, item: int, choice: str, clone_side: str)
     with connect(path) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            added = conn.execute("INSERT INTO votes VALUES (?, ?, ?, ?, ?) ON CONFLICT (judge, item) DO NOTHING",
-                                 (judge, item, choice, None if picked is None else int(picked),
-                                  vote.voted_at)).rowcount
+            added = conn.execute(
+                "INSERT INTO votes VALUES (?, ?, ?, ?, ?) ON CONFLICT (judge, item) DO NOTHING",
+                (judge, item, choice, None if picked is None else int(picked), vote.voted_at),
+            ).rowcount
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

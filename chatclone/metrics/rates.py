@@ -32,7 +32,7 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
     p, z2 = successes / n, z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    low = 0.0 if successes == 0 else max(0.0, centre - half)    # exact ends: no 1e-17 from rounding
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no 1e-17 from rounding
     high = 1.0 if successes == n else min(1.0, centre + half)
     return low, high
 
@@ -53,12 +53,15 @@ def auc_interval(auc: float, positives: int, negatives: int, confidence: float =
     """The 95 % interval of a ROC AUC measured on `positives` and `negatives` texts: AUC +- z * SE with Hanley &
     McNeil's (1982) standard error, clipped to [0, 1]. (An AUC is no share of n trials, so Wilson does not apply.)"""
     if positives < 1 or negatives < 1 or not 0 <= auc <= 1:
-        raise ChatcloneError(f"a ROC AUC needs an AUC in [0, 1] and at least one text of each class, not {auc} over "
-                             f"{positives} and {negatives}")
+        raise ChatcloneError(
+            f"a ROC AUC needs an AUC in [0, 1] and at least one text of each class, not {auc} over "
+            f"{positives} and {negatives}"
+        )
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
-        positives * negatives)
+        positives * negatives
+    )
     half = z * math.sqrt(max(variance, 0.0))
     return max(0.0, auc - half), min(1.0, auc + half)
 
@@ -72,12 +75,23 @@ def roc_auc(positive_scores: list[float], negative_scores: list[float]) -> dict:
     if positives < 1 or negatives < 1:
         raise ChatcloneError(f"a ROC AUC needs at least one text of each class, not {positives} and {negatives}")
     value = float(roc_auc_score([1] * positives + [0] * negatives, [*positive_scores, *negative_scores]))
-    return {"auc": value, "ci95": list(auc_interval(value, positives, negatives)), "positives": positives,
-            "negatives": negatives}
+    return {
+        "auc": value,
+        "ci95": list(auc_interval(value, positives, negatives)),
+        "positives": positives,
+        "negatives": negatives,
+    }
 
 
-def separation(ceiling: dict, floor: dict, contexts: int, min_contexts: int, min_gap: float,
-               auc: dict | None = None, min_auc: float = 0.0) -> dict:
+def separation(
+    ceiling: dict,
+    floor: dict,
+    contexts: int,
+    min_contexts: int,
+    min_gap: float,
+    auc: dict | None = None,
+    min_auc: float = 0.0,
+) -> dict:
     """Can rates measured on `contexts` candidate texts place a model between `floor` (how often texts that are
     not the target's count as the target's) and `ceiling` (the target's own texts)? `separable` is false, with
     the reasons in plain words, when there are fewer than `min_contexts` candidates, when the ceiling's 95 %
@@ -89,19 +103,29 @@ def separation(ceiling: dict, floor: dict, contexts: int, min_contexts: int, min
     if contexts < min_contexts:
         reasons.append(f"only {contexts} replies were scored (at least {min_contexts} are needed)")
     if ceiling["ci95"][0] <= floor["ci95"][1]:
-        reasons.append(f"the ceiling's 95 % interval does not lie above the floor's (ceiling {format_rate(ceiling)}"
-                       f", floor {format_rate(floor)})")
+        reasons.append(
+            f"the ceiling's 95 % interval does not lie above the floor's (ceiling {format_rate(ceiling)}"
+            f", floor {format_rate(floor)})"
+        )
     if gap < min_gap:
         reasons.append(f"the ceiling is only {gap:.1%} above the floor (at least {min_gap:.0%} is needed)")
-    result = {"separable": not reasons, "reasons": reasons, "gap": gap, "contexts": contexts,
-              "min_contexts": min_contexts, "min_gap": min_gap}
+    result = {
+        "separable": not reasons,
+        "reasons": reasons,
+        "gap": gap,
+        "contexts": contexts,
+        "min_contexts": min_contexts,
+        "min_gap": min_gap,
+    }
     if auc is None:
         return result
     if auc["ci95"][0] <= 0.5:
         reasons.append(f"its ROC AUC on real held-out messages ({format_auc(auc)}) is not clearly above chance (0.5)")
     if auc["auc"] < min_auc:
-        reasons.append(f"its ROC AUC on real held-out messages is only {auc['auc']:.2f} (at least {min_auc:.2f} is "
-                       "needed to rank models by it)")
+        reasons.append(
+            f"its ROC AUC on real held-out messages is only {auc['auc']:.2f} (at least {min_auc:.2f} is "
+            "needed to rank models by it)"
+        )
     return {**result, "separable": not reasons, "auc": auc, "min_auc": min_auc}
 
 

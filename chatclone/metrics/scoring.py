@@ -42,9 +42,10 @@ def score_nll(model: Any, examples: Sequence[Mapping[str, Any]], batch_size: int
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
-                input_ids, attention_mask, labels = (t.to(device) for t in _collate([rows[i] for i in batch],
-                                                                                      pad_id or 0))
+                batch = order[start : start + batch_size]
+                input_ids, attention_mask, labels = (
+                    t.to(device) for t in _collate([rows[i] for i in batch], pad_id or 0)
+                )
                 logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
                 sums, counts = _labelled_nll(logits, labels)
                 for i, nll, count in zip(batch, sums.tolist(), counts.tolist()):
@@ -61,8 +62,10 @@ def _as_row(index: int, example: Mapping[str, Any]) -> tuple[list[int], list[int
     ids, labels = _ints(example["input_ids"]), _ints(example["labels"])
     mask = _ints(example["attention_mask"]) if example.get("attention_mask") is not None else [1] * len(ids)
     if not ids or len(labels) != len(ids) or len(mask) != len(ids):
-        raise ChatcloneError(f"score_nll: example {index} has {len(ids)} input_ids, {len(labels)} labels "
-                             f"and {len(mask)} attention_mask values (need the same non-zero length)")
+        raise ChatcloneError(
+            f"score_nll: example {index} has {len(ids)} input_ids, {len(labels)} labels "
+            f"and {len(mask)} attention_mask values (need the same non-zero length)"
+        )
     return ids, mask, labels
 
 
@@ -79,9 +82,9 @@ def _collate(rows: list[tuple[list[int], list[int], list[int]]], pad_id: int):
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     for r, (ids, mask, labs) in enumerate(rows):
-        input_ids[r, :len(ids)] = torch.tensor(ids)
-        attention_mask[r, :len(ids)] = torch.tensor(mask)
-        labels[r, :len(ids)] = torch.tensor(labs)
+        input_ids[r, : len(ids)] = torch.tensor(ids)
+        attention_mask[r, : len(ids)] = torch.tensor(mask)
+        labels[r, : len(ids)] = torch.tensor(labs)
     return input_ids, attention_mask, labels
 
 

@@ -29,7 +29,7 @@ from chatclone.serving.service import RequestError, Service
 
 log = logging.getLogger(__name__)
 PAGE = "page.html"
-WAIT_POLL_S = 0.25   # a non-streamed request checks this often whether its client is still there
+WAIT_POLL_S = 0.25  # a non-streamed request checks this often whether its client is still there
 
 
 def create_app(service: Service, api_key: str | None, conversations: Any = None) -> FastAPI:
@@ -42,8 +42,14 @@ def create_app(service: Service, api_key: str | None, conversations: Any = None)
     return app
 
 
-def _error(status: int, message: str, param: str | None = None, code: str | None = None,
-           kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    param: str | None = None,
+    code: str | None = None,
+    kind: str = "invalid_request_error",
+    headers: dict | None = None,
+) -> JSONResponse:
     return JSONResponse(RequestError(status, message, param, code, kind).body(), status, headers=headers)
 
 
@@ -102,8 +108,14 @@ def _authorize(request: Request) -> None:
     header = request.headers.get("authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not hmac.compare_digest(given.encode(), key.encode()):
-        raise RequestError(401, "missing or wrong api key: send `Authorization: Bearer <key>` (the server's "
-                                "CHATCLONE_API_KEY)" if given == "" else "wrong api key", None, "invalid_api_key")
+        raise RequestError(
+            401,
+            "missing or wrong api key: send `Authorization: Bearer <key>` (the server's CHATCLONE_API_KEY)"
+            if given == ""
+            else "wrong api key",
+            None,
+            "invalid_api_key",
+        )
 
 
 async def _body(request: Request, limit: int) -> dict:
@@ -151,7 +163,7 @@ def _api_routes() -> APIRouter:
         def emit(event: tuple) -> None:
             try:
                 loop.call_soon_threadsafe(events.put_nowait, event)
-            except RuntimeError:   # the event loop is gone (shutdown)
+            except RuntimeError:  # the event loop is gone (shutdown)
                 pass
 
         job, served = service.prepare(body, emit)
@@ -159,14 +171,22 @@ def _api_routes() -> APIRouter:
             service.scheduler.submit(job)
         except QueueFull:
             retry = str(service.cfg.retry_after_s)
-            raise RequestError(503, f"the server is busy: {service.cfg.queue_size} requests are waiting "
-                                    "(queue_size); retry shortly", None, "server_busy", "server_error",
-                               {"Retry-After": retry}) from None
+            raise RequestError(
+                503,
+                f"the server is busy: {service.cfg.queue_size} requests are waiting (queue_size); retry shortly",
+                None,
+                "server_busy",
+                "server_error",
+                {"Retry-After": retry},
+            ) from None
         reply = Reply(job.n, served.id, body, request.app.state.conversations)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(reply.stream(events, job, include_usage), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                reply.stream(events, job, include_usage),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         return await reply.collect(events, job, request)
 
     return router
@@ -177,16 +197,23 @@ def _check_types(body: dict) -> None:
     numbers = {"temperature": (0, 2), "top_p": (0, 1)}
     for key, (low, high) in numbers.items():
         value = body.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not low <= value <= high or (key == "top_p" and value == 0)):
-            raise RequestError(400, f"{key}={value!r}: must be a number in {'(' if key == 'top_p' else '['}{low}, "
-                                    f"{high}]", key)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not low <= value <= high
+            or (key == "top_p" and value == 0)
+        ):
+            raise RequestError(
+                400, f"{key}={value!r}: must be a number in {'(' if key == 'top_p' else '['}{low}, {high}]", key
+            )
     for key in ("max_tokens", "max_completion_tokens", "n", "seed"):
         value = body.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or (key != "seed" and value < 1)):
-            raise RequestError(400, f"{key}={value!r}: must be a whole number" + ("" if key == "seed" else " >= 1"),
-                               key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or (key != "seed" and value < 1)
+        ):
+            raise RequestError(
+                400, f"{key}={value!r}: must be a whole number" + ("" if key == "seed" else " >= 1"), key
+            )
     if not isinstance(body.get("model"), str):
         raise RequestError(400, "model: required, the id of a served clone (GET /v1/models)", "model")
     if not isinstance(body.get("stream", False), bool):
@@ -197,8 +224,9 @@ def _check_types(body: dict) -> None:
     if isinstance(messages, list):
         for index, message in enumerate(messages):
             if not isinstance(message, dict):
-                raise RequestError(400, f"messages[{index}]: must be an object with role and content",
-                                   f"messages[{index}]")
+                raise RequestError(
+                    400, f"messages[{index}]: must be an object with role and content", f"messages[{index}]"
+                )
 
 
 class Reply:
@@ -216,14 +244,24 @@ class Reply:
             self.finish[event[1]], self.tokens[event[1]] = event[2], event[3]
 
     def usage(self, prompt_tokens: int) -> dict:
-        return {"prompt_tokens": prompt_tokens, "completion_tokens": sum(self.tokens),
-                "total_tokens": prompt_tokens + sum(self.tokens)}
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": sum(self.tokens),
+            "total_tokens": prompt_tokens + sum(self.tokens),
+        }
 
     def record(self) -> None:
         if self.conversations is not None:
-            self.conversations({"id": self.id, "model": self.model, "time": self.created,
-                                "messages": self.body.get("messages"), "replies": self.texts,
-                                "finish_reasons": self.finish})
+            self.conversations(
+                {
+                    "id": self.id,
+                    "model": self.model,
+                    "time": self.created,
+                    "messages": self.body.get("messages"),
+                    "replies": self.texts,
+                    "finish_reasons": self.finish,
+                }
+            )
 
     async def collect(self, events: asyncio.Queue, job: Any, request: Request) -> dict:
         try:
@@ -241,16 +279,30 @@ class Reply:
                     break
                 self.take(event)
         finally:
-            job.cancel()   # a no-op once done; stops the generation when the handler is cancelled
+            job.cancel()  # a no-op once done; stops the generation when the handler is cancelled
         self.record()
-        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
-                    "logprobs": None} for i, (text, reason) in enumerate(zip(self.texts, self.finish))]
-        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": choices, "usage": self.usage(len(job.prompt_ids))}
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason, "logprobs": None}
+            for i, (text, reason) in enumerate(zip(self.texts, self.finish))
+        ]
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": self.usage(len(job.prompt_ids)),
+        }
 
     def chunk(self, choices: list[dict], **extra: Any) -> str:
-        data = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": choices, **extra}
+        data = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            **extra,
+        }
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     async def stream(self, events: asyncio.Queue, job: Any, include_usage: bool) -> AsyncIterator[str]:

@@ -30,7 +30,7 @@ from chatclone.generation.clone import Clone
 from chatclone.generation.stops import SpeakerCut, StreamGate
 
 log = logging.getLogger(__name__)
-CANDIDATES = 256   # the most likely tokens a row's nucleus is looked for in first (see sample)
+CANDIDATES = 256  # the most likely tokens a row's nucleus is looked for in first (see sample)
 
 
 class QueueFull(Exception):
@@ -50,13 +50,14 @@ class Settings:
 @dataclass
 class Job:
     """One chat-completion request: `n` choices after one prompt."""
+
     clone: str
     prompt_ids: list[int]
     n: int
     settings: Settings
-    names: list[str]                      # every speaker the safety net must know (the target first)
+    names: list[str]  # every speaker the safety net must know (the target first)
     stop_texts: tuple[str, ...]
-    emit: Callable[[tuple], None]         # ("delta", index, text) | ("finish", index, reason, tokens) | ("done",)
+    emit: Callable[[tuple], None]  # ("delta", index, text) | ("finish", index, reason, tokens) | ("done",)
     cancelled: threading.Event = field(default_factory=threading.Event)
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -73,8 +74,8 @@ class Row:
         self.job, self.index, self.clone, self.text_lock = job, index, clone, text_lock
         seed = job.settings.seed + index if job.settings.seed is not None else secrets.randbits(62)
         self.generator = torch.Generator(device=clone.device).manual_seed(seed)
-        self.ids: list[int] = []          # generated tokens, a stop token excluded
-        self.tokens = 0                   # generated tokens, a stop token included
+        self.ids: list[int] = []  # generated tokens, a stop token excluded
+        self.tokens = 0  # generated tokens, a stop token included
         self.fed = ""
         self.gate = StreamGate(SpeakerCut(job.names, job.names[0], job.stop_texts), self._emit)
 
@@ -88,8 +89,8 @@ class Row:
             return self.finish("stop")
         self.ids.append(token)
         text = self.text()
-        if not text.endswith("\ufffd") and text.startswith(self.fed):   # an unfinished character waits
-            self.gate.feed(text[len(self.fed):])
+        if not text.endswith("\ufffd") and text.startswith(self.fed):  # an unfinished character waits
+            self.gate.feed(text[len(self.fed) :])
             self.fed = text
         if self.gate.stopped:
             return self.finish("stop")
@@ -98,13 +99,13 @@ class Row:
         return None
 
     def text(self) -> str:
-        with self.text_lock:   # the API's threads tokenize prompts with the same tokenizer
+        with self.text_lock:  # the API's threads tokenize prompts with the same tokenizer
             return self.clone.tokenizer.decode(self.ids, skip_special_tokens=True)
 
     def finish(self, reason: str) -> str:
         text = self.text()
         if text.startswith(self.fed) and not self.gate.stopped:
-            self.gate.feed(text[len(self.fed):])
+            self.gate.feed(text[len(self.fed) :])
         self.gate.close()
         self.job.emit(("finish", self.index, reason, self.tokens))
         return reason
@@ -141,9 +142,9 @@ def _draw(logits: Any, probs: Any, top: Any, order: Any, row: Row) -> int:
         return int(logits.argmax())
     if settings.top_p >= 1:
         return int(torch.multinomial(probs, 1, generator=row.generator))
-    if float(top.sum()) < settings.top_p:   # a nucleus wider than the candidates: sort them all
+    if float(top.sum()) < settings.top_p:  # a nucleus wider than the candidates: sort them all
         top, order = torch.sort(probs, descending=True)
-    keep = (torch.cumsum(top, dim=-1) - top) <= settings.top_p   # the most likely token always stays
+    keep = (torch.cumsum(top, dim=-1) - top) <= settings.top_p  # the most likely token always stays
     nucleus = top * keep
     return int(order[torch.multinomial(nucleus / nucleus.sum(), 1, generator=row.generator)])
 
@@ -154,7 +155,7 @@ class Batch:
     def __init__(self, clone: Clone, text_lock: threading.Lock):
         self.clone, self.text_lock = clone, text_lock
         self.rows: list[Row] = []
-        self.history: list[list[int]] = []   # prompt + generated ids per row (repetition penalty)
+        self.history: list[list[int]] = []  # prompt + generated ids per row (repetition penalty)
         self.cache = self.mask = self.positions = self.logits = None
 
     def add(self, jobs: list[Job]) -> None:
@@ -171,12 +172,19 @@ class Batch:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=clone.model.config)
         with torch.inference_mode():
-            logits = clone.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                 use_cache=True, logits_to_keep=1).logits[:, -1, :]
+            logits = clone.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
         self._merge(rows, prompts, cache, mask, positions[:, -1:], logits)
 
-    def _merge(self, rows: list[Row], prompts: list[list[int]], cache: Any, mask: Any, positions: Any,
-               logits: Any) -> None:
+    def _merge(
+        self, rows: list[Row], prompts: list[list[int]], cache: Any, mask: Any, positions: Any, logits: Any
+    ) -> None:
         import torch
 
         if not self.rows:
@@ -201,7 +209,7 @@ class Batch:
         """Sample a token for every row, drop the rows that finished; the finished rows."""
         import torch
 
-        with torch.inference_mode():   # the logits are inference tensors (the penalty edits them in place)
+        with torch.inference_mode():  # the logits are inference tensors (the penalty edits them in place)
             tokens = sample(self.logits, self.rows, self.history)
         keep, done = [], []
         for i, (row, token) in enumerate(zip(self.rows, tokens)):
@@ -232,8 +240,13 @@ class Batch:
         self.positions = self.positions + 1
         ids = torch.tensor(tokens, device=device)[:, None]
         with torch.inference_mode():
-            self.logits = self.clone.model(input_ids=ids, attention_mask=self.mask, position_ids=self.positions,
-                                           past_key_values=self.cache, use_cache=True).logits[:, -1, :]
+            self.logits = self.clone.model(
+                input_ids=ids,
+                attention_mask=self.mask,
+                position_ids=self.positions,
+                past_key_values=self.cache,
+                use_cache=True,
+            ).logits[:, -1, :]
 
 
 class Scheduler:
@@ -244,8 +257,16 @@ class Scheduler:
         self.waiting: dict[str, deque[Job]] = {name: deque() for name in clones}
         self.lock = threading.Condition()
         self.text_lock = threading.Lock()
-        self.stats = {"requests": 0, "refused": 0, "cancelled": 0, "batches": 0, "steps": 0, "max_rows": 0,
-                      "tokens": 0, "running": 0}
+        self.stats = {
+            "requests": 0,
+            "refused": 0,
+            "cancelled": 0,
+            "batches": 0,
+            "steps": 0,
+            "max_rows": 0,
+            "tokens": 0,
+            "running": 0,
+        }
         self.closing = False
         self.thread = threading.Thread(target=self._loop, name="chatclone-decode", daemon=True)
 

@@ -31,6 +31,7 @@ class MessageError(ValueError):
 @dataclass(frozen=True)
 class Speakers:
     """Who is who: the clone's target, the partner an unnamed user message is from, the training system prompt."""
+
     target: str
     partner: str
     system_prompt: str
@@ -48,8 +49,9 @@ def message_text(content: object, param: str) -> str:
         for index, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise MessageError(f"{param}[{index}]: only text content parts are supported, not {kind!r}",
-                                   f"{param}[{index}]")
+                raise MessageError(
+                    f"{param}[{index}]: only text content parts are supported, not {kind!r}", f"{param}[{index}]"
+                )
             texts.append(part["text"])
         return "\n".join(texts)
     raise MessageError(f"{param}: must be a string or a list of text parts", param)
@@ -57,12 +59,14 @@ def message_text(content: object, param: str) -> str:
 
 def speaker_name(name: object, speakers: Speakers, param: str) -> str:
     if not isinstance(name, str) or not name.strip() or ":" in name or "\n" in name or len(name) > MAX_NAME_CHARS:
-        raise MessageError(f"{param}: {name!r} is not a speaker name (1-{MAX_NAME_CHARS} characters, no colons or "
-                           "newlines)", param)
+        raise MessageError(
+            f"{param}: {name!r} is not a speaker name (1-{MAX_NAME_CHARS} characters, no colons or newlines)", param
+        )
     name = name.strip()
     if name.casefold() == speakers.target.casefold():
-        raise MessageError(f"{param}: {name!r} is the clone's own name; the clone's turns are `assistant` messages",
-                           param)
+        raise MessageError(
+            f"{param}: {name!r} is the clone's own name; the clone's turns are `assistant` messages", param
+        )
     return name
 
 
@@ -94,10 +98,13 @@ def to_history(messages: list[dict], speakers: Speakers) -> list[dict]:
 def _check_system(text: str, speakers: Speakers, at: str) -> None:
     if speakers.system_messages is SystemMessages.ignore or text == speakers.system_prompt.strip():
         return
-    raise MessageError(f"{at}: a system message that differs from the one the clone was trained with is refused "
-                       "(a new system prompt pulls a clone back to an assistant's voice); leave it out, send "
-                       "the training one (GET /v1/models lists it), or start the server with "
-                       "system_messages=ignore", f"{at}.content")
+    raise MessageError(
+        f"{at}: a system message that differs from the one the clone was trained with is refused "
+        "(a new system prompt pulls a clone back to an assistant's voice); leave it out, send "
+        "the training one (GET /v1/models lists it), or start the server with "
+        "system_messages=ignore",
+        f"{at}.content",
+    )
 
 
 def names_in(history: list[dict]) -> list[str]:

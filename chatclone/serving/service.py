@@ -20,15 +20,35 @@ from chatclone.generation.clone import Clone
 from chatclone.serving.engine import Job, Scheduler, Settings
 from chatclone.serving.messages import MessageError, Speakers, names_in, to_history
 
-UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "logit_bias", "logprobs", "top_logprobs",
-               "response_format", "audio", "modalities", "prediction", "frequency_penalty", "presence_penalty")
+UNSUPPORTED = (
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "audio",
+    "modalities",
+    "prediction",
+    "frequency_penalty",
+    "presence_penalty",
+)
 
 
 class RequestError(Exception):
     """A request the server refuses: HTTP status, a message naming the field, OpenAI's error type and code."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error", headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
         self.headers = headers or {}
@@ -40,6 +60,7 @@ class RequestError(Exception):
 @dataclass
 class Served:
     """One clone under its model id."""
+
     id: str
     clone: Clone
     partner: str
@@ -48,9 +69,18 @@ class Served:
 
     def card(self) -> dict:
         spec = self.clone.spec
-        return {"id": self.id, "object": "model", "created": self.created, "owned_by": "chatclone",
-                "target": spec.target, "base_model": spec.base_model, "run_dir": str(spec.run_dir),
-                "kind": spec.kind, "partner": self.partner, "system_prompt": spec.format.style.system_prompt}
+        return {
+            "id": self.id,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "chatclone",
+            "target": spec.target,
+            "base_model": spec.base_model,
+            "run_dir": str(spec.run_dir),
+            "kind": spec.kind,
+            "partner": self.partner,
+            "system_prompt": spec.format.style.system_prompt,
+        }
 
 
 def model_ids(targets: list[str]) -> list[str]:
@@ -83,9 +113,15 @@ class RateLimit:
                 seen.popleft()
             if len(seen) >= self.per_minute:
                 wait = max(1, int(60 - (now - seen[0])) + 1)
-                raise RequestError(429, f"rate limit: at most {self.per_minute} requests a minute per client "
-                                        f"(limits.requests_per_minute); retry in {wait} s", None,
-                                   "rate_limit_exceeded", "rate_limit_error", {"Retry-After": str(wait)})
+                raise RequestError(
+                    429,
+                    f"rate limit: at most {self.per_minute} requests a minute per client "
+                    f"(limits.requests_per_minute); retry in {wait} s",
+                    None,
+                    "rate_limit_exceeded",
+                    "rate_limit_error",
+                    {"Retry-After": str(wait)},
+                )
             seen.append(now)
 
 
@@ -94,16 +130,22 @@ class Service:
 
     def __init__(self, cfg: ServeConfig, clones: list[Clone], partners: list[str]):
         self.cfg, self.limits = cfg, cfg.limits
-        self.models = {name: Served(name, clone, partner, clone.prompts.turn_end(clone.spec.target))
-                       for name, clone, partner in zip(model_ids([c.spec.target for c in clones]), clones, partners)}
+        self.models = {
+            name: Served(name, clone, partner, clone.prompts.turn_end(clone.spec.target))
+            for name, clone, partner in zip(model_ids([c.spec.target for c in clones]), clones, partners)
+        }
         self.scheduler = Scheduler({name: s.clone for name, s in self.models.items()}, cfg.max_batch, cfg.queue_size)
         self.rate = RateLimit(cfg.limits.requests_per_minute)
         self.text_lock = self.scheduler.text_lock
 
     def served(self, model: object) -> Served:
         if not isinstance(model, str) or model not in self.models:
-            raise RequestError(404, f"model {model!r} does not exist; GET /v1/models lists "
-                                    f"{', '.join(self.models)}", "model", "model_not_found")
+            raise RequestError(
+                404,
+                f"model {model!r} does not exist; GET /v1/models lists {', '.join(self.models)}",
+                "model",
+                "model_not_found",
+            )
         return self.models[model]
 
     def prepare(self, request: dict, emit: Any) -> tuple[Job, Served]:
@@ -139,14 +181,21 @@ class Service:
         tokens = request.get("max_completion_tokens") or request.get("max_tokens") or default.max_new_tokens
         key = "max_completion_tokens" if request.get("max_completion_tokens") else "max_tokens"
         if tokens > self.limits.max_tokens:
-            raise RequestError(400, f"{key}={tokens}: at most {self.limits.max_tokens} tokens a reply "
-                                    "(limits.max_tokens)", key)
+            raise RequestError(
+                400, f"{key}={tokens}: at most {self.limits.max_tokens} tokens a reply (limits.max_tokens)", key
+            )
         temperature = request.get("temperature")
         if temperature is None:
             temperature = 0.0 if default.greedy else default.temperature
         top_p = request.get("top_p")
-        return Settings(float(temperature), float(default.top_p if top_p is None else top_p), default.top_k,
-                        default.repetition_penalty, int(tokens), request.get("seed"))
+        return Settings(
+            float(temperature),
+            float(default.top_p if top_p is None else top_p),
+            default.top_k,
+            default.repetition_penalty,
+            int(tokens),
+            request.get("seed"),
+        )
 
 
 def _check_unsupported(request: dict) -> None:
@@ -154,24 +203,37 @@ def _check_unsupported(request: dict) -> None:
         value = request.get(key)
         if value in (None, False, 0, [], {}, "none", "auto") or value == {"type": "text"}:
             continue
-        raise RequestError(400, f"{key}: not supported by a chatclone server (a clone only writes chat replies)",
-                           key, "unsupported_parameter")
+        raise RequestError(
+            400,
+            f"{key}: not supported by a chatclone server (a clone only writes chat replies)",
+            key,
+            "unsupported_parameter",
+        )
 
 
 def _check_messages(messages: object, limits: LimitsConfig) -> None:
     if not isinstance(messages, list) or not messages:
         raise RequestError(400, "messages: a non-empty list of messages is required", "messages")
     if len(messages) > limits.max_messages:
-        raise RequestError(400, f"messages: {len(messages)} messages, at most {limits.max_messages} "
-                                "(limits.max_messages)", "messages")
+        raise RequestError(
+            400, f"messages: {len(messages)} messages, at most {limits.max_messages} (limits.max_messages)", "messages"
+        )
     for index, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None
-        size = len(content) if isinstance(content, str) else sum(
-            len(str(p.get("text", ""))) for p in content if isinstance(p, dict)) if isinstance(content, list) else 0
+        size = (
+            len(content)
+            if isinstance(content, str)
+            else sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+            if isinstance(content, list)
+            else 0
+        )
         if size > limits.max_message_chars:
-            raise RequestError(400, f"messages[{index}].content: {size} characters, at most "
-                                    f"{limits.max_message_chars} (limits.max_message_chars)",
-                               f"messages[{index}].content")
+            raise RequestError(
+                400,
+                f"messages[{index}].content: {size} characters, at most "
+                f"{limits.max_message_chars} (limits.max_message_chars)",
+                f"messages[{index}].content",
+            )
 
 
 def _stops(stop: object, limits: LimitsConfig) -> list[str]:
@@ -182,6 +244,7 @@ def _stops(stop: object, limits: LimitsConfig) -> list[str]:
         raise RequestError(400, f"stop: {len(stops)} sequences, at most {limits.max_stop}", "stop")
     for index, text in enumerate(stops):
         if not isinstance(text, str) or not text or len(text) > limits.max_stop_chars:
-            raise RequestError(400, f"stop[{index}]: each stop sequence is 1-{limits.max_stop_chars} characters",
-                               "stop")
+            raise RequestError(
+                400, f"stop[{index}]: each stop sequence is 1-{limits.max_stop_chars} characters", "stop"
+            )
     return stops

@@ -23,17 +23,23 @@ from chatclone.logs import warn
 STAGE = "discord_bot"
 
 
-def discord_bot(cfg: DiscordBotConfig, run_dir: Path, environ: Mapping[str, str] | None = None,
-                connect: Callable[[object, str], None] | None = None) -> dict:
+def discord_bot(
+    cfg: DiscordBotConfig,
+    run_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    connect: Callable[[object, str], None] | None = None,
+) -> dict:
     """Run the bot until it is stopped (Ctrl-C); `connect(client, token)` replaces logging in to Discord (tests)."""
     cfg.check()
     token = read_token(environ)
     runs.start_run(run_dir)
     if cfg.answers_nowhere:
-        warn("guilds, channels and dms are all empty: the bot will answer nowhere; list where it may speak, e.g. "
-             "channels=[<channel id>] (and dms=true for direct messages)")
+        warn(
+            "guilds, channels and dms are all empty: the bot will answer nowhere; list where it may speak, e.g. "
+            "channels=[<channel id>] (and dms=true for direct messages)"
+        )
     clones = find_clones(cfg)
-    from chatclone.bot.client import CloneClient   # discord.py, only once the cheap checks passed
+    from chatclone.bot.client import CloneClient  # discord.py, only once the cheap checks passed
 
     service = CloneService(cfg, clones, backend_for(cfg, clones), run_dir)
     client = CloneClient(service)
@@ -43,8 +49,7 @@ def discord_bot(cfg: DiscordBotConfig, run_dir: Path, environ: Mapping[str, str]
         pass
     outputs = [CONVERSATIONS] if (Path(run_dir) / CONVERSATIONS).exists() else []
     summary = service.summary()
-    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(c.spec.run_dir) for c in clones], outputs=outputs,
-                    summary=summary)
+    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(c.spec.run_dir) for c in clones], outputs=outputs, summary=summary)
     return summary
 
 
@@ -58,8 +63,12 @@ def _connect(client, token: str) -> None:
     try:
         asyncio.run(run())
     except discord.LoginFailure:
-        raise ChatcloneError(f"Discord refused the token in {TOKEN_ENV}: it is not a valid bot token (reset it on "
-                             "the Bot page of your application; a user account's token never works)") from None
+        raise ChatcloneError(
+            f"Discord refused the token in {TOKEN_ENV}: it is not a valid bot token (reset it on "
+            "the Bot page of your application; a user account's token never works)"
+        ) from None
     except discord.PrivilegedIntentsRequired:
-        raise ChatcloneError("Discord refused the Message Content intent: enable it on the Bot page of your "
-                             "application (Privileged Gateway Intents > Message Content Intent)") from None
+        raise ChatcloneError(
+            "Discord refused the Message Content intent: enable it on the Bot page of your "
+            "application (Privileged Gateway Intents > Message Content Intent)"
+        ) from None

@@ -23,8 +23,9 @@ from chatclone.sweeps import EVALUATIONS, write_sweep_table
 STAGE = "evaluate_clone"
 
 
-def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | None = None,
-                   sweep_dir: Path | None = None) -> dict:
+def evaluate_clone(
+    cfg: EvaluateCloneConfig, run_dir: Path, console: Console | None = None, sweep_dir: Path | None = None
+) -> dict:
     """Write metrics.json, samples.jsonl, report.md, plots (W&B) and manifest.json into run_dir; the metrics.
     The generation progress bar draws on `console` when one is given, else on stderr (none with progress=false)."""
     bar = (console or Console(stderr=True)) if cfg.progress else None
@@ -33,15 +34,29 @@ def evaluate_clone(cfg: EvaluateCloneConfig, run_dir: Path, console: Console | N
     runs.start_run(run_dir)
     spec = locate(cfg)
     data = load_fidelity_data(spec.data_dir, cfg.eval.max_contexts)
-    console.print(f"scoring {spec.target}'s clone ({spec.kind} {spec.weights}) on {len(data.examples)} validation "
-                  f"sequences and {len(data.contexts)} of {data.target_turns} target turns", highlight=False)
+    console.print(
+        f"scoring {spec.target}'s clone ({spec.kind} {spec.weights}) on {len(data.examples)} validation "
+        f"sequences and {len(data.contexts)} of {data.target_turns} target turns",
+        highlight=False,
+    )
     metrics, scores = score_fidelity(spec, cfg, cfg.eval, data, console, progress=bar)
     outputs = write_outputs(run_dir, metrics, scores, data, cfg.eval.samples_in_report)
     outputs += log_wandb(cfg.wandb, run_dir, metrics, sample_rows(scores, data), runs.plain(cfg))
     print_summary(console, metrics, run_dir)
-    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(spec.run_dir), str(spec.data_dir)], outputs=outputs,
-                    summary={**metrics["headline"], "target": spec.target, "clone": spec.describe(),
-                             "checkpoint": cfg.checkpoint.value, "sampling": cfg.sampling.name})
+    runs.finish_run(
+        run_dir,
+        STAGE,
+        cfg,
+        inputs=[str(spec.run_dir), str(spec.data_dir)],
+        outputs=outputs,
+        summary={
+            **metrics["headline"],
+            "target": spec.target,
+            "clone": spec.describe(),
+            "checkpoint": cfg.checkpoint.value,
+            "sampling": cfg.sampling.name,
+        },
+    )
     if sweep_dir is not None:
         write_sweep_table(sweep_dir, EVALUATIONS)
     return metrics
@@ -53,8 +68,9 @@ def print_summary(console: Console, metrics: dict, where: Path) -> None:
     names = [n for n in (BASE, FINE_TUNED) if n in metrics["models"]]
     check = metrics["attribution_check"]
     caption = None if check["separable"] else caveat(metrics["target"], check)
-    table = Table(title=f"clone fidelity: {metrics['target']}", caption=caption, caption_justify="left",
-                  caption_style="bold")
+    table = Table(
+        title=f"clone fidelity: {metrics['target']}", caption=caption, caption_justify="left", caption_style="bold"
+    )
     for column in ("", *(LABELS[n] for n in names), "ceiling", "floor"):
         table.add_column(column, justify="right" if column else "left")
     m = metrics["models"]
@@ -62,13 +78,20 @@ def print_summary(console: Console, metrics: dict, where: Path) -> None:
     for row in headline_rows(metrics, names):
         table.add_row(*row)
     label = "attributed to target" + ("" if check["separable"] else " (cannot tell: see below)")
-    table.add_row(label, *(format_rate(m[n]["attribution"]) for n in names),
-                  format_rate(metrics["ceiling"]), format_rate(metrics["floor"]))
+    table.add_row(
+        label,
+        *(format_rate(m[n]["attribution"]) for n in names),
+        format_rate(metrics["ceiling"]),
+        format_rate(metrics["floor"]),
+    )
     if check["separable"]:
-        table.add_row("normalised attribution", *(f"{m[n]['attribution']['normalised']:.2f}" for n in names),
-                      "1", "0")
-    table.add_row("mean reply chars", *(f"{m[n]['surface']['mean_chars']:.1f}" for n in names),
-                  f"{metrics['reference_surface']['mean_chars']:.1f}", "")
+        table.add_row("normalised attribution", *(f"{m[n]['attribution']['normalised']:.2f}" for n in names), "1", "0")
+    table.add_row(
+        "mean reply chars",
+        *(f"{m[n]['surface']['mean_chars']:.1f}" for n in names),
+        f"{metrics['reference_surface']['mean_chars']:.1f}",
+        "",
+    )
     for row in shape_rows(metrics, names):
         table.add_row(*row)
     console.print(table)
@@ -83,13 +106,29 @@ def headline_rows(metrics: dict, names: list[str]) -> list[tuple[str, ...]]:
     """The table rows next to perplexity: detectability (50 % = indistinguishable) and context use, per model; the
     style classifier's ROC AUC on real held-out messages (in the ceiling column: it is about the real texts)."""
     m, auc = metrics["models"], metrics.get("attribution_auc")
-    rows = [("detectability (50% = indistinguishable)",
-             *(_maybe(m[n].get("detectability"), format_rate) for n in names), "", ""),
-            ("perplexity after own / another's context",
-             *(_maybe(m[n].get("context_use"), lambda c: f"{c['perplexity_real']:.2f} / {c['perplexity_swapped']:.2f}")
-               for n in names), "", ""),
-            ("own context more likely", *(_maybe(m[n].get("context_use"), lambda c: format_rate(c["own_context_wins"]))
-                                          for n in names), "", "")]
+    rows = [
+        (
+            "detectability (50% = indistinguishable)",
+            *(_maybe(m[n].get("detectability"), format_rate) for n in names),
+            "",
+            "",
+        ),
+        (
+            "perplexity after own / another's context",
+            *(
+                _maybe(m[n].get("context_use"), lambda c: f"{c['perplexity_real']:.2f} / {c['perplexity_swapped']:.2f}")
+                for n in names
+            ),
+            "",
+            "",
+        ),
+        (
+            "own context more likely",
+            *(_maybe(m[n].get("context_use"), lambda c: format_rate(c["own_context_wins"])) for n in names),
+            "",
+            "",
+        ),
+    ]
     if auc is not None:
         rows.append(("style classifier ROC AUC, target vs others", *("" for _ in names), format_auc(auc), ""))
     return rows
@@ -98,9 +137,16 @@ def headline_rows(metrics: dict, names: list[str]) -> list[tuple[str, ...]]:
 def shape_rows(metrics: dict, names: list[str]) -> list[tuple[str, ...]]:
     """Lines per reply and assistant-isms, per model and for the target's real replies (the ceiling column)."""
     m, real = metrics["models"], metrics.get("reference_assistant_isms")
-    rows = [("mean lines per reply", *(f"{m[n]['surface']['mean_lines']:.2f}" for n in names),
-             f"{metrics['reference_surface']['mean_lines']:.2f}", "")]
+    rows = [
+        (
+            "mean lines per reply",
+            *(f"{m[n]['surface']['mean_lines']:.2f}" for n in names),
+            f"{metrics['reference_surface']['mean_lines']:.2f}",
+            "",
+        )
+    ]
     if real is not None:
-        rows.append(("assistant-isms", *(_maybe(m[n].get("assistant_isms"), format_rate) for n in names),
-                     format_rate(real), ""))
+        rows.append(
+            ("assistant-isms", *(_maybe(m[n].get("assistant_isms"), format_rate) for n in names), format_rate(real), "")
+        )
     return rows

@@ -48,24 +48,42 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     digest = _sha256(run_dir / gguf_name)
     stops = [spec.format.end_of_turn] + [f"\n{n}:" for n in [*_known_names(spec, user_name), spec.target]]
     example, _ = builder.render([builder.message(user_name or "", "hey, you up?")], spec.target)
-    info = {"source_run": str(spec.run_dir), "checkpoint": spec.kind if spec.kind == "base" else cfg.checkpoint.value,
-            "kind": spec.kind, "base_model": spec.base_model, "method": _method(spec),
-            "quantization": cfg.quantization, "file": gguf_name, "sha256": digest,
-            "bytes": (run_dir / gguf_name).stat().st_size, "tensors": summary.types, "parameters": summary.parameters,
-            "target": spec.target, "user_name": user_name, "template_checked_turns": compared,
-            "sampling": runs.plain(cfg.sampling)}
-    files = {"Modelfile": modelfile(gguf_name, template, system, stops, cfg.sampling, spec.format.max_length),
-             "chat_template.jinja": jinja + "\n", "prompt_example.txt": example,
-             "README.md": readme(name, gguf_name, example, stops, user_name, info)}
+    info = {
+        "source_run": str(spec.run_dir),
+        "checkpoint": spec.kind if spec.kind == "base" else cfg.checkpoint.value,
+        "kind": spec.kind,
+        "base_model": spec.base_model,
+        "method": _method(spec),
+        "quantization": cfg.quantization,
+        "file": gguf_name,
+        "sha256": digest,
+        "bytes": (run_dir / gguf_name).stat().st_size,
+        "tensors": summary.types,
+        "parameters": summary.parameters,
+        "target": spec.target,
+        "user_name": user_name,
+        "template_checked_turns": compared,
+        "sampling": runs.plain(cfg.sampling),
+    }
+    files = {
+        "Modelfile": modelfile(gguf_name, template, system, stops, cfg.sampling, spec.format.max_length),
+        "chat_template.jinja": jinja + "\n",
+        "prompt_example.txt": example,
+        "README.md": readme(name, gguf_name, example, stops, user_name, info),
+    }
     with runs.new_files(run_dir, *files) as paths:
         for path, text in zip(paths, files.values()):
             path.write_text(text, encoding="utf-8")
     runs.finish_run(run_dir, STAGE, cfg, inputs=[str(spec.run_dir)], outputs=[gguf_name, *files], summary=info)
-    console.print(f"exported {spec.target}'s clone ({spec.kind}, {cfg.quantization}, "
-                  f"{info['bytes'] / 2**20:.1f} MiB, template checked on {compared} turns) to {run_dir}",
-                  highlight=False, soft_wrap=True)
-    console.print(f"next: cd {run_dir} && ollama create {name} -f Modelfile && ollama run {name}", highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"exported {spec.target}'s clone ({spec.kind}, {cfg.quantization}, "
+        f"{info['bytes'] / 2**20:.1f} MiB, template checked on {compared} turns) to {run_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"next: cd {run_dir} && ollama create {name} -f Modelfile && ollama run {name}", highlight=False, soft_wrap=True
+    )
     return info
 
 
@@ -117,10 +135,14 @@ def _validation(spec: CloneSpec, count: int) -> list[list[dict]]:
     inputs = runs.read_manifest(spec.data_dir).get("inputs") or []
     path = Path(inputs[0]) / split_file("validation") if inputs else None
     if path is None or not path.is_file():
-        raise ChatcloneError("the dataset's process_messages run has no validation.jsonl to check the Modelfile "
-                             "template on", path=spec.data_dir)
-    return [[{"role": m.role, "name": m.name, "content": m.content} for m in record.messages]
-            for record in islice(read_records(path), count)]
+        raise ChatcloneError(
+            "the dataset's process_messages run has no validation.jsonl to check the Modelfile template on",
+            path=spec.data_dir,
+        )
+    return [
+        [{"role": m.role, "name": m.name, "content": m.content} for m in record.messages]
+        for record in islice(read_records(path), count)
+    ]
 
 
 def _slug(text: str) -> str:

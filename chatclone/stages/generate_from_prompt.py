@@ -16,9 +16,15 @@ from chatclone.generation.session import grow
 STAGE = "generate_from_prompt"
 
 
-def generate_from_prompt(cfg: GenerateFromPromptConfig, run_dir: Path, stdin: TextIO | None = None,
-                         stdout: TextIO | None = None, stderr: TextIO | None = None, console: Console | None = None,
-                         logits_processor: object = None) -> dict:
+def generate_from_prompt(
+    cfg: GenerateFromPromptConfig,
+    run_dir: Path,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    console: Console | None = None,
+    logits_processor: object = None,
+) -> dict:
     """Print the conversation as it grows; write conversation.jsonl/.txt, generations.jsonl and the manifest."""
     streams = running.Streams.of(stdin, stdout, stderr)
     console = console or Console(file=streams.err)
@@ -30,8 +36,10 @@ def generate_from_prompt(cfg: GenerateFromPromptConfig, run_dir: Path, stdin: Te
     session = running.new_session(clone, cfg, speakers, streams.out, logits_processor)
     session.open_with(opening)
     grow(session, speakers, cfg.turns, running.rng(cfg), cfg.allow_same_speaker)
-    header = f"# {spec.target} with {', '.join(speakers)} (run={cfg.run}, sampling={cfg.sampling.name}, " \
-             f"T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p}, seed={cfg.seed})"
+    header = (
+        f"# {spec.target} with {', '.join(speakers)} (run={cfg.run}, sampling={cfg.sampling.name}, "
+        f"T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p}, seed={cfg.seed})"
+    )
     outputs = write_conversation(run_dir, session.transcript, header)
     extra = {"speakers": speakers, "turns": cfg.turns, "prompt_messages": len(opening)}
     return running.finish(cfg, run_dir, STAGE, spec, session.replies, outputs, extra, console)

@@ -20,8 +20,15 @@ from chatclone.generation.records import write_conversation
 STAGE = "inference"
 
 
-def inference(cfg: InferenceConfig, run_dir: Path, stdin: TextIO | None = None, stdout: TextIO | None = None,
-              stderr: TextIO | None = None, console: Console | None = None, logits_processor: object = None) -> dict:
+def inference(
+    cfg: InferenceConfig,
+    run_dir: Path,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    console: Console | None = None,
+    logits_processor: object = None,
+) -> dict:
     """Run a chat session or answer `cfg.prompt`; write generations.jsonl (+ conversation files) and manifest."""
     streams = running.Streams.of(stdin, stdout, stderr)
     console = console or Console(file=streams.err)
@@ -47,8 +54,9 @@ def inference(cfg: InferenceConfig, run_dir: Path, stdin: TextIO | None = None, 
     return running.finish(cfg, run_dir, STAGE, spec, session.replies, outputs, extra, console)
 
 
-def _compare(cfg: InferenceConfig, run_dir: Path, spec: CloneSpec, user: str, streams: running.Streams,
-             console: Console) -> dict:
+def _compare(
+    cfg: InferenceConfig, run_dir: Path, spec: CloneSpec, user: str, streams: running.Streams, console: Console
+) -> dict:
     """mode=compare: each message answered by the base model and by the clone, a table of both on stdout, then
     the held-out perplexity line; generations.jsonl tags every draw with its model and message."""
     conversations = []
@@ -57,16 +65,31 @@ def _compare(cfg: InferenceConfig, run_dir: Path, spec: CloneSpec, user: str, st
             conversations.append(parse_prompt(message, [spec.target, user, *spec.partners], user))
         except ChatcloneError as error:
             raise ChatcloneError(f"messages[{index}] {message!r}: {error}") from None
-    examples = side_by_side.held_out_examples(spec)   # before any model loads
+    examples = side_by_side.held_out_examples(spec)  # before any model loads
     sides = side_by_side.compare_models(spec, cfg, conversations, examples, user, console)
     side_by_side.print_comparison(Console(file=streams.out), spec.target, conversations, sides)
-    extra = {"mode": cfg.mode.value, "user": user, "messages": len(conversations),
-             **side_by_side.perplexity_summary(sides)}
+    extra = {
+        "mode": cfg.mode.value,
+        "user": user,
+        "messages": len(conversations),
+        **side_by_side.perplexity_summary(sides),
+    }
     replies = [reply for side in sides for draws in side.draws for reply in draws]
-    return running.finish(cfg, run_dir, STAGE, spec, replies, [], extra, console,
-                          rows=side_by_side.comparison_rows(cfg, sides, conversations))
+    return running.finish(
+        cfg,
+        run_dir,
+        STAGE,
+        spec,
+        replies,
+        [],
+        extra,
+        console,
+        rows=side_by_side.comparison_rows(cfg, sides, conversations),
+    )
 
 
 def _header(target: str, user: str, cfg: InferenceConfig) -> str:
-    return f"# chat with {target} as {user} (run={cfg.run}, checkpoint={cfg.checkpoint.value}, " \
-           f"sampling={cfg.sampling.name}, T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p})"
+    return (
+        f"# chat with {target} as {user} (run={cfg.run}, checkpoint={cfg.checkpoint.value}, "
+        f"sampling={cfg.sampling.name}, T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p})"
+    )

@@ -21,8 +21,8 @@ from chatclone.logs import warn
 from chatclone.speakers import author_table, resolve_target
 
 STAGE = "process_messages"
-DEFAULT_TIMEZONE = "UTC"                  # reading.timezone=null: TXT/HTML dates read as UTC, with a warning
-OFFSET_FREE_FORMATS = ("txt", "html")     # formats whose dates carry no UTC offset
+DEFAULT_TIMEZONE = "UTC"  # reading.timezone=null: TXT/HTML dates read as UTC, with a warning
+OFFSET_FREE_FORMATS = ("txt", "html")  # formats whose dates carry no UTC offset
 
 
 def process_messages(cfg: ProcessMessagesConfig, run_dir: Path, console: Console | None = None) -> dict:
@@ -48,11 +48,19 @@ def gc_paused():
 
 
 def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dict:
-    options = ReadOptions(timezone=cfg.reading.timezone or DEFAULT_TIMEZONE, date_order=cfg.reading.date_order.value,
-                          allow_truncated=cfg.reading.allow_truncated,
-                          on_warning=warn)
-    channels, report = read_channels(cfg.inputs, options, recursive=cfg.reading.recursive, progress=cfg.progress,
-                                     skip_unreadable=cfg.reading.skip_unreadable)
+    options = ReadOptions(
+        timezone=cfg.reading.timezone or DEFAULT_TIMEZONE,
+        date_order=cfg.reading.date_order.value,
+        allow_truncated=cfg.reading.allow_truncated,
+        on_warning=warn,
+    )
+    channels, report = read_channels(
+        cfg.inputs,
+        options,
+        recursive=cfg.reading.recursive,
+        progress=cfg.progress,
+        skip_unreadable=cfg.reading.skip_unreadable,
+    )
     for skipped in report.unreadable_files:
         options.warn(f"skipped {skipped['file']}: {skipped['reason']}")
     _warn_offset_free_dates(cfg, report, options)
@@ -71,20 +79,34 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
     train, validation = split(conversations, cfg.split)
     repeats = check_no_leak(train, validation)
     if repeats:
-        options.warn(f"{len(repeats)} trained target turn(s) of train recur, same minute and text, in validation "
-                     f"in another channel, e.g. {repeats[0]}; chance, or a channel exported twice under "
-                     "different names (then remove the copy)")
+        options.warn(
+            f"{len(repeats)} trained target turn(s) of train recur, same minute and text, in validation "
+            f"in another channel, e.g. {repeats[0]}; chance, or a channel exported twice under "
+            "different names (then remove the copy)"
+        )
     if not validation:
-        options.warn("only one conversation: the validation split is empty" if len(conversations) < 2
-                     else "split.validation_fraction is 0: the validation split is empty")
+        options.warn(
+            "only one conversation: the validation split is empty"
+            if len(conversations) < 2
+            else "split.validation_fraction is 0: the validation split is empty"
+        )
     sizes = _write_splits(run_dir, {"train": train, "validation": validation}, cfg)
     stats = _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes)
     runs.write_json(run_dir, "stats.json", stats)
     _print_summary(console, stats, run_dir)
-    runs.finish_run(run_dir, STAGE, cfg, inputs=cfg.inputs, outputs=["train.jsonl", "validation.jsonl", "stats.json"],
-                    summary={"target": stats["target"], "split": sizes})
-    console.print(f"next: {runs.next_command('tokenize_dataset.py', run_dir, cfg.outputs_root, STAGE)}",
-                  highlight=False, soft_wrap=True)
+    runs.finish_run(
+        run_dir,
+        STAGE,
+        cfg,
+        inputs=cfg.inputs,
+        outputs=["train.jsonl", "validation.jsonl", "stats.json"],
+        summary={"target": stats["target"], "split": sizes},
+    )
+    console.print(
+        f"next: {runs.next_command('tokenize_dataset.py', run_dir, cfg.outputs_root, STAGE)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return stats
 
 
@@ -93,9 +115,11 @@ def _warn_offset_free_dates(cfg: ProcessMessagesConfig, report, options: ReadOpt
     files = [f["file"] for f in report.files if f["format"] in OFFSET_FREE_FORMATS]
     if cfg.reading.timezone is None and files:
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        options.warn(f"{len(files)} file(s) with dates that carry no UTC offset (TXT/HTML) were read as UTC: "
-                     f"{shown}; set reading.timezone to the exporting machine's zone (e.g. "
-                     "reading.timezone=Europe/Berlin), or reading.timezone=UTC to confirm UTC")
+        options.warn(
+            f"{len(files)} file(s) with dates that carry no UTC offset (TXT/HTML) were read as UTC: "
+            f"{shown}; set reading.timezone to the exporting machine's zone (e.g. "
+            "reading.timezone=Europe/Berlin), or reading.timezone=UTC to confirm UTC"
+        )
 
 
 def _check_not_empty(conversations, target, cleaner, counts) -> None:
@@ -103,12 +127,19 @@ def _check_not_empty(conversations, target, cleaner, counts) -> None:
     if conversations:
         return
     removed = ", ".join(f"{k} {v}" for k, v in cleaner.removed.most_common()) or "none"
-    dropped = ", ".join(f"{k.removeprefix('conversations_dropped_')} {v}" for k, v in counts.items()
-                        if k.startswith("conversations_dropped_")) or "none"
+    dropped = (
+        ", ".join(
+            f"{k.removeprefix('conversations_dropped_')} {v}"
+            for k, v in counts.items()
+            if k.startswith("conversations_dropped_")
+        )
+        or "none"
+    )
     raise ChatcloneError(
         f"no conversation with a turn of target '{target.query}' survived: {counts['messages_kept']} of "
         f"{counts['messages_read']} messages kept (removed: {removed}); conversations dropped: {dropped}. "
-        "Loosen cleaning.* or segmentation.* (e.g. cleaning.max_chars, segmentation.session_gap_minutes)")
+        "Loosen cleaning.* or segmentation.* (e.g. cleaning.max_chars, segmentation.session_gap_minutes)"
+    )
 
 
 def _write_splits(run_dir: Path, splits: dict[str, list[Conversation]], cfg: ProcessMessagesConfig) -> dict:
@@ -135,10 +166,19 @@ def _write_split(path: Path, conversations: list[Conversation], cfg: ProcessMess
 
 
 def _record(conv: Conversation, k: int, window: list[Turn]) -> ChatRecord:
-    return ChatRecord(id=f"{conv.id}-w{k}", channel=conv.channel_name, channel_id=conv.channel,
-                      start=iso(window[0].start), end=iso(window[-1].end),
-                      messages=[ChatMessage(ASSISTANT if t.is_target else USER, t.content, t.name,
-                                            train=not (t.is_target and t.context_only)) for t in window])
+    return ChatRecord(
+        id=f"{conv.id}-w{k}",
+        channel=conv.channel_name,
+        channel_id=conv.channel,
+        start=iso(window[0].start),
+        end=iso(window[-1].end),
+        messages=[
+            ChatMessage(
+                ASSISTANT if t.is_target else USER, t.content, t.name, train=not (t.is_target and t.context_only)
+            )
+            for t in window
+        ],
+    )
 
 
 def _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes) -> dict:
@@ -149,11 +189,22 @@ def _stats(cfg, report, options, authors, target, cleaner, counts, conversations
         "duplicate_messages_removed": report.duplicates_removed,
         "duplicates": runs.plain(report.duplicates),
         "warnings": options.warnings,
-        "target": {"query": target.query, "ids": sorted(target.ids), "usernames": sorted(target.usernames),
-                   "names": sorted(target.names)},
-        "authors": [{"ids": sorted(a.ids), "usernames": sorted(a.usernames), "names": sorted(a.names),
-                     "messages": a.messages, "is_bot": a.is_bot}
-                    for a in sorted(authors.values(), key=lambda a: -a.messages)],
+        "target": {
+            "query": target.query,
+            "ids": sorted(target.ids),
+            "usernames": sorted(target.usernames),
+            "names": sorted(target.names),
+        },
+        "authors": [
+            {
+                "ids": sorted(a.ids),
+                "usernames": sorted(a.usernames),
+                "names": sorted(a.names),
+                "messages": a.messages,
+                "is_bot": a.is_bot,
+            }
+            for a in sorted(authors.values(), key=lambda a: -a.messages)
+        ],
         "messages": {"read": counts["messages_read"], "kept": counts["messages_kept"]},
         "removed": dict(sorted(cleaner.removed.items())),
         "changed": dict(sorted(cleaner.changed.items())),
@@ -169,8 +220,11 @@ def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
     table.add_column("what")
     table.add_column("count", justify="right")
     rows = [("files read", len(stats["files"])), ("files skipped", len(stats["skipped_files"]))]
-    rows += [(f"  unreadable: {f['file']}", f["reason"].removeprefix("unreadable: "))
-             for f in stats["skipped_files"] if f["reason"].startswith("unreadable: ")]
+    rows += [
+        (f"  unreadable: {f['file']}", f["reason"].removeprefix("unreadable: "))
+        for f in stats["skipped_files"]
+        if f["reason"].startswith("unreadable: ")
+    ]
     rows += [("duplicate messages removed", stats["duplicate_messages_removed"])]
     rows += [(f"  {k.replace('_', ' ')}", v) for k, v in stats["duplicates"].items() if v]
     rows += [("messages read", stats["messages"]["read"]), ("messages kept", stats["messages"]["kept"])]
@@ -179,10 +233,18 @@ def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
     rows += [(k.replace("_", " "), v) for k, v in stats["segmentation"].items()]
     rows += [("conversations", stats["conversations"])]
     for name, size in stats["split"].items():
-        rows.append((f"{name}: conversations / examples / target turns",
-                     f"{size['conversations']} / {size['examples']} / {size['target_turns']}"))
-        rows.append((f"{name}: share of conversations / of target turns",
-                     f"{size['conversation_share']:.1%} / {size['target_turn_share']:.1%}"))
+        rows.append(
+            (
+                f"{name}: conversations / examples / target turns",
+                f"{size['conversations']} / {size['examples']} / {size['target_turns']}",
+            )
+        )
+        rows.append(
+            (
+                f"{name}: share of conversations / of target turns",
+                f"{size['conversation_share']:.1%} / {size['target_turn_share']:.1%}",
+            )
+        )
     for what, value in rows:
         table.add_row(what, str(value))
     console.print(table)

@@ -30,9 +30,17 @@ REDACTED = "<redacted>"
 
 def clone_config(cfg: ServeConfig, run: str) -> CloneStageConfig:
     """How inference.py would find and load the clone in `run` with the server's settings."""
-    return CloneStageConfig(run=run, checkpoint=cfg.checkpoint, outputs_root=cfg.outputs_root, dtype=cfg.dtype,
-                            device=cfg.device, fuse_adapter=cfg.fuse_adapter, fast_decode=cfg.fast_decode,
-                            threads=cfg.threads, sampling=cfg.sampling)
+    return CloneStageConfig(
+        run=run,
+        checkpoint=cfg.checkpoint,
+        outputs_root=cfg.outputs_root,
+        dtype=cfg.dtype,
+        device=cfg.device,
+        fuse_adapter=cfg.fuse_adapter,
+        fast_decode=cfg.fast_decode,
+        threads=cfg.threads,
+        sampling=cfg.sampling,
+    )
 
 
 def locate_clones(cfg: ServeConfig) -> list[CloneSpec]:
@@ -109,22 +117,39 @@ def serve(cfg: ServeConfig, run_dir: Path, console: Console | None = None) -> di
     app = create_app(service, cfg.resolved_api_key(), log)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"serving {', '.join(service.models)} at http://{shown}:{port}/ (OpenAI API: http://{shown}:{port}/v1)",
-          flush=True)
-    mount_judging(app, cfg.judging, cfg.outputs_root, base_url=f"http://{reachable(shown)}:{port}",
-                  api_key=cfg.resolved_api_key(), out=lambda line: print(line, flush=True))
+    print(
+        f"serving {', '.join(service.models)} at http://{shown}:{port}/ (OpenAI API: http://{shown}:{port}/v1)",
+        flush=True,
+    )
+    mount_judging(
+        app,
+        cfg.judging,
+        cfg.outputs_root,
+        base_url=f"http://{reachable(shown)}:{port}",
+        api_key=cfg.resolved_api_key(),
+        out=lambda line: print(line, flush=True),
+    )
     service.scheduler.start()
-    signal.signal(signal.SIGTERM, _interrupt)   # uvicorn re-raises the signal that stopped it, once it has stopped
+    signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises the signal that stopped it, once it has stopped
     try:
         uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=True, timeout_graceful_shutdown=5)).run(
-            sockets=[sock])
+            sockets=[sock]
+        )
     except KeyboardInterrupt:
         pass
     finally:
         service.scheduler.close()
-    summary = {"models": {name: m.card() for name, m in service.models.items()},
-               **{k: v for k, v in service.scheduler.stats.items() if k != "running"}}
+    summary = {
+        "models": {name: m.card() for name, m in service.models.items()},
+        **{k: v for k, v in service.scheduler.stats.items() if k != "running"},
+    }
     outputs = [str(log.path)] if log else []
-    runs.finish_run(run_dir, STAGE, replace(cfg, api_key=REDACTED if cfg.api_key else None),
-                    inputs=[str(s.run_dir) for s in specs], outputs=outputs, summary=summary)
+    runs.finish_run(
+        run_dir,
+        STAGE,
+        replace(cfg, api_key=REDACTED if cfg.api_key else None),
+        inputs=[str(s.run_dir) for s in specs],
+        outputs=outputs,
+        summary=summary,
+    )
     return summary

@@ -16,9 +16,15 @@ from chatclone.generation.records import write_conversation
 STAGE = "simulate_conversation"
 
 
-def simulate_conversation(cfg: SimulateConversationConfig, run_dir: Path, stdin: TextIO | None = None,
-                          stdout: TextIO | None = None, stderr: TextIO | None = None, console: Console | None = None,
-                          logits_processor: object = None) -> dict:
+def simulate_conversation(
+    cfg: SimulateConversationConfig,
+    run_dir: Path,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    console: Console | None = None,
+    logits_processor: object = None,
+) -> dict:
     """Read the user's turns from stdin, generate the others'; write the conversation and the manifest."""
     streams = running.Streams.of(stdin, stdout, stderr)
     console = console or Console(file=streams.err)
@@ -28,16 +34,35 @@ def simulate_conversation(cfg: SimulateConversationConfig, run_dir: Path, stdin:
     others = [s for s in running.partners(spec, cfg.speakers, cfg.num_speakers) if s != spec.target]
     if not plays_target and player not in others:
         others.append(player)
-    opening = parse_prompt(cfg.prompt, [spec.target, *others, *spec.partners], player if not plays_target
-                           else others[0]) if cfg.prompt else None
+    opening = (
+        parse_prompt(cfg.prompt, [spec.target, *others, *spec.partners], player if not plays_target else others[0])
+        if cfg.prompt
+        else None
+    )
     clone = running.load(spec, cfg, console)
     session = running.new_session(clone, cfg, others, streams.out, logits_processor)
     model_plays = [s for s in others if s != player]
-    ended = simulate(session, player, model_plays, running.rng(cfg), streams.stdin, streams.out, streams.err,
-                     streams.interactive, cfg.max_turns, opening)
-    header = f"# {player} (you) with {', '.join(n for n in session.names if n != player)} (run={cfg.run}, " \
-             f"sampling={cfg.sampling.name}, T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p})"
+    ended = simulate(
+        session,
+        player,
+        model_plays,
+        running.rng(cfg),
+        streams.stdin,
+        streams.out,
+        streams.err,
+        streams.interactive,
+        cfg.max_turns,
+        opening,
+    )
+    header = (
+        f"# {player} (you) with {', '.join(n for n in session.names if n != player)} (run={cfg.run}, "
+        f"sampling={cfg.sampling.name}, T={cfg.sampling.temperature}, top_p={cfg.sampling.top_p})"
+    )
     outputs = write_conversation(run_dir, session.transcript, header)
-    extra = {"player": player, "others": others, "ended": ended,
-             "user_turns": sum(t["by"] == "user" for t in session.transcript)}
+    extra = {
+        "player": player,
+        "others": others,
+        "ended": ended,
+        "user_turns": sum(t["by"] == "user" for t in session.transcript),
+    }
     return running.finish(cfg, run_dir, STAGE, spec, session.replies, outputs, extra, console)

@@ -29,7 +29,7 @@ from chatclone.modeling import ModelTokenizer, load_model_tokenizer, save_tokeni
 
 STAGE = "tokenize_dataset"
 INPUT_STAGE = "process_messages"
-DEFAULT_MODEL_GROUP = "smollm2"   # train.py's default `model` group (conf/train.yaml)
+DEFAULT_MODEL_GROUP = "smollm2"  # train.py's default `model` group (conf/train.yaml)
 COLUMNS = ("input_ids", "labels", "length")
 BOOKKEEPING = ("trained_tokens", "target_turns", "window", "skipped_turns", "skipped_tokens")
 PREFLIGHT_RECORDS = 32
@@ -37,12 +37,14 @@ TARGET_NAME_RECORDS = 2000
 HISTOGRAM_BINS = 32
 TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
 # Roles a Discord conversation has: several speakers in a row, target bursts, a context-only target turn.
-PROBE = [{"role": "user", "name": "Pippa", "content": "probe one"},
-         {"role": "user", "name": "Orrin", "content": "probe two"},
-         {"role": "assistant", "name": "T", "content": "probe three", "train": False},
-         {"role": "assistant", "name": "T", "content": "probe four"},
-         {"role": "user", "name": "Pippa", "content": "probe five"},
-         {"role": "assistant", "name": "T", "content": "probe six"}]
+PROBE = [
+    {"role": "user", "name": "Pippa", "content": "probe one"},
+    {"role": "user", "name": "Orrin", "content": "probe two"},
+    {"role": "assistant", "name": "T", "content": "probe three", "train": False},
+    {"role": "assistant", "name": "T", "content": "probe four"},
+    {"role": "user", "name": "Pippa", "content": "probe five"},
+    {"role": "assistant", "name": "T", "content": "probe six"},
+]
 
 
 def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console | None = None) -> dict:
@@ -61,36 +63,62 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
     encoder = build_encoder(model, cfg, system_prompt)
     _preflight(encoder, paths["train"], cfg.model.max_length)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".work-") as work:
-        tokenized = {split: tokenize_split(read_split(paths[split], Path(work)), encoder, cfg, split)
-                     for split in SPLITS}
+        tokenized = {
+            split: tokenize_split(read_split(paths[split], Path(work)), encoder, cfg, split) for split in SPLITS
+        }
         split_stats = {split: _split_stats(ds, summary_in, split) for split, ds in tokenized.items()}
         _check_trained(split_stats["train"], cfg.model.max_length, paths["train"])
         lengths = [length for ds in tokenized.values() for length in _lengths(ds)]
         _save_dataset(tokenized, run_dir / "dataset")
     save_tokenizer(model.tokenizer, runs.new_file(run_dir, "tokenizer"))
     histogram = _histogram(lengths, cfg.model.max_length, run_dir / "length_histogram.png", cfg.model.group)
-    stats = {"input": str(input_dir), "model": model.info(cfg.model), "target": target,
-             "system_prompt": system_prompt, "splits": split_stats, "length_histogram": histogram}
+    stats = {
+        "input": str(input_dir),
+        "model": model.info(cfg.model),
+        "target": target,
+        "system_prompt": system_prompt,
+        "splits": split_stats,
+        "length_histogram": histogram,
+    }
     runs.write_json(run_dir, "stats.json", stats)
     _print_summary(console, stats, run_dir)
-    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(input_dir)],
-                    outputs=["dataset", "tokenizer", "stats.json", "length_histogram.png"],
-                    summary={"model": stats["model"], "target": target, "system_prompt": system_prompt,
-                             "splits": {s: {k: v[k] for k in ("sequences", "tokens", "trained_tokens")}
-                                        for s, v in split_stats.items()}})
+    runs.finish_run(
+        run_dir,
+        STAGE,
+        cfg,
+        inputs=[str(input_dir)],
+        outputs=["dataset", "tokenizer", "stats.json", "length_histogram.png"],
+        summary={
+            "model": stats["model"],
+            "target": target,
+            "system_prompt": system_prompt,
+            "splits": {s: {k: v[k] for k in ("sequences", "tokens", "trained_tokens")} for s, v in split_stats.items()},
+        },
+    )
     console.print(f"next: {next_command(cfg, run_dir)}", highlight=False, soft_wrap=True)
     return stats
 
 
 def build_encoder(model: ModelTokenizer, cfg: TokenizeDatasetConfig, system_prompt: str) -> ChatEncoder:
-    style = Style(system_prompt=system_prompt, system_role=cfg.model.system_role,
-                  alternating_roles=cfg.model.alternating_roles, speaker_names=cfg.formatting.speaker_names,
-                  merge_separator=cfg.formatting.merge_separator)
+    style = Style(
+        system_prompt=system_prompt,
+        system_role=cfg.model.system_role,
+        alternating_roles=cfg.model.alternating_roles,
+        speaker_names=cfg.formatting.speaker_names,
+        merge_separator=cfg.formatting.merge_separator,
+    )
     hints = [] if cfg.model.alternating_roles else ["model.alternating_roles=true"]
     hints += ["model.system_role=false"] if cfg.model.system_role and system_prompt else []
     hint = f"; try {' and '.join(hints)}" if hints else ""
-    return ChatEncoder(model.tokenizer, model.template, model.end_of_turn, style, cfg.model.max_length,
-                       where=f"model={cfg.model.group}", hints=hint)
+    return ChatEncoder(
+        model.tokenizer,
+        model.template,
+        model.end_of_turn,
+        style,
+        cfg.model.max_length,
+        where=f"model={cfg.model.group}",
+        hints=hint,
+    )
 
 
 def _set_progress(enabled: bool) -> None:
@@ -110,14 +138,21 @@ def _input_paths(input_dir: Path) -> dict[str, Path]:
 def _check_target_turns(summary: dict, input_dir: Path) -> None:
     turns = summary.get("split", {}).get("train", {}).get("target_turns")
     if turns == 0:
-        raise ChatcloneError("the train split has no target turns to learn from: rerun process_messages with "
-                             "another target or looser cleaning/segmentation", path=input_dir)
+        raise ChatcloneError(
+            "the train split has no target turns to learn from: rerun process_messages with "
+            "another target or looser cleaning/segmentation",
+            path=input_dir,
+        )
 
 
 def _target_name(train: Path, summary: dict) -> str:
     """The name the target has on most of their turns (in the first records), for the system prompt."""
-    names = Counter(m.name for record in islice(read_records(train), TARGET_NAME_RECORDS)
-                    for m in record.messages if m.role == ASSISTANT and m.name)
+    names = Counter(
+        m.name
+        for record in islice(read_records(train), TARGET_NAME_RECORDS)
+        for m in record.messages
+        if m.role == ASSISTANT and m.name
+    )
     if names:
         return names.most_common(1)[0][0]
     known = summary.get("target", {}).get("names") or ["the target"]
@@ -132,8 +167,10 @@ def _preflight(encoder: ChatEncoder, train: Path, max_length: int) -> None:
     encoder.encode_batch([PROBE, *first])
     shortest = encoder.minimum_length()
     if shortest > max_length:
-        raise ChatcloneError(f"model.max_length={max_length} is too small: the system prompt and a one-character "
-                             f"target turn alone take {shortest} tokens")
+        raise ChatcloneError(
+            f"model.max_length={max_length} is too small: the system prompt and a one-character "
+            f"target turn alone take {shortest} tokens"
+        )
 
 
 def _messages(record: ChatRecord) -> list[dict]:
@@ -146,8 +183,7 @@ def read_split(path: Path, work: Path) -> Any:
     import pyarrow as pa
     from datasets import Dataset
 
-    message = pa.struct([("role", pa.string()), ("name", pa.string()), ("content", pa.string()),
-                         ("train", pa.bool_())])
+    message = pa.struct([("role", pa.string()), ("name", pa.string()), ("content", pa.string()), ("train", pa.bool_())])
     schema = pa.schema([("id", pa.string()), ("messages", pa.list_(message))])
     out = work / f"{path.stem}.arrow"
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
@@ -164,8 +200,14 @@ def read_split(path: Path, work: Path) -> Any:
 def _out_features() -> Any:
     from datasets import Features, List, Value
 
-    return Features({"input_ids": List(Value("int32")), "labels": List(Value("int32")), "length": Value("int32"),
-                     **{name: Value("int32") for name in BOOKKEEPING}})
+    return Features(
+        {
+            "input_ids": List(Value("int32")),
+            "labels": List(Value("int32")),
+            "length": Value("int32"),
+            **{name: Value("int32") for name in BOOKKEEPING},
+        }
+    )
 
 
 def tokenize_split(ds: Any, encoder: ChatEncoder, cfg: TokenizeDatasetConfig, split: str) -> Any:
@@ -177,10 +219,18 @@ def tokenize_split(ds: Any, encoder: ChatEncoder, cfg: TokenizeDatasetConfig, sp
     workers = min(cfg.num_proc, max(1, math.ceil(len(ds) / cfg.batch_size)))
     with _single_threaded_tokenizers(workers > 1):
         # A fresh work dir per run: nothing to reuse, so skip hashing the tokenizer for a cache fingerprint.
-        return ds.map(_encode_batch, batched=True, batch_size=cfg.batch_size,
-                      num_proc=workers if workers > 1 else None, input_columns="messages",
-                      remove_columns=ds.column_names, features=_out_features(), fn_kwargs={"encoder": encoder},
-                      desc=f"tokenize {split}", new_fingerprint=f"tokenize-{split}")
+        return ds.map(
+            _encode_batch,
+            batched=True,
+            batch_size=cfg.batch_size,
+            num_proc=workers if workers > 1 else None,
+            input_columns="messages",
+            remove_columns=ds.column_names,
+            features=_out_features(),
+            fn_kwargs={"encoder": encoder},
+            desc=f"tokenize {split}",
+            new_fingerprint=f"tokenize-{split}",
+        )
 
 
 @contextmanager
@@ -206,8 +256,9 @@ def _encode_batch(conversations: list[list[dict]], encoder: ChatEncoder) -> dict
             rows = [([], [], 0, 0, 0)]  # carries the skip counts; dropped before saving
         for window, row in enumerate(rows):
             first = window == 0
-            for name, value in zip(out, row + (window, encoded.skipped_turns if first else 0,
-                                               encoded.skipped_tokens if first else 0)):
+            for name, value in zip(
+                out, row + (window, encoded.skipped_turns if first else 0, encoded.skipped_tokens if first else 0)
+            ):
                 out[name].append(value)
     return out
 
@@ -222,20 +273,28 @@ def _split_stats(ds: Any, summary_in: dict, split: str) -> dict:
         return int(pc.sum(predicate(ds.data.column(name), value)).as_py() or 0)
 
     sequences, tokens, trained = count("length", pc.greater, 0), total("length"), total("trained_tokens")
-    return {"sequences": sequences, "windowed_conversations": count("window", pc.equal, 1), "tokens": tokens,
-            "trained_tokens": trained, "trained_fraction": round(trained / tokens, 4) if tokens else 0.0,
-            "mean_length": round(tokens / sequences, 1) if sequences else 0.0,
-            "max_length_seen": int(pc.max(ds.data.column("length")).as_py() or 0),
-            "target_turns_trained": total("target_turns"),
-            "target_turns_in_input": summary_in.get("split", {}).get(split, {}).get("target_turns"),
-            "target_turns_skipped_too_long": total("skipped_turns"), "skipped_tokens": total("skipped_tokens")}
+    return {
+        "sequences": sequences,
+        "windowed_conversations": count("window", pc.equal, 1),
+        "tokens": tokens,
+        "trained_tokens": trained,
+        "trained_fraction": round(trained / tokens, 4) if tokens else 0.0,
+        "mean_length": round(tokens / sequences, 1) if sequences else 0.0,
+        "max_length_seen": int(pc.max(ds.data.column("length")).as_py() or 0),
+        "target_turns_trained": total("target_turns"),
+        "target_turns_in_input": summary_in.get("split", {}).get(split, {}).get("target_turns"),
+        "target_turns_skipped_too_long": total("skipped_turns"),
+        "skipped_tokens": total("skipped_tokens"),
+    }
 
 
 def _check_trained(train: dict, max_length: int, path: Path) -> None:
     skipped = train["target_turns_skipped_too_long"]
     if train["sequences"] == 0 and skipped:
-        raise ChatcloneError(f"no target turn fits in model.max_length={max_length} ({skipped} turns too long); "
-                             "raise model.max_length", path=path)
+        raise ChatcloneError(
+            f"no target turn fits in model.max_length={max_length} ({skipped} turns too long); raise model.max_length",
+            path=path,
+        )
     if train["sequences"] == 0:
         raise ChatcloneError("no target turns to learn from (no assistant turn with train != false)", path=path)
 
@@ -269,8 +328,9 @@ def _histogram(lengths: list[int], max_length: int, path: Path, group: str) -> d
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", edgecolor="black", linewidth=0.3)
     ax.axvline(max_length, color="red", linestyle="--", label=f"max_length {max_length}")
-    ax.set(xlabel="tokens per sequence", ylabel="sequences", title=f"tokenize_dataset ({group}): "
-           f"{len(lengths)} sequences")
+    ax.set(
+        xlabel="tokens per sequence", ylabel="sequences", title=f"tokenize_dataset ({group}): {len(lengths)} sequences"
+    )
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     fig.tight_layout()
@@ -285,13 +345,24 @@ def _print_summary(console: Console, stats: dict, run_dir: Path) -> None:
     table.add_column("what")
     for split in stats["splits"]:
         table.add_column(split, justify="right")
-    keys = ("sequences", "windowed_conversations", "tokens", "trained_tokens", "mean_length", "max_length_seen",
-            "target_turns_trained", "target_turns_skipped_too_long")
+    keys = (
+        "sequences",
+        "windowed_conversations",
+        "tokens",
+        "trained_tokens",
+        "mean_length",
+        "max_length_seen",
+        "target_turns_trained",
+        "target_turns_skipped_too_long",
+    )
     for key in keys:
         table.add_row(key.replace("_", " "), *(str(s[key]) for s in stats["splits"].values()))
     console.print(table)
-    console.print(f"model {model['name_or_path']}: end of turn {model['end_of_turn']!r} (id "
-                  f"{model['end_of_turn_id']}), max_length {model['max_length']}", highlight=False)
+    console.print(
+        f"model {model['name_or_path']}: end of turn {model['end_of_turn']!r} (id "
+        f"{model['end_of_turn_id']}), max_length {model['max_length']}",
+        highlight=False,
+    )
     console.print(f"wrote {run_dir}/dataset, tokenizer/, stats.json, length_histogram.png", highlight=False)
 
 

@@ -24,9 +24,15 @@ from chatclone.training.reporting import disk_usage, human_bytes, plot_loss_curv
 from chatclone.training.sizing import Schedule, check_sizes, read_sizes, schedule
 
 STAGE, INPUT_STAGE = "train", "tokenize_dataset"
-SAMPLES = "samples.md"   # chatclone.training.samples.SAMPLES (that module imports transformers: loaded only when used)
-MODEL_FILES = ("adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json",
-               "generation_config.json", "model.safetensors.index.json")
+SAMPLES = "samples.md"  # chatclone.training.samples.SAMPLES (that module imports transformers: loaded only when used)
+MODEL_FILES = (
+    "adapter_model.safetensors",
+    "adapter_config.json",
+    "model.safetensors",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors.index.json",
+)
 
 
 def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> dict:
@@ -50,8 +56,9 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
     if sample_contexts:
         _add_sample_callback(trainer, cfg, run_dir, (data_dir, base, data_model), sample_contexts, console)
     if trainer.is_world_process_zero():
-        runs.write_json(run_dir, "run_info.json", {"dataset": str(data_dir), "base_model": base,
-                                                   "method": cfg.method.name.value})
+        runs.write_json(
+            run_dir, "run_info.json", {"dataset": str(data_dir), "base_model": base, "method": cfg.method.name.value}
+        )
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     # Every process saves and evaluates: FSDP gathers the weights collectively, evaluation is sharded.
     outputs = _save_models(trainer, cfg, run_dir)
@@ -60,31 +67,47 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
         return {}
     if cfg.export.merge:
         outputs.append(_merge(trainer, cfg, run_dir, base, source="best" if "best" in outputs else "final"))
-    metrics = {"train": result.metrics, "best_metric": trainer.state.best_metric,
-               "best_checkpoint": trainer.state.best_model_checkpoint, "global_step": trainer.state.global_step,
-               "world_size": trainer.args.world_size,
-               "distributed": trainer.accelerator.distributed_type.value, "schedule": plan,
-               "log_history": trainer.state.log_history, **({"eval": final_eval} if final_eval else {})}
-    runs.write_json(run_dir, "metrics.json", metrics)
-    curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png",
-                             f"{cfg.model.group} {cfg.method.name.value}")
-    outputs += ["metrics.json"] + (["loss_curve.png"] if curve else []) + (
-        [SAMPLES] if (run_dir / SAMPLES).is_file() else [])
+    metrics = _write_metrics(trainer, result, plan, final_eval, cfg, run_dir, outputs)
     headline = _report_training(trainer, result, metrics, cfg, "best" in outputs, run_dir, console)
     if cfg.eval.fidelity:
-        headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console,
-                                                       fidelity_data)
+        headline["fidelity"] = evaluate_after_training(cfg, run_dir, data_dir, base, data_model, console, fidelity_data)
         outputs.append(FIDELITY_DIR)
     wandb_runs.finish(headline)
     disk = _report_disk(run_dir, cfg, console)
-    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(data_dir)] + ([str(old_run)] if old_run else []),
-                    outputs=outputs, summary={"base_model": base, "model": data_model, "method": cfg.method.name.value,
-                                              "preset": cfg.preset, "adapter": cfg.method.name is not Method.full,
-                                              "metrics": headline, "schedule": plan, "warnings": warnings,
-                                              "disk": disk})
-    console.print(f"next: {runs.next_command('inference.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (chat), or "
-                  f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
-                  highlight=False, soft_wrap=True)
+    summary = {"base_model": base, "model": data_model, "method": cfg.method.name.value, "preset": cfg.preset,
+               "adapter": cfg.method.name is not Method.full, "metrics": headline, "schedule": plan,
+               "warnings": warnings, "disk": disk}  # fmt: skip
+    inputs = [str(data_dir)] + ([str(old_run)] if old_run else [])
+    runs.finish_run(run_dir, STAGE, cfg, inputs=inputs, outputs=outputs, summary=summary)
+    console.print(
+        f"next: {runs.next_command('inference.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (chat), or "
+        f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return metrics
+
+
+def _write_metrics(
+    trainer, result, plan: dict, final_eval: dict | None, cfg: TrainConfig, run_dir: Path, outputs: list[str]
+) -> dict:
+    """metrics.json and the loss curve (named in `outputs`, with samples.md when written); the metrics."""
+    metrics = {
+        "train": result.metrics,
+        "best_metric": trainer.state.best_metric,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
+        "distributed": trainer.accelerator.distributed_type.value,
+        "schedule": plan,
+        "log_history": trainer.state.log_history,
+        **({"eval": final_eval} if final_eval else {}),
+    }
+    runs.write_json(run_dir, "metrics.json", metrics)
+    title = f"{cfg.model.group} {cfg.method.name.value}"
+    curve = plot_loss_curves(trainer.state.log_history, run_dir / "loss_curve.png", title)
+    outputs += ["metrics.json"] + (["loss_curve.png"] if curve else [])
+    outputs += [SAMPLES] if (run_dir / SAMPLES).is_file() else []
     return metrics
 
 
@@ -96,8 +119,9 @@ def _sample_contexts(cfg: TrainConfig, data_dir: Path) -> list:
     return load_fidelity_data(data_dir, cfg.eval.sample_contexts).contexts
 
 
-def _add_sample_callback(trainer: Any, cfg: TrainConfig, run_dir: Path, data: tuple[Path, str, dict],
-                         contexts: list, console: Console) -> None:
+def _add_sample_callback(
+    trainer: Any, cfg: TrainConfig, run_dir: Path, data: tuple[Path, str, dict], contexts: list, console: Console
+) -> None:
     """The samples callback, with the run's prompt format (clone_spec of the bare base: the same rendering as
     inference.py). Not under FSDP: generating on one process would wait forever for the others' weight shards."""
     from chatclone.generation.clone import clone_spec
@@ -108,23 +132,42 @@ def _add_sample_callback(trainer: Any, cfg: TrainConfig, run_dir: Path, data: tu
         return
     data_dir, base, data_model = data
     spec = clone_spec(run_dir, None, base, data_dir, data_model)
-    trainer.add_callback(SampleCallback(spec, contexts, trainer.processing_class, run_dir, console,
-                                        seed=cfg.trainer.seed, log_samples=wandb_runs.text_allowed(cfg.wandb)))
+    trainer.add_callback(
+        SampleCallback(
+            spec,
+            contexts,
+            trainer.processing_class,
+            run_dir,
+            console,
+            seed=cfg.trainer.seed,
+            log_samples=wandb_runs.text_allowed(cfg.wandb),
+        )
+    )
 
 
-def _report_training(trainer: Any, result: Any, metrics: dict, cfg: TrainConfig, kept_best: bool, run_dir: Path,
-                     console: Console) -> dict:
+def _report_training(
+    trainer: Any, result: Any, metrics: dict, cfg: TrainConfig, kept_best: bool, run_dir: Path, console: Console
+) -> dict:
     """Print what training did (and the best checkpoint, when best/ was kept); the manifest's headline numbers."""
-    console.print(f"trained {cfg.model.group} with {cfg.method.name.value}: "
-                  f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}")
+    console.print(
+        f"trained {cfg.model.group} with {cfg.method.name.value}: "
+        f"{trainer.state.global_step} steps, final train loss {result.training_loss:.4f}; wrote {run_dir}"
+    )
     best = trainer.state.best_model_checkpoint
     if kept_best and best:
-        console.print(f"best checkpoint: {Path(best).name} (validation loss {trainer.state.best_metric:.4f}), "
-                      "saved as best/", highlight=False)
-    return {"global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
-            "distributed": metrics["distributed"], "train_loss": result.training_loss,
-            "best_eval_loss": trainer.state.best_metric, "best_checkpoint": Path(best).name if best else None,
-            **{k: v for k, v in metrics.get("eval", {}).items()}}
+        console.print(
+            f"best checkpoint: {Path(best).name} (validation loss {trainer.state.best_metric:.4f}), saved as best/",
+            highlight=False,
+        )
+    return {
+        "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
+        "distributed": metrics["distributed"],
+        "train_loss": result.training_loss,
+        "best_eval_loss": trainer.state.best_metric,
+        "best_checkpoint": Path(best).name if best else None,
+        **{k: v for k, v in metrics.get("eval", {}).items()},
+    }
 
 
 def _report_disk(run_dir: Path, cfg: TrainConfig, console: Console) -> dict:
@@ -132,8 +175,11 @@ def _report_disk(run_dir: Path, cfg: TrainConfig, console: Console) -> dict:
     total, checkpoints = disk_usage(run_dir), disk_usage(run_dir / "checkpoints")
     kept = len(list((run_dir / "checkpoints").glob("checkpoint-*")))
     limit = cfg.trainer.save_total_limit
-    console.print(f"disk: {human_bytes(total)} in {run_dir} (checkpoints/ {human_bytes(checkpoints)}: {kept} kept, "
-                  f"trainer.save_total_limit={limit if limit is not None else 'null'})", highlight=False)
+    console.print(
+        f"disk: {human_bytes(total)} in {run_dir} (checkpoints/ {human_bytes(checkpoints)}: {kept} kept, "
+        f"trainer.save_total_limit={limit if limit is not None else 'null'})",
+        highlight=False,
+    )
     return {"run_dir_bytes": total, "checkpoints_bytes": checkpoints, "checkpoints_kept": kept}
 
 
@@ -141,10 +187,12 @@ def _check_same_model(cfg: TrainConfig, data_model: dict, data_dir: Path) -> str
     """The base model must be the one the dataset was tokenized for (same weights, same template)."""
     wanted = resolve_model(cfg.model.name_or_path).name
     if wanted != data_model["name_or_path"]:
-        raise ChatcloneError(f"the dataset was tokenized for {data_model['group']} ({data_model['name_or_path']}) "
-                             f"but train.py was asked for model={cfg.model.group} ({wanted}): run "
-                             f"`python tokenize_dataset.py model={cfg.model.group}` first, or pass input=<run dir>",
-                             path=data_dir)
+        raise ChatcloneError(
+            f"the dataset was tokenized for {data_model['group']} ({data_model['name_or_path']}) "
+            f"but train.py was asked for model={cfg.model.group} ({wanted}): run "
+            f"`python tokenize_dataset.py model={cfg.model.group}` first, or pass input=<run dir>",
+            path=data_dir,
+        )
     return wanted
 
 
@@ -159,18 +207,26 @@ def _dataset_dir(cfg: TrainConfig, old_run: Path | None) -> Path:
     # older runs recorded the path as given (relative to the directory train.py ran in, as now)
     trained_on = Path(json.loads(info_path.read_text(encoding="utf-8"))["dataset"]).resolve()
     if cfg.input != "latest" and Path(cfg.input).expanduser().resolve() != trained_on:
-        raise ChatcloneError(f"that run trained on {trained_on}, not input={cfg.input}: a resumed run continues on "
-                             "its own dataset; drop input= (or start a new run without resume=)", path=old_run)
+        raise ChatcloneError(
+            f"that run trained on {trained_on}, not input={cfg.input}: a resumed run continues on "
+            "its own dataset; drop input= (or start a new run without resume=)",
+            path=old_run,
+        )
     return runs.resolve_input(str(trained_on), Path(cfg.outputs_root), INPUT_STAGE)
 
 
 def _resume_checkpoint(old_run: Path) -> Path:
     """Last complete checkpoint of a killed (or finished) train run."""
-    checkpoints = sorted((p for p in (old_run / "checkpoints").glob("checkpoint-*")
-                          if (p / "trainer_state.json").is_file()), key=lambda p: int(p.name.split("-")[-1]))
+    checkpoints = sorted(
+        (p for p in (old_run / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
     if not checkpoints:
-        raise ChatcloneError("no complete checkpoint to resume from (the run stopped before its first save; "
-                             "lower trainer.save_steps with trainer.save_strategy=steps)", path=old_run)
+        raise ChatcloneError(
+            "no complete checkpoint to resume from (the run stopped before its first save; "
+            "lower trainer.save_steps with trainer.save_strategy=steps)",
+            path=old_run,
+        )
     return checkpoints[-1]
 
 
@@ -195,10 +251,15 @@ def _trainer(cfg: TrainConfig, run_dir: Path, data_dir: Path, base: str, data_mo
     labelled = cfg.trainer.labelled_logits
     trainer_class = LabelledLogitsTrainer if labelled else Trainer
     report_to = wandb_runs.trainer_report_to(cfg.wandb, run_dir)
-    trainer = trainer_class(model=model, args=_arguments(cfg, plan, run_dir, report_to),
-                            train_dataset=dataset["train"], eval_dataset=dataset["validation"] if evaluating else None,
-                            data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
-                            processing_class=tokenizer, callbacks=callbacks)
+    trainer = trainer_class(
+        model=model,
+        args=_arguments(cfg, plan, run_dir, report_to),
+        train_dataset=dataset["train"],
+        eval_dataset=dataset["validation"] if evaluating else None,
+        data_collator=PadCollator(data_model["pad_token_id"], labelled_logits=labelled),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     return trainer, plan
 
 
@@ -221,22 +282,41 @@ def _arguments(cfg: TrainConfig, plan: Schedule, run_dir: Path, report_to: list[
 
     t = cfg.trainer
     return TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"), run_name=run_dir.name, report_to=report_to,
-        num_train_epochs=plan.epochs, max_steps=t.max_steps, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, activation_checkpointing=t.gradient_checkpointing,
-        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler,
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random", length_column_name="length",
-        logging_steps=plan.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy.value,
-        eval_steps=plan.eval_steps, save_strategy=t.save_strategy.value, save_steps=plan.save_steps,
-        save_total_limit=t.save_total_limit, load_best_model_at_end=t.load_best_model_at_end,
-        metric_for_best_model="eval_loss", greater_is_better=False, seed=t.seed, data_seed=t.seed,
-        dataloader_num_workers=t.num_workers, dataloader_pin_memory=torch.cuda.is_available(),
+        output_dir=str(run_dir / "checkpoints"),
+        run_name=run_dir.name,
+        report_to=report_to,
+        num_train_epochs=plan.epochs,
+        max_steps=t.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        activation_checkpointing=t.gradient_checkpointing,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        lr_scheduler_type=t.lr_scheduler,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        length_column_name="length",
+        logging_steps=plan.logging_steps,
+        logging_first_step=True,
+        eval_strategy=t.eval_strategy.value,
+        eval_steps=plan.eval_steps,
+        save_strategy=t.save_strategy.value,
+        save_steps=plan.save_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=t.load_best_model_at_end,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        seed=t.seed,
+        data_seed=t.seed,
+        dataloader_num_workers=t.num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
         # No accelerator at all (an MPS or XPU machine trains there): without use_cpu, accelerate takes torchrun's
         # processes for unrelated one-process runs (DistributedType.NO), each training alone on all the data.
         use_cpu=not torch.accelerator.is_available(),
-        ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo")
+        ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo",
+    )
 
 
 def _save_models(trainer: Any, cfg: TrainConfig, run_dir: Path) -> list[str]:

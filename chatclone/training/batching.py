@@ -30,8 +30,7 @@ import torch
 
 from chatclone.formatting.labels import IGNORE
 
-
-OTHER_WEIGHT = "other_weight"   # per-row column of the train split (trainer.other_turns_weight)
+OTHER_WEIGHT = "other_weight"  # per-row column of the train split (trainer.other_turns_weight)
 LOSS_WEIGHTS = "loss_weights"
 
 
@@ -82,8 +81,9 @@ def _keep_labelled(batch: dict[str, torch.Tensor], weights: torch.Tensor | None 
     return out
 
 
-def labelled_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None,
-                  loss_weights: torch.Tensor | None = None) -> torch.Tensor:
+def labelled_loss(
+    outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, loss_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """The Trainer's `compute_loss_func` with labelled logits: summed cross-entropy over the kept logits, divided by
     the labelled tokens of the whole accumulated batch (a per-batch mean when the Trainer does not count them).
     With `loss_weights`: the weighted sum, divided by the accumulated batch's total weight (which

@@ -43,8 +43,9 @@ class FastDropout(torch.nn.Module):
 def use_fast_dropout(model: Any) -> int:
     """Replace every nn.Dropout with p > 0 in the model (LoRA's, and the model's own, such as GPT-2's residual
     dropout) by FastDropout; returns how many."""
-    found = [(name, module.p) for name, module in model.named_modules()
-             if type(module) is torch.nn.Dropout and module.p > 0]
+    found = [
+        (name, module.p) for name, module in model.named_modules() if type(module) is torch.nn.Dropout and module.p > 0
+    ]
     for name, p in found:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent), child, FastDropout(p))

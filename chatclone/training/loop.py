@@ -31,12 +31,14 @@ class LabelledLogitsTrainer(Trainer):
             return total.to(device)
         return super()._get_num_items_in_batch(batch_samples, device)
 
-    def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         self._weights = inputs.pop(LOSS_WEIGHTS, None)
         try:
             with flat_hidden_states(self.accelerator.unwrap_model(model)):
-                return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                            num_items_in_batch=num_items_in_batch)
+                return super().compute_loss(
+                    model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+                )
         finally:
             self._weights = None

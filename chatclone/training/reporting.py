@@ -21,7 +21,7 @@ def human_bytes(size: int) -> str:
     return f"{value:.1f} TB"
 
 
-MARKERS_UP_TO = 40   # logged points at most for which each point gets a marker (more: a plain line reads better)
+MARKERS_UP_TO = 40  # logged points at most for which each point gets a marker (more: a plain line reads better)
 
 
 def plot_loss_curves(log_history: list[dict], path: Path, title: str) -> Path | None:
@@ -44,7 +44,7 @@ def training_entries(log_history: list[dict]) -> list[dict]:
     evaluation logged after it (train.py's final evaluate(), of the model as training left it: the best one when
     best/ is kept) is not a point of the curve: it would repeat the best loss at the last step."""
     ends = [i for i, e in enumerate(log_history) if "train_runtime" in e]
-    return log_history[:ends[-1] + 1] if ends else list(log_history)
+    return log_history[: ends[-1] + 1] if ends else list(log_history)
 
 
 def best_step(log_history: list[dict]) -> int | None:
@@ -71,12 +71,26 @@ def loss_figure(log_history: list[dict], title: str, best: int | None = None):
     fig, ax = plt.subplots(figsize=(7, 4))
     for points, label, style in ((train, "train loss", "-"), (evals, "validation loss", "--")):
         if points:
-            ax.plot(*zip(*points), style, marker="o" if len(points) <= MARKERS_UP_TO else None, markersize=4,
-                    label=f"{label} ({len(points)} point{'s' if len(points) != 1 else ''})")
+            ax.plot(
+                *zip(*points),
+                style,
+                marker="o" if len(points) <= MARKERS_UP_TO else None,
+                markersize=4,
+                label=f"{label} ({len(points)} point{'s' if len(points) != 1 else ''})",
+            )
     at_best = [loss for step, loss in evals if step == best]
     if at_best:
-        ax.plot([best], at_best[:1], linestyle="none", marker="*", markersize=16, color="gold",
-                markeredgecolor="black", label=f"best/ (step {best}, validation loss {at_best[0]:.3f})", zorder=3)
+        ax.plot(
+            [best],
+            at_best[:1],
+            linestyle="none",
+            marker="*",
+            markersize=16,
+            color="gold",
+            markeredgecolor="black",
+            label=f"best/ (step {best}, validation loss {at_best[0]:.3f})",
+            zorder=3,
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

@@ -30,7 +30,7 @@ from chatclone.generation.generate import Reply
 from chatclone.generation.prompt import PromptBuilder
 
 SAMPLES = "samples.md"
-CONTEXT_SHOWN = 3   # context messages shown per sample (the last ones)
+CONTEXT_SHOWN = 3  # context messages shown per sample (the last ones)
 
 
 @contextmanager
@@ -49,8 +49,14 @@ def untouched_rng() -> Iterator[None]:
         np.random.set_state(np_state)
 
 
-def answer_contexts(model: Any, tokenizer: Any, spec: CloneSpec, contexts: list[Context], seed: int,
-                    sampling: SamplingConfig | None = None) -> list[Reply]:
+def answer_contexts(
+    model: Any,
+    tokenizer: Any,
+    spec: CloneSpec,
+    contexts: list[Context],
+    seed: int,
+    sampling: SamplingConfig | None = None,
+) -> list[Reply]:
     """One reply of the target per context from `model` as it is now (eval mode, no gradients; its mode and the
     random state are restored afterwards), through the same generation pass as evaluate_clone."""
     import torch
@@ -68,8 +74,9 @@ def answer_contexts(model: Any, tokenizer: Any, spec: CloneSpec, contexts: list[
         model.train(was_training)
 
 
-def samples_markdown(step: int, epoch: float | None, loss: float | None, contexts: list[Context],
-                     replies: list[Reply]) -> str:
+def samples_markdown(
+    step: int, epoch: float | None, loss: float | None, contexts: list[Context], replies: list[Reply]
+) -> str:
     """One evaluation's section of samples.md: per context its last messages, the real reply and the model's."""
     head = f"## step {step}" + (f", epoch {epoch:.2f}" if epoch is not None else "")
     head += f", validation loss {loss:.4f}" if loss is not None else ""
@@ -94,13 +101,22 @@ class SampleCallback(TrainerCallback):
     """At each evaluation (main process only): answer the fixed contexts, print them, append them to samples.md in
     the run dir, and log a W&B table when `log_samples`."""
 
-    def __init__(self, spec: CloneSpec, contexts: list[Context], tokenizer: Any, run_dir: Path, console: Console,
-                 seed: int, log_samples: bool = False):
+    def __init__(
+        self,
+        spec: CloneSpec,
+        contexts: list[Context],
+        tokenizer: Any,
+        run_dir: Path,
+        console: Console,
+        seed: int,
+        log_samples: bool = False,
+    ):
         self.spec, self.contexts, self.tokenizer = spec, contexts, tokenizer
         self.path, self.console, self.seed, self.log_samples = Path(run_dir) / SAMPLES, console, seed, log_samples
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, metrics: dict | None = None,
-                    **kwargs: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, model: Any = None, metrics: dict | None = None, **kwargs: Any
+    ) -> None:
         if not state.is_world_process_zero or model is None or not self.contexts:
             return
         replies = answer_contexts(model, self.tokenizer, self.spec, self.contexts, self.seed)
@@ -109,15 +125,20 @@ class SampleCallback(TrainerCallback):
         new = not self.path.exists()
         with open(self.path, "a", encoding="utf-8") as f:
             if new:
-                f.write(f"# Samples while training: {self.spec.target}\n\nThe same validation contexts answered at "
-                        f"each evaluation (sampling `default`, seed {self.seed}), the real reply first.\n\n")
+                f.write(
+                    f"# Samples while training: {self.spec.target}\n\nThe same validation contexts answered at "
+                    f"each evaluation (sampling `default`, seed {self.seed}), the real reply first.\n\n"
+                )
             f.write(section)
         self.console.print(f"samples at step {state.global_step}:", highlight=False)
         for context, reply in zip(self.contexts, replies):
             last = context.history[-1] if context.history else None
             said = f"{last['name']}: {_one_line(last['content'])}" if last else "(the conversation starts here)"
-            self.console.print(f"  {said}\n    real: {_one_line(context.reply)}\n    clone: {_one_line(reply.text)}",
-                               markup=False, highlight=False)
+            self.console.print(
+                f"  {said}\n    real: {_one_line(context.reply)}\n    clone: {_one_line(reply.text)}",
+                markup=False,
+                highlight=False,
+            )
         if self.log_samples:
             self._log_wandb(state.global_step, replies)
 
@@ -128,7 +149,19 @@ class SampleCallback(TrainerCallback):
             return
         import wandb
 
-        rows = [[step, c.turn, " ⏎ ".join(f"{m['name']}: {m['content']}" for m in c.history[-CONTEXT_SHOWN:]),
-                 c.reply, r.text] for c, r in zip(self.contexts, replies)]
-        wandb.log({"train/samples": wandb.Table(columns=["step", "turn", "context", "real", "clone"], data=rows),
-                   "train/global_step": step})
+        rows = [
+            [
+                step,
+                c.turn,
+                " ⏎ ".join(f"{m['name']}: {m['content']}" for m in c.history[-CONTEXT_SHOWN:]),
+                c.reply,
+                r.text,
+            ]
+            for c, r in zip(self.contexts, replies)
+        ]
+        wandb.log(
+            {
+                "train/samples": wandb.Table(columns=["step", "turn", "context", "real", "clone"], data=rows),
+                "train/global_step": step,
+            }
+        )

@@ -51,8 +51,12 @@ class AssistantIsms(evaluate.Metric):
     """Share of replies with AI-assistant phrasing."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation="", inputs_description=_INPUTS,
-                                   features=datasets.Features({"predictions": datasets.Value("string")}))
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_INPUTS,
+            features=datasets.Features({"predictions": datasets.Value("string")}),
+        )
 
     def _compute(self, predictions: list[str], phrases: list[str] | None = None) -> dict:
         if not predictions:
@@ -64,5 +68,9 @@ class AssistantIsms(evaluate.Metric):
         hits = [[p for p, pattern in patterns.items() if pattern.search(t)] for t in texts]
         counts = {p: sum(p in h for h in hits) for p in patterns}
         assistant = rate(sum(bool(h) for h in hits), len(texts))
-        return {"assistant": assistant, "rate": assistant["rate"], "phrase_counts": counts,
-                "examples": [t for t, h in zip(predictions, hits) if h][:EXAMPLES]}
+        return {
+            "assistant": assistant,
+            "rate": assistant["rate"],
+            "phrase_counts": counts,
+            "examples": [t for t, h in zip(predictions, hits) if h][:EXAMPLES],
+        }

@@ -33,7 +33,7 @@ import evaluate
 from chatclone.errors import ChatcloneError
 from chatclone.metrics.rates import CONFIDENCE, rate
 
-TIE = 1e-6   # nats per token: differences below this are float rounding, not context use
+TIE = 1e-6  # nats per token: differences below this are float rounding, not context use
 _DESCRIPTION = "How much more likely the target's real replies are after their own context than after another's."
 _INPUTS = """
 Args:
@@ -49,15 +49,28 @@ class ContextUse(evaluate.Metric):
     """Perplexity of the real replies under their real vs a swapped context."""
 
     def _info(self) -> evaluate.MetricInfo:
-        value = {"real_nll_sums": datasets.Value("float64"), "real_token_counts": datasets.Value("int64"),
-                 "swapped_nll_sums": datasets.Value("float64"), "swapped_token_counts": datasets.Value("int64")}
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation="", inputs_description=_INPUTS,
-                                   features=datasets.Features(value))
+        value = {
+            "real_nll_sums": datasets.Value("float64"),
+            "real_token_counts": datasets.Value("int64"),
+            "swapped_nll_sums": datasets.Value("float64"),
+            "swapped_token_counts": datasets.Value("int64"),
+        }
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION, citation="", inputs_description=_INPUTS, features=datasets.Features(value)
+        )
 
-    def _compute(self, real_nll_sums: list[float], real_token_counts: list[int], swapped_nll_sums: list[float],
-                 swapped_token_counts: list[int]) -> dict:
-        rows = [(r, rc, s, sc) for r, rc, s, sc in zip(real_nll_sums, real_token_counts, swapped_nll_sums,
-                                                          swapped_token_counts) if rc > 0 and sc > 0]
+    def _compute(
+        self,
+        real_nll_sums: list[float],
+        real_token_counts: list[int],
+        swapped_nll_sums: list[float],
+        swapped_token_counts: list[int],
+    ) -> dict:
+        rows = [
+            (r, rc, s, sc)
+            for r, rc, s, sc in zip(real_nll_sums, real_token_counts, swapped_nll_sums, swapped_token_counts)
+            if rc > 0 and sc > 0
+        ]
         for r, rc, s, sc in rows:
             if not (math.isfinite(r) and math.isfinite(s)) or r < 0 or s < 0:
                 raise ChatcloneError(f"context_use: NLL sums must be finite numbers >= 0, not {r} and {s}")
@@ -67,9 +80,18 @@ class ContextUse(evaluate.Metric):
         swapped_mean = math.fsum(s for *_, s, _ in rows) / sum(sc for *_, sc in rows)
         gains = [s / sc - r / rc for r, rc, s, sc in rows]
         mean = statistics.fmean(gains)
-        half = (NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * statistics.stdev(gains) / math.sqrt(len(gains))
-                if len(gains) > 1 else None)
-        return {"perplexity_real": math.exp(real_mean), "perplexity_swapped": math.exp(swapped_mean),
-                "gain": swapped_mean - real_mean, "perplexity_ratio": math.exp(swapped_mean - real_mean),
-                "own_context_wins": rate(sum(g > TIE for g in gains), len(gains)), "mean_pair_gain": mean,
-                "ci95": None if half is None else [mean - half, mean + half], "pairs": len(gains)}
+        half = (
+            NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * statistics.stdev(gains) / math.sqrt(len(gains))
+            if len(gains) > 1
+            else None
+        )
+        return {
+            "perplexity_real": math.exp(real_mean),
+            "perplexity_swapped": math.exp(swapped_mean),
+            "gain": swapped_mean - real_mean,
+            "perplexity_ratio": math.exp(swapped_mean - real_mean),
+            "own_context_wins": rate(sum(g > TIE for g in gains), len(gains)),
+            "mean_pair_gain": mean,
+            "ci95": None if half is None else [mean - half, mean + half],
+            "pairs": len(gains),
+        }

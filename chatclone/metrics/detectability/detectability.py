@@ -53,10 +53,13 @@ def build_classifier():
     from sklearn.pipeline import make_pipeline, make_union
 
     chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 4), lowercase=False, sublinear_tf=True)
-    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), lowercase=True, sublinear_tf=True,
-                            token_pattern=r"(?u)\b\w+\b|[^\w\s]")
-    return make_pipeline(make_union(chars, words),
-                         LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=RANDOM_STATE))
+    words = TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), lowercase=True, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|[^\w\s]"
+    )
+    return make_pipeline(
+        make_union(chars, words),
+        LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=RANDOM_STATE),
+    )
 
 
 def fold_of_pairs(pairs: int, folds: int, seed: int = 0) -> list[int]:
@@ -73,20 +76,27 @@ class Detectability(evaluate.Metric):
     """Cross-validated real-vs-model classification accuracy (the automatic Turing test)."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation="", inputs_description=_INPUTS,
-                                   features=datasets.Features({"predictions": datasets.Value("string"),
-                                                               "references": datasets.Value("string")}))
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_INPUTS,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
 
     def _compute(self, predictions: list[str], references: list[str], folds: int = 5, seed: int = 0) -> dict:
         pairs = len(predictions)
         if folds < 2:
             raise ChatcloneError(f"detectability: folds must be at least 2, not {folds}")
         if pairs < MIN_PAIRS:
-            raise ChatcloneError(f"detectability: cross-validation needs at least {MIN_PAIRS} contexts with a real and "
-                                 f"a model reply each, not {pairs}")
+            raise ChatcloneError(
+                f"detectability: cross-validation needs at least {MIN_PAIRS} contexts with a real and "
+                f"a model reply each, not {pairs}"
+            )
         used = min(folds, pairs)
         fold = fold_of_pairs(pairs, used, seed)
-        texts = [*references, *predictions]            # label 1 = the model's reply, 0 = the target's real one
+        texts = [*references, *predictions]  # label 1 = the model's reply, 0 = the target's real one
         labels, groups = [0] * pairs + [1] * pairs, fold + fold
         p_model = [0.0] * len(texts)
         for k in range(used):
@@ -95,7 +105,7 @@ class Detectability(evaluate.Metric):
             classifier = build_classifier()
             try:
                 classifier.fit([texts[i] for i in train], [labels[i] for i in train])
-            except ValueError as error:    # e.g. an empty vocabulary: every text in the fold is empty
+            except ValueError as error:  # e.g. an empty vocabulary: every text in the fold is empty
                 raise ChatcloneError(f"detectability: cannot fit the classifier: {error}") from None
             column = list(classifier.classes_).index(1)
             for i, p in zip(test, classifier.predict_proba([texts[i] for i in test])[:, column].tolist()):
@@ -103,5 +113,12 @@ class Detectability(evaluate.Metric):
         right = [(p > 0.5) == bool(y) for p, y in zip(p_model, labels)]
         per_fold = [sum(r for r, g in zip(right, groups) if g == k) / (2 * fold.count(k)) for k in range(used)]
         detected = rate(sum(right), len(right))
-        return {"accuracy": detected["rate"], "detected": detected, "auc": roc_auc(p_model[pairs:], p_model[:pairs]),
-                "folds": used, "folds_asked": folds, "pairs": pairs, "fold_accuracies": per_fold}
+        return {
+            "accuracy": detected["rate"],
+            "detected": detected,
+            "auc": roc_auc(p_model[pairs:], p_model[:pairs]),
+            "folds": used,
+            "folds_asked": folds,
+            "pairs": pairs,
+            "fold_accuracies": per_fold,
+        }

@@ -42,9 +42,13 @@ class Perplexity(evaluate.Metric):
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_INPUTS,
-            features=datasets.Features({"nll_sums": datasets.Value("float64"),
-                                        "token_counts": datasets.Value("int64")}))
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_INPUTS,
+            features=datasets.Features(
+                {"nll_sums": datasets.Value("float64"), "token_counts": datasets.Value("int64")}
+            ),
+        )
 
     def _compute(self, nll_sums: list[float], token_counts: list[int]) -> dict:
         _check(nll_sums, token_counts)
@@ -53,9 +57,13 @@ class Perplexity(evaluate.Metric):
             raise ChatcloneError("perplexity: no labelled tokens to score (every token_count is 0)")
         scored = [(s, c) for s, c in zip(nll_sums, token_counts) if c > 0]
         mean_nll = total_nll / total_tokens
-        return {"perplexity": math.exp(mean_nll), "mean_nll": mean_nll,
-                "mean_example_perplexity": math.fsum(math.exp(s / c) for s, c in scored) / len(scored),
-                "tokens": total_tokens, "examples": len(scored)}
+        return {
+            "perplexity": math.exp(mean_nll),
+            "mean_nll": mean_nll,
+            "mean_example_perplexity": math.fsum(math.exp(s / c) for s, c in scored) / len(scored),
+            "tokens": total_tokens,
+            "examples": len(scored),
+        }
 
 
 def _check(nll_sums: list[float], token_counts: list[int]) -> None:

@@ -53,7 +53,8 @@ def build_classifier():
 
     return make_pipeline(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 4), lowercase=False, sublinear_tf=True, min_df=2),
-        LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=RANDOM_STATE))
+        LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=RANDOM_STATE),
+    )
 
 
 class StyleAttribution(evaluate.Metric):
@@ -62,8 +63,12 @@ class StyleAttribution(evaluate.Metric):
     classifier = None
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation="", inputs_description=_INPUTS,
-                                   features=datasets.Features({"predictions": datasets.Value("string")}))
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_INPUTS,
+            features=datasets.Features({"predictions": datasets.Value("string")}),
+        )
 
     def fit(self, train_texts: list[str], train_is_target: list[bool]) -> StyleAttribution:
         """Train on the training split's messages: texts and whether the target wrote each."""
@@ -99,11 +104,17 @@ class StyleAttribution(evaluate.Metric):
         95 % interval and the counts (`{"auc", "ci95", "positives", "negatives"}`)."""
         if not target_texts or not other_texts:
             raise ChatcloneError("style_attribution: the ROC AUC needs texts by the target and by someone else")
-        return roc_auc(self.target_probabilities(target_texts, classifier),
-                       self.target_probabilities(other_texts, classifier))
+        return roc_auc(
+            self.target_probabilities(target_texts, classifier), self.target_probabilities(other_texts, classifier)
+        )
 
-    def _compute(self, predictions: list[str], target_replies: list[str] | None = None,
-                 other_texts: list[str] | None = None, classifier=None) -> dict:
+    def _compute(
+        self,
+        predictions: list[str],
+        target_replies: list[str] | None = None,
+        other_texts: list[str] | None = None,
+        classifier=None,
+    ) -> dict:
         if not predictions:
             raise ChatcloneError("style_attribution: no texts to attribute")
         result = {"texts": len(predictions)}

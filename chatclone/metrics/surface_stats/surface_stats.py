@@ -38,7 +38,7 @@ import evaluate
 from chatclone.errors import ChatcloneError
 
 REPEAT_N = 3
-PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2300-\u23FF]")
+PICTOGRAPH = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff]")
 CUSTOM_EMOJI = re.compile(r"<a?:\w+:\d+>|:[A-Za-z0-9_+-]*[A-Za-z][A-Za-z0-9_+-]*:")
 _DESCRIPTION = "Length, distinct-n, repetition, emoji, punctuation, casing and question habits vs the target's."
 _INPUTS = """
@@ -54,17 +54,24 @@ class SurfaceStats(evaluate.Metric):
     """Surface statistics of generated replies, the target's, and their differences."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(description=_DESCRIPTION, citation="", inputs_description=_INPUTS,
-                                   features=datasets.Features({"predictions": datasets.Value("string")}))
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_INPUTS,
+            features=datasets.Features({"predictions": datasets.Value("string")}),
+        )
 
     def _compute(self, predictions: list[str], target_replies: list[str] | None = None) -> dict:
         generated = describe(predictions)
         if target_replies is None:
             return {"generated": generated}
         reference = describe(target_replies)
-        return {"generated": generated, "reference": reference,
-                "difference": {k: generated[k] - reference[k] for k in generated if k != "replies"},
-                **length_distances(predictions, target_replies)}
+        return {
+            "generated": generated,
+            "reference": reference,
+            "difference": {k: generated[k] - reference[k] for k in generated if k != "replies"},
+            **length_distances(predictions, target_replies),
+        }
 
 
 def describe(texts: list[str]) -> dict[str, float]:
@@ -77,18 +84,24 @@ def describe(texts: list[str]) -> dict[str, float]:
     bare = [CUSTOM_EMOJI.sub("", t) for t in texts]
     cased = [t for t in bare if any(c.isupper() or c.islower() for c in t)]
     lines = [line_count(t) for t in texts]
-    return {"replies": n, "mean_chars": sum(lengths) / n, "median_chars": float(statistics.median(lengths)),
-            "mean_words": sum(map(len, words)) / n,
-            "mean_lines": sum(lines) / n, "median_lines": float(statistics.median(lines)),
-            "multi_line_rate": sum(count > 1 for count in lines) / n,
-            "distinct_1": distinct_n(words, 1), "distinct_2": distinct_n(words, 2),
-            "self_repeat_rate": sum(_repeats_ngram(w, REPEAT_N) for w in words) / n,
-            "duplicate_rate": 1 - len({t.strip() for t in texts}) / n,
-            "emoji_rate": sum(bool(PICTOGRAPH.search(t) or CUSTOM_EMOJI.search(t)) for t in texts) / n,
-            "punctuation_rate": punctuation_rate(texts),
-            "exclamation_rate": sum("!" in t for t in texts) / n,
-            "question_rate": sum("?" in t for t in texts) / n,
-            **casing_rates(cased)}
+    return {
+        "replies": n,
+        "mean_chars": sum(lengths) / n,
+        "median_chars": float(statistics.median(lengths)),
+        "mean_words": sum(map(len, words)) / n,
+        "mean_lines": sum(lines) / n,
+        "median_lines": float(statistics.median(lines)),
+        "multi_line_rate": sum(count > 1 for count in lines) / n,
+        "distinct_1": distinct_n(words, 1),
+        "distinct_2": distinct_n(words, 2),
+        "self_repeat_rate": sum(_repeats_ngram(w, REPEAT_N) for w in words) / n,
+        "duplicate_rate": 1 - len({t.strip() for t in texts}) / n,
+        "emoji_rate": sum(bool(PICTOGRAPH.search(t) or CUSTOM_EMOJI.search(t)) for t in texts) / n,
+        "punctuation_rate": punctuation_rate(texts),
+        "exclamation_rate": sum("!" in t for t in texts) / n,
+        "question_rate": sum("?" in t for t in texts) / n,
+        **casing_rates(cased),
+    }
 
 
 def line_count(text: str) -> int:
@@ -98,12 +111,12 @@ def line_count(text: str) -> int:
 
 def distinct_n(words: list[list[str]], n: int) -> float:
     """Distinct n-grams over all n-grams of the tokenized replies (0.0 when there is none)."""
-    grams = [tuple(w[i:i + n]) for w in words for i in range(len(w) - n + 1)]
+    grams = [tuple(w[i : i + n]) for w in words for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def _repeats_ngram(words: list[str], n: int) -> bool:
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return len(set(grams)) < len(grams)
 
 
@@ -118,9 +131,11 @@ def casing_rates(cased: list[str]) -> dict[str, float]:
     if not cased:
         return {"lowercase_rate": 0.0, "upper_start_rate": 0.0, "all_caps_rate": 0.0}
     first = [next(c for c in t if c.isupper() or c.islower()) for t in cased]
-    return {"lowercase_rate": sum(not any(c.isupper() for c in t) for t in cased) / len(cased),
-            "upper_start_rate": sum(c.isupper() for c in first) / len(cased),
-            "all_caps_rate": sum(not any(c.islower() for c in t) for t in cased) / len(cased)}
+    return {
+        "lowercase_rate": sum(not any(c.isupper() for c in t) for t in cased) / len(cased),
+        "upper_start_rate": sum(c.isupper() for c in first) / len(cased),
+        "all_caps_rate": sum(not any(c.islower() for c in t) for t in cased) / len(cased),
+    }
 
 
 def length_distances(texts: list[str], reference: list[str]) -> dict[str, float]:
@@ -133,6 +148,7 @@ def length_distances(texts: list[str], reference: list[str]) -> dict[str, float]
     out = {}
     for name, measure in (("length", len), ("lines", line_count)):
         a, b = [measure(t) for t in texts], [measure(t) for t in reference]
-        out.update({f"{name}_wasserstein": float(wasserstein_distance(a, b)),
-                    f"{name}_ks": float(ks_2samp(a, b).statistic)})
+        out.update(
+            {f"{name}_wasserstein": float(wasserstein_distance(a, b)), f"{name}_ks": float(ks_2samp(a, b).statistic)}
+        )
     return out
