@@ -126,3 +126,27 @@ def serve_root(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     train_tiny_clone(root, tiny_llama, TARGET_USERNAME, "tamsin")
     train_tiny_clone(root, tiny_llama, "orrin.byrd", "orrin")
     return root
+
+
+@pytest.fixture(scope="session")
+def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """outputs_root holding one finished train run (final/ adapter and merged/) of the tiny Llama (the clone the
+    generation, demo and Discord bot tests talk to)."""
+    from chatclone.stages.train import train
+
+    root = tmp_path_factory.mktemp("clone-outputs")
+    cfg = compose(
+        "train",
+        [
+            f"outputs_root={root}",
+            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+            f"model.name_or_path={tiny_llama}",
+            "trainer.max_steps=2",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            "export.merge=true",
+            "export.merged_dtype=float32",
+        ],
+    )
+    train(cfg, root / "train" / "run", console=quiet())
+    return root

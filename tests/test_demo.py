@@ -23,7 +23,7 @@ from chatclone.stages.evaluate_clone import evaluate_clone
 from chatclone.stages.inference import inference
 from chatclone.stylecorpus import FILE_NAME, write_style_corpus
 from tests.conftest import ROOT, compose, quiet
-from tests.test_generation import clone_root, read_jsonl  # noqa: F401  (clone_root: a fixture)
+from tests.test_generation import read_jsonl
 
 CORPUS = ROOT / "examples" / "style_corpus" / FILE_NAME
 MESSAGES = ["hey, are you free saturday?", "what are you up to tonight?", "Tamsin: you there?\nOrrin: pub quiz later?"]

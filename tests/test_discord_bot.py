@@ -466,24 +466,9 @@ def test_long_replies_split_on_lines_then_words_each_labelled(dm_messages):
 
 
 @pytest.fixture(scope="module")
-def bot_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """outputs_root with one finished train run of the tiny Llama on the bundled DM (2 steps)."""
-    from chatclone.stages.train import train
-
-    root = tmp_path_factory.mktemp("bot-outputs")
-    cfg = compose(
-        "train",
-        [
-            f"outputs_root={root}",
-            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-            f"model.name_or_path={tiny_llama}",
-            "trainer.max_steps=2",
-            "wandb.mode=disabled",
-            "trainer.save_strategy=no",
-        ],
-    )
-    train(cfg, root / "train" / "run", console=quiet())
-    return root
+def bot_root(clone_root: Path) -> Path:
+    """outputs_root with one finished train run of the tiny Llama on the bundled DM (conftest's clone_root)."""
+    return clone_root
 
 
 def bot_cfg(root: Path, *overrides: str, clones: str = "[latest]") -> DiscordBotConfig:

@@ -32,29 +32,6 @@ SMALL = ["sampling.max_new_tokens=6", "seed=0"]
 TEXT_OF_TURN_MARKERS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 
 
-@pytest.fixture(scope="session")
-def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """outputs_root holding one finished train run (final/ adapter and merged/) of the tiny Llama."""
-    from chatclone.stages.train import train
-
-    root = tmp_path_factory.mktemp("clone-outputs")
-    cfg = compose(
-        "train",
-        [
-            f"outputs_root={root}",
-            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-            f"model.name_or_path={tiny_llama}",
-            "trainer.max_steps=2",
-            "wandb.mode=disabled",
-            "trainer.save_strategy=no",
-            "export.merge=true",
-            "export.merged_dtype=float32",
-        ],
-    )
-    train(cfg, root / "train" / "run", console=quiet())
-    return root
-
-
 def run_stage(stage, script: str, root: Path, tmp: Path, overrides: list[str], stdin: str = "", **kwargs):
     cfg = compose(script, [f"outputs_root={root}", *SMALL, *overrides])
     out, err = io.StringIO(), io.StringIO()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from chatclone.config.generation import BASE_RUN, Checkpoint, SamplingConfig, _check_names
+from chatclone.config.generation import Checkpoint, SamplingConfig, check_names, check_run
 from chatclone.config.threads import ThreadsConfig
 from chatclone.errors import ChatcloneError
 
@@ -45,14 +45,8 @@ class ExportModelConfig(ThreadsConfig):
         self.check_threads()
         self.sampling.check()
         check_quantization(self.quantization)
-        if not self.run:
-            raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")
-        if self.run == BASE_RUN and self.checkpoint is not Checkpoint.final:
-            raise ChatcloneError(
-                f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
-                "model); leave checkpoint out"
-            )
-        _check_names([self.user_name] if self.user_name is not None else [], "user_name")
+        check_run(self.run, self.checkpoint)
+        check_names([self.user_name] if self.user_name is not None else [], "user_name")
         if self.name is not None and not self.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ChatcloneError(f"name={self.name}: an Ollama model name (letters, digits, '-', '_', '.')")
         if self.check_conversations < 1:

@@ -89,6 +89,16 @@ class SamplingConfig:
                 )
 
 
+def check_run(run: str, checkpoint: Checkpoint) -> None:
+    """`run` and `checkpoint` of a stage that loads a clone: a run is named, and `base` takes no checkpoint."""
+    if not run:
+        raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")
+    if run == BASE_RUN and checkpoint is not Checkpoint.final:
+        raise ChatcloneError(
+            f"checkpoint={checkpoint.value}: run=base loads no checkpoint (the bare base model); leave checkpoint out"
+        )
+
+
 @dataclass
 class CloneStageConfig(ThreadsConfig):
     """What the clone stages (the three generation scripts and evaluate_clone) share: which clone to load, how, how
@@ -110,13 +120,7 @@ class CloneStageConfig(ThreadsConfig):
     def check(self) -> None:
         self.check_threads()
         self.sampling.check()
-        if not self.run:
-            raise ChatcloneError("run is empty: use `latest`, a train run dir, or `base`")
-        if self.run == BASE_RUN and self.checkpoint is not Checkpoint.final:
-            raise ChatcloneError(
-                f"checkpoint={self.checkpoint.value}: run=base loads no checkpoint (the bare base "
-                "model); leave checkpoint out"
-            )
+        check_run(self.run, self.checkpoint)
         if self.dtype is not None and self.dtype not in ("float32", "bfloat16", "float16", "auto"):
             raise ChatcloneError(f"dtype={self.dtype}: use float32, bfloat16, float16, auto or null")
 
@@ -150,7 +154,7 @@ class InferenceConfig(ConversationStageConfig):
 
     def check(self) -> None:
         super().check()
-        _check_names([self.user_name] if self.user_name is not None else [], "user_name")
+        check_names([self.user_name] if self.user_name is not None else [], "user_name")
         if self.mode is Mode.compare:
             self._check_compare()
             return
@@ -205,7 +209,7 @@ class GenerateFromPromptConfig(ConversationStageConfig):
         if self.num_speakers < 1:
             raise ChatcloneError(f"num_speakers={self.num_speakers}: must be at least 1")
         self.check_one_sequence("generate_from_prompt grows one conversation (run it again, or -m seed=1,2,3)")
-        _check_names(self.speakers, "speakers")
+        check_names(self.speakers, "speakers")
 
 
 @dataclass
@@ -227,10 +231,10 @@ class SimulateConversationConfig(ConversationStageConfig):
         if self.prompt == STDIN_PROMPT:
             raise ChatcloneError("prompt=-: simulate_conversation already reads your turns from stdin")
         self.check_one_sequence("simulate_conversation plays one turn at a time")
-        _check_names(self.speakers, "speakers")
+        check_names(self.speakers, "speakers")
 
 
-def _check_names(names: list[str], key: str) -> None:
+def check_names(names: list[str], key: str) -> None:
     for name in names:
         if not name.strip() or ":" in name or "\n" in name:
             raise ChatcloneError(f"{key}: {name!r} is not a speaker name (no colons, newlines or empty names)")
