@@ -152,10 +152,10 @@ def _agreement(run: Path, files: dict[str, Path], prompts: dict[str, list[int]],
     from transformers import AutoModelForCausalLM
 
     from chatclone.generation.clone import locate
-    from chatclone.stages.export_model import _merged_model
+    from chatclone.stages.export_model import merged_model
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        merged = _merged_model(locate(OmegaConf.to_object(compose(config_name="inference", overrides=[f"run={run}"]))))
+        merged = merged_model(locate(OmegaConf.to_object(compose(config_name="inference", overrides=[f"run={run}"]))))
     with torch.no_grad():
         sequences = {
             k: merged.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)

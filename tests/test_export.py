@@ -20,7 +20,7 @@ from chatclone.export.gotemplate import render
 from chatclone.generation.clone import locate
 from chatclone.generation.prompt import PromptBuilder
 from chatclone.modeling import embedded_gguf_path, load_tokenizer
-from chatclone.stages.export_model import _merged_model, export_model
+from chatclone.stages.export_model import merged_model, export_model
 from tests.conftest import ROOT, compose, quiet
 
 
@@ -100,7 +100,7 @@ def test_f16_round_trip_matches_the_merged_model(lora_root, exports):
     import torch
 
     ids, spec = prompt_ids(lora_root)
-    merged, exported = _merged_model(spec), gguf_model(*exports["F16"])
+    merged, exported = merged_model(spec), gguf_model(*exports["F16"])
     rounded = copy.deepcopy(merged)
     with torch.no_grad():
         for name, weight in rounded.named_parameters():
@@ -162,7 +162,7 @@ def test_quantised_exports_top1_agreement(lora_root, tmp_path):
     import torch
 
     ids, spec = prompt_ids(lora_root)
-    merged = _merged_model(spec)
+    merged = merged_model(spec)
     for quant, floor in (("Q8_0", 0.9), ("Q4_0", 0.0)):
         path = tmp_path / f"{quant}.gguf"
         summary = write_gguf(merged, spec.data_dir / "tokenizer", path, quant, "clone")

@@ -44,7 +44,7 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     name = cfg.name or _slug(spec.target)
     gguf_name = f"{name}-{cfg.quantization}.gguf"
     with runs.new_files(run_dir, gguf_name) as [partial]:
-        summary = write_gguf(_merged_model(spec), tokenizer_dir, partial, cfg.quantization, name, jinja)
+        summary = write_gguf(merged_model(spec), tokenizer_dir, partial, cfg.quantization, name, jinja)
     digest = _sha256(run_dir / gguf_name)
     stops = [spec.format.end_of_turn] + [f"\n{n}:" for n in [*_known_names(spec, user_name), spec.target]]
     example, _ = builder.render([builder.message(user_name or "", "hey, you up?")], spec.target)
@@ -97,7 +97,7 @@ def _model_config(spec: CloneSpec) -> Any:
     return AutoConfig.from_pretrained(source, **kwargs)
 
 
-def _merged_model(spec: CloneSpec) -> Any:
+def merged_model(spec: CloneSpec) -> Any:
     """float32 weights: a merged/full checkpoint as saved, or the adapter merged into a freshly loaded unquantised
     base (for a qlora run too: the base it recorded, never 4-bit weights)."""
     if spec.kind in ("merged", "full"):
