@@ -20,7 +20,7 @@ from chatclone.export.gotemplate import render
 from chatclone.generation.clone import locate
 from chatclone.generation.prompt import PromptBuilder
 from chatclone.modeling import embedded_gguf_path, load_tokenizer
-from chatclone.stages.export_model import merged_model, export_model
+from chatclone.stages.export_model import export_model, merged_model
 from tests.conftest import ROOT, compose, quiet
 
 
