@@ -386,7 +386,7 @@ COLUMNS = (
     "attributed to target [95 % CI] n",
     "normalised",
     "assistant-isms [95 % CI] n",
-    "context: ppl own/other, own wins [95 % CI] n",
+    "context: ppl other/own, own wins [95 % CI] n",
     "mean chars",
     "KS lengths",
     "lines/reply",
