@@ -107,7 +107,10 @@ def test_weight_one_trains_as_labels_on_every_token(dm_tokenized, tiny_llama, tm
         more = [f"trainer.other_turns_weight={weight}", *common] + ([f"input={data}"] if data else [])
         cfg = compose("train", tiny_overrides(dm_tokenized, tiny_llama, *more))
         curves[name] = losses(train(cfg, tmp_path / name, console=quiet()))
-    assert len(curves["one"]) == 2 and curves["one"] == pytest.approx(curves["every"], rel=1e-6)
+    # The same loss up to float32 summation order (a weighted sum over the batch vs a plain mean; torch's reductions
+    # also change order with the thread count): measured 4e-5 apart on a busy machine, while weight 0 and 1 differ
+    # in the second digit.
+    assert len(curves["one"]) == 2 and curves["one"] == pytest.approx(curves["every"], rel=2e-4)
     low, high = sorted((curves["zero"][0], curves["one"][0]))
     assert low < curves["half"][0] < high, curves
 
