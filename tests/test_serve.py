@@ -346,7 +346,12 @@ def test_disconnected_client_stops_its_generation(servers):
     server = servers("guarded")
     headers = {"Authorization": f"Bearer {KEY}"}
     before = httpx.get(server.url + "/health").json()["cancelled"]
-    body = {"model": "tamsin", "messages": HEY, "max_tokens": 450, "stream": True}  # within the tiny clone's 512 positions
+    body = {
+        "model": "tamsin",
+        "messages": HEY,
+        "max_tokens": 450,
+        "stream": True,
+    }  # within the tiny clone's 512 positions
     with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, headers=headers, timeout=60) as r:
         next(r.iter_lines())
     deadline = time.monotonic() + 90  # a busy machine: an earlier test's long reply may still hold the one row
