@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from chatclone.config.generation import BASE_RUN, Checkpoint, ConversationStageConfig, Device, SamplingConfig
+from chatclone.config.generation import (
+    BASE_RUN,
+    Checkpoint,
+    ConversationStageConfig,
+    Device,
+    SamplingConfig,
+    clone_settings,
+)
 from chatclone.config.threads import ThreadsConfig
 from chatclone.errors import ChatcloneError
 
@@ -114,17 +121,4 @@ class DiscordBotConfig(ThreadsConfig):
     def clone_config(self, run: str) -> ConversationStageConfig:
         """The generation scripts' clone settings for one of `clones`: found, loaded and sampled exactly as
         inference.py finds, loads and samples its `run`."""
-        return ConversationStageConfig(
-            threads=self.threads,
-            run=run,
-            checkpoint=self.checkpoint,
-            outputs_root=self.outputs_root,
-            dtype=self.dtype,
-            device=self.device,
-            fuse_adapter=self.fuse_adapter,
-            fast_decode=self.fast_decode,
-            compile_decode=self.compile_decode,
-            seed=self.seed,
-            sampling=self.sampling,
-            reply_attempts=self.reply_attempts,
-        )
+        return clone_settings(self, run, ConversationStageConfig)

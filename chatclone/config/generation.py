@@ -8,7 +8,7 @@ tests/test_config_layering.py keeps so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Optional
 
@@ -143,6 +143,13 @@ class ConversationStageConfig(CloneStageConfig):
         super().check()
         if self.reply_attempts < 1:
             raise ChatcloneError(f"reply_attempts={self.reply_attempts}: must be at least 1")
+
+
+def clone_settings(source: object, run: str, kind: type = CloneStageConfig) -> CloneStageConfig:
+    """How inference.py would find, load and sample the clone in `run`, for a config that serves clones (serve.py,
+    discord_bot.py): every field of `kind` that `source` has, kind's defaults for the rest."""
+    shared = {f.name: getattr(source, f.name) for f in fields(kind) if f.name != "run" and hasattr(source, f.name)}
+    return kind(run=run, **shared)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from chatclone import runs
-from chatclone.config.generation import CloneStageConfig
+from chatclone.config.generation import CloneStageConfig, clone_settings
 from chatclone.config.serve import ServeConfig
 from chatclone.errors import ChatcloneError
 from chatclone.generation import running
@@ -30,17 +30,7 @@ REDACTED = "<redacted>"
 
 def clone_config(cfg: ServeConfig, run: str) -> CloneStageConfig:
     """How inference.py would find and load the clone in `run` with the server's settings."""
-    return CloneStageConfig(
-        run=run,
-        checkpoint=cfg.checkpoint,
-        outputs_root=cfg.outputs_root,
-        dtype=cfg.dtype,
-        device=cfg.device,
-        fuse_adapter=cfg.fuse_adapter,
-        fast_decode=cfg.fast_decode,
-        threads=cfg.threads,
-        sampling=cfg.sampling,
-    )
+    return clone_settings(cfg, run)
 
 
 def locate_clones(cfg: ServeConfig) -> list[CloneSpec]:
