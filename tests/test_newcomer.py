@@ -27,7 +27,7 @@ from chatclone.errors import ChatcloneError
 from chatclone.generation.session import CUT_MARK, NO_REPLY, next_speaker
 from chatclone.stages.generate_from_prompt import generate_from_prompt
 from tests.conftest import DM, ROOT, SHARED, compose
-from tests.test_generation import SMALL, clone_root, read_jsonl  # noqa: F401  (clone_root: a fixture)
+from tests.test_generation import SMALL, read_jsonl
 
 DCE_JSON = f"{DM}.json"  # "Direct Messages - Orrin [1118608583297251434].json", as DCE names it
 PROMPTS = ["hey, you up?", "what's up", "are you free? (maybe)", 'she said "no" \\o/', "true", "[not a list]"]
