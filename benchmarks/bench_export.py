@@ -243,5 +243,8 @@ def _llama_worker(spec_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    main()
+    if sys.argv[1:2] == ["--llama-worker"]:  # inside the llama.cpp venv, which has no chatclone dependencies
+        _llama_worker(Path(sys.argv[2]))
+    else:
+        sys.path.insert(0, str(ROOT))
+        main()
