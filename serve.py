@@ -6,8 +6,7 @@ Usage:
     CHATCLONE_API_KEY=... python serve.py host=0.0.0.0           # any other host needs an api key
     python serve.py max_batch=1                                  # strictly one request after another
     python serve.py judging.source=latest 'judging.judges=[ann,bo]'   # + the blind judging page at /judge
-    curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \
-      -d '{"model": "tamsin", "messages": [{"role": "user", "content": "hey, you up?"}]}'
+    curl -s localhost:8000/v1/models                             # the clones served (README: chat requests)
 Writes serve.log (no chat text; conversations.jsonl only with log_conversations=true) and, at Ctrl-C,
 manifest.json into outputs/serve/.
 """
