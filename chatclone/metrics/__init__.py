@@ -57,3 +57,12 @@ def load_metric(name: str, **kwargs: Any):
         return evaluate.load(str(metric_path(name)), **kwargs)
     except ImportError as e:
         raise ChatcloneError(f"metric '{name}' cannot be loaded: {e}") from None
+
+
+def metric_info(description: str, inputs: str, **columns: str):
+    """The `evaluate.MetricInfo` of a chatclone metric: its texts and its input columns (name=datasets dtype)."""
+    import datasets
+    import evaluate
+
+    features = datasets.Features({name: datasets.Value(dtype) for name, dtype in columns.items()})
+    return evaluate.MetricInfo(description=description, citation="", inputs_description=inputs, features=features)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 
-import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics import metric_info
 from chatclone.metrics.rates import rate
 
 EXAMPLES = 3
@@ -51,12 +51,7 @@ class AssistantIsms(evaluate.Metric):
     """Share of replies with AI-assistant phrasing."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string")
 
     def _compute(self, predictions: list[str], phrases: list[str] | None = None) -> dict:
         if not predictions:

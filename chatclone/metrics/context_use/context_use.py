@@ -27,10 +27,10 @@ import math
 import statistics
 from statistics import NormalDist
 
-import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics import metric_info
 from chatclone.metrics.rates import CONFIDENCE, rate
 
 TIE = 1e-6  # nats per token: differences below this are float rounding, not context use
@@ -49,14 +49,13 @@ class ContextUse(evaluate.Metric):
     """Perplexity of the real replies under their real vs a swapped context."""
 
     def _info(self) -> evaluate.MetricInfo:
-        value = {
-            "real_nll_sums": datasets.Value("float64"),
-            "real_token_counts": datasets.Value("int64"),
-            "swapped_nll_sums": datasets.Value("float64"),
-            "swapped_token_counts": datasets.Value("int64"),
-        }
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_INPUTS, features=datasets.Features(value)
+        return metric_info(
+            _DESCRIPTION,
+            _INPUTS,
+            real_nll_sums="float64",
+            real_token_counts="int64",
+            swapped_nll_sums="float64",
+            swapped_token_counts="int64",
         )
 
     def _compute(

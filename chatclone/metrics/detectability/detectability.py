@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import random
 
-import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics import metric_info
 from chatclone.metrics.rates import rate, roc_auc
 
 RANDOM_STATE = 0
@@ -76,14 +76,7 @@ class Detectability(evaluate.Metric):
     """Cross-validated real-vs-model classification accuracy (the automatic Turing test)."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string", references="string")
 
     def _compute(self, predictions: list[str], references: list[str], folds: int = 5, seed: int = 0) -> dict:
         pairs = len(predictions)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 
-import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics import metric_info
 
 _DESCRIPTION = "Perplexity of labelled tokens from per-example summed negative log-likelihoods and token counts."
 _INPUTS = """
@@ -41,14 +41,7 @@ class Perplexity(evaluate.Metric):
     """Token-weighted perplexity from NLL sums and token counts."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"nll_sums": datasets.Value("float64"), "token_counts": datasets.Value("int64")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, nll_sums="float64", token_counts="int64")
 
     def _compute(self, nll_sums: list[float], token_counts: list[int]) -> dict:
         _check(nll_sums, token_counts)

@@ -25,10 +25,10 @@ text above every other), with its 95 % interval (`chatclone.metrics.rates.roc_au
 
 from __future__ import annotations
 
-import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics import metric_info
 from chatclone.metrics.rates import rate, roc_auc
 
 RANDOM_STATE = 0
@@ -63,12 +63,7 @@ class StyleAttribution(evaluate.Metric):
     classifier = None
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string")
 
     def fit(self, train_texts: list[str], train_is_target: list[bool]) -> StyleAttribution:
         """Train on the training split's messages: texts and whether the target wrote each."""

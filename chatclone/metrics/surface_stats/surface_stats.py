@@ -32,10 +32,10 @@ import re
 import statistics
 import unicodedata
 
-import datasets
 import evaluate
 
 from chatclone.errors import ChatcloneError
+from chatclone.metrics import metric_info
 
 REPEAT_N = 3
 PICTOGRAPH = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff]")
@@ -54,12 +54,7 @@ class SurfaceStats(evaluate.Metric):
     """Surface statistics of generated replies, the target's, and their differences."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string")
 
     def _compute(self, predictions: list[str], target_replies: list[str] | None = None) -> dict:
         generated = describe(predictions)
