@@ -59,16 +59,10 @@ class Conversation:
         return sum(1 for _ in _trained(self))
 
 
-def segment(
-    messages: list[Message],
-    is_target: Callable[[Message], bool],
-    channel_name: str,
-    cfg: SegmentationConfig,
-    counts: Counter,
-) -> list[Conversation]:
-    """Conversations of one channel's cleaned, time-ordered messages, those without a target turn, without anyone
-    else or under `min_turns` dropped (and counted)."""
-    return [c for c in sessions(messages, is_target, channel_name, cfg, counts) if _keep(c, cfg, counts)]
+def trainable(conversations: list[Conversation], cfg: SegmentationConfig, counts: Counter) -> list[Conversation]:
+    """The conversations training uses (of `sessions`): those without a target turn, without anyone else or under
+    `min_turns` dropped (and counted)."""
+    return [c for c in conversations if _keep(c, cfg, counts)]
 
 
 def sessions(

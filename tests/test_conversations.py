@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from chatclone.config.process_messages import SegmentationConfig, SplitConfig, SplitStrategy
-from chatclone.conversations import Conversation, Turn, segment, split, windows
+from chatclone.conversations import Conversation, Turn, sessions, split, trainable, windows
 from chatclone.exports.records import Kind, Message
 
 MIN = 60.0
@@ -32,7 +32,8 @@ def is_target(m):
 
 def seg(messages, **cfg):
     counts = Counter()
-    return segment(messages, is_target, "chan", SegmentationConfig(**cfg), counts), counts
+    seg = SegmentationConfig(**cfg)
+    return trainable(sessions(messages, is_target, "chan", seg, counts), seg, counts), counts
 
 
 def test_bursts_merge_and_silence_splits():

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from chatclone import runs
 from chatclone.config.process_messages import CleaningConfig, SegmentationConfig, SplitConfig, SplitStrategy
-from chatclone.conversations import Conversation, Turn, check_no_leak, segment, split
+from chatclone.conversations import Conversation, Turn, check_no_leak, sessions, split, trainable
 from chatclone.errors import ChatcloneError
 from chatclone.exports import ReadOptions, read_channels
 from chatclone.exports.records import Kind, Message
@@ -359,7 +359,8 @@ def test_conversations_opening_with_the_same_reply_context_keep_their_own_ids_an
         msg("t", 900, "and another", 5, reply_to=1),
         msg("o", 901, "fine", 6),
     ]
-    convs = segment(messages, lambda m: m.author_id == "t", "chan", SegmentationConfig(), Counter())
+    counts, seg = Counter(), SegmentationConfig()
+    convs = trainable(sessions(messages, lambda m: m.author_id == "t", "chan", seg, counts), seg, counts)
     assert [c.turns[0].content for c in convs] == ["question?"] * 3  # both later ones open with it as context
     assert [c.start for c in convs] == [0, 300 * 60, 900 * 60]
     assert len({c.id for c in convs}) == 3

@@ -14,7 +14,17 @@ from chatclone import runs
 from chatclone.chat_records import ASSISTANT, USER, ChatMessage, ChatRecord, is_trained, split_file, write_records
 from chatclone.cleaning import Cleaner
 from chatclone.config.process_messages import ProcessMessagesConfig
-from chatclone.conversations import Conversation, Turn, check_no_leak, iso, segment, split, turn_counts, windows
+from chatclone.conversations import (
+    Conversation,
+    Turn,
+    check_no_leak,
+    iso,
+    sessions,
+    split,
+    trainable,
+    turn_counts,
+    windows,
+)
 from chatclone.errors import ChatcloneError
 from chatclone.exports import ReadOptions, read_channels
 from chatclone.logs import warn
@@ -73,7 +83,8 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
         names = {i: a_name for a_name, i in ((m.display, m.author_id) for m in channel.messages) if i}
         kept = list(cleaner.clean(channel.messages, names))
         counts["messages_kept"] += len(kept)
-        conversations += segment(kept, target, channel.name, cfg.segmentation, counts)
+        found = sessions(kept, target, channel.name, cfg.segmentation, counts)
+        conversations += trainable(found, cfg.segmentation, counts)
         channel.messages = []  # free memory as we go
     _check_not_empty(conversations, target, cleaner, counts)
     train, validation = split(conversations, cfg.split)
