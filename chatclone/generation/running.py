@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 from rich.console import Console
 
@@ -37,6 +37,24 @@ class Streams:
     def interactive(self) -> bool:
         isatty = getattr(self.stdin, "isatty", None)
         return bool(isatty and isatty())
+
+
+class StageIO(TypedDict, total=False):
+    """The keyword arguments of every generation stage: its streams (None = the process's own), the console for
+    notes (None = one on stderr), and a logits processor added to sampling (tests force replies with it)."""
+
+    stdin: TextIO | None
+    stdout: TextIO | None
+    stderr: TextIO | None
+    console: Console | None
+    logits_processor: object
+
+
+def start(cfg: CloneStageConfig, run_dir: Path, io: StageIO) -> tuple[Streams, Console, CloneSpec]:
+    """A generation stage's first step: its streams and console, then `prepare`."""
+    streams = Streams.of(io.get("stdin"), io.get("stdout"), io.get("stderr"))
+    console = io.get("console") or Console(file=streams.err)
+    return streams, console, prepare(cfg, run_dir)
 
 
 def prepare(cfg: CloneStageConfig, run_dir: Path) -> CloneSpec:

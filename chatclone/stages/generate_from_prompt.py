@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
-
-from rich.console import Console
+from typing import Unpack
 
 from chatclone.config.generation import GenerateFromPromptConfig
 from chatclone.generation import running
@@ -16,24 +14,14 @@ from chatclone.generation.session import grow
 STAGE = "generate_from_prompt"
 
 
-def generate_from_prompt(
-    cfg: GenerateFromPromptConfig,
-    run_dir: Path,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-    console: Console | None = None,
-    logits_processor: object = None,
-) -> dict:
+def generate_from_prompt(cfg: GenerateFromPromptConfig, run_dir: Path, **io: Unpack[running.StageIO]) -> dict:
     """Print the conversation as it grows; write conversation.jsonl/.txt, generations.jsonl and the manifest."""
-    streams = running.Streams.of(stdin, stdout, stderr)
-    console = console or Console(file=streams.err)
-    spec = running.prepare(cfg, run_dir)
+    streams, console, spec = running.start(cfg, run_dir, io)
     prompt = running.read_prompt(cfg.prompt, streams)
     speakers = [s for s in running.partners(spec, cfg.speakers, cfg.num_speakers) if s != spec.target]
     opening = parse_prompt(prompt, [spec.target, *speakers, *spec.partners], speakers[0])
     clone = running.load(spec, cfg, console)
-    session = running.new_session(clone, cfg, speakers, streams.out, logits_processor)
+    session = running.new_session(clone, cfg, speakers, streams.out, io.get("logits_processor"))
     session.open_with(opening)
     grow(session, speakers, cfg.turns, running.rng(cfg), cfg.allow_same_speaker)
     header = (

@@ -4,7 +4,7 @@ answer messages with the base model and the clone side by side, with both held-o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import Unpack
 
 from rich.console import Console
 
@@ -20,19 +20,9 @@ from chatclone.generation.records import write_conversation
 STAGE = "inference"
 
 
-def inference(
-    cfg: InferenceConfig,
-    run_dir: Path,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-    console: Console | None = None,
-    logits_processor: object = None,
-) -> dict:
+def inference(cfg: InferenceConfig, run_dir: Path, **io: Unpack[running.StageIO]) -> dict:
     """Run a chat session or answer `cfg.prompt`; write generations.jsonl (+ conversation files) and manifest."""
-    streams = running.Streams.of(stdin, stdout, stderr)
-    console = console or Console(file=streams.err)
-    spec = running.prepare(cfg, run_dir)
+    streams, console, spec = running.start(cfg, run_dir, io)
     prompt = running.read_prompt(cfg.prompt, streams)
     user = cfg.user_name or running.partners(spec, [], 1)[0]
     if user == spec.target:
@@ -41,7 +31,7 @@ def inference(
         return _compare(cfg, run_dir, spec, user, streams, console)
     opening = parse_prompt(prompt, [spec.target, user, *spec.partners], user) if prompt else None
     clone = running.load(spec, cfg, console)
-    session = running.new_session(clone, cfg, [user], streams.out, logits_processor)
+    session = running.new_session(clone, cfg, [user], streams.out, io.get("logits_processor"))
     outputs: list[str] = []
     if cfg.mode is Mode.prompt:
         for message in opening or []:

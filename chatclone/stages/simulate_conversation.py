@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
-
-from rich.console import Console
+from typing import Unpack
 
 from chatclone.config.generation import PLAY_TARGET, SimulateConversationConfig
 from chatclone.generation import running
@@ -16,19 +14,9 @@ from chatclone.generation.records import write_conversation
 STAGE = "simulate_conversation"
 
 
-def simulate_conversation(
-    cfg: SimulateConversationConfig,
-    run_dir: Path,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-    console: Console | None = None,
-    logits_processor: object = None,
-) -> dict:
+def simulate_conversation(cfg: SimulateConversationConfig, run_dir: Path, **io: Unpack[running.StageIO]) -> dict:
     """Read the user's turns from stdin, generate the others'; write the conversation and the manifest."""
-    streams = running.Streams.of(stdin, stdout, stderr)
-    console = console or Console(file=streams.err)
-    spec = running.prepare(cfg, run_dir)
+    streams, console, spec = running.start(cfg, run_dir, io)
     plays_target = cfg.play is not None and cfg.play.strip() in (PLAY_TARGET, spec.target)
     player = spec.target if plays_target else cfg.play or running.partners(spec, [], 1)[0]
     others = [s for s in running.partners(spec, cfg.speakers, cfg.num_speakers) if s != spec.target]
@@ -40,7 +28,7 @@ def simulate_conversation(
         else None
     )
     clone = running.load(spec, cfg, console)
-    session = running.new_session(clone, cfg, others, streams.out, logits_processor)
+    session = running.new_session(clone, cfg, others, streams.out, io.get("logits_processor"))
     model_plays = [s for s in others if s != player]
     ended = simulate(
         session,
