@@ -42,37 +42,33 @@ def create_app(service: Service, api_key: str | None, conversations: Any = None)
     return app
 
 
-def _error(
-    status: int,
-    message: str,
-    param: str | None = None,
-    code: str | None = None,
-    kind: str = "invalid_request_error",
-    headers: dict | None = None,
-) -> JSONResponse:
-    return JSONResponse(RequestError(status, message, param, code, kind).body(), status, headers=headers)
+def _error(error: RequestError) -> JSONResponse:
+    """The OpenAI error JSON of a refused request, with its status and headers (Retry-After)."""
+    return JSONResponse(error.body(), error.status, headers=error.headers)
 
 
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError) -> JSONResponse:
-        return JSONResponse(error.body(), error.status, headers=error.headers)
+        return _error(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         param = _param(first.get("loc", ()))
-        return _error(400, f"{param}: {first.get('msg')}", param)
+        return _error(RequestError(400, f"{param}: {first.get('msg')}", param))
 
     @app.exception_handler(HTTPException)
     async def http(request: Request, error: HTTPException) -> JSONResponse:
         kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
-        return _error(error.status_code, f"{request.method} {request.url.path}: {error.detail}", None, None, kind)
+        return _error(
+            RequestError(error.status_code, f"{request.method} {request.url.path}: {error.detail}", None, None, kind)
+        )
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(error).__name__)
-        return _error(500, "internal server error; see the server's log", None, None, "server_error")
+        return _error(RequestError(500, "internal server error; see the server's log", None, None, "server_error"))
 
 
 def _param(loc: tuple) -> str:
