@@ -77,6 +77,27 @@ def embedded_dir(cache_root: Path) -> Path:
     return embedded_model_dir(cache_root)
 
 
+def train_tiny_run(root: Path, dataset: Path, model: Path, *more: str, name: str = "run") -> Path:
+    """A finished train run under `root`/train/`name`: 2 LoRA steps of `model` (the tiny Llama) on the
+    tokenize_dataset run `dataset`, no W&B, no checkpoints; `more` overrides add to these. Returns the run dir."""
+    from chatclone.stages.train import train
+
+    cfg = compose(
+        "train",
+        [
+            f"outputs_root={root}",
+            f"input={dataset}",
+            f"model.name_or_path={model}",
+            "trainer.max_steps=2",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            *more,
+        ],
+    )
+    train(cfg, root / "train" / name, console=quiet())
+    return root / "train" / name
+
+
 def quiet():
     """A rich console that prints nowhere, for stage calls in tests."""
     import io
@@ -132,21 +153,7 @@ def serve_root(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def clone_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """outputs_root holding one finished train run (final/ adapter and merged/) of the tiny Llama (the clone the
     generation, demo and Discord bot tests talk to)."""
-    from chatclone.stages.train import train
-
     root = tmp_path_factory.mktemp("clone-outputs")
-    cfg = compose(
-        "train",
-        [
-            f"outputs_root={root}",
-            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-            f"model.name_or_path={tiny_llama}",
-            "trainer.max_steps=2",
-            "wandb.mode=disabled",
-            "trainer.save_strategy=no",
-            "export.merge=true",
-            "export.merged_dtype=float32",
-        ],
-    )
-    train(cfg, root / "train" / "run", console=quiet())
+    dataset = dm_tokenized / "tokenize_dataset" / "run"
+    train_tiny_run(root, dataset, tiny_llama, "export.merge=true", "export.merged_dtype=float32")
     return root

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import DM, ROOT, compose, make_config, quiet
+from tests.conftest import DM, ROOT, compose, make_config, quiet, train_tiny_run
 
 START_TIMEOUT_S = 120
 
@@ -22,7 +22,6 @@ def train_tiny_clone(root: Path, tiny_llama: Path, target: str, name: str) -> Pa
     `root`; the train run dir."""
     from chatclone.stages.process_messages import process_messages
     from chatclone.stages.tokenize_dataset import tokenize_dataset
-    from chatclone.stages.train import train
 
     dm = ROOT / "examples" / "sample_exports" / f"{DM}.json"
     process_messages(make_config([dm], target=target), root / "process_messages" / name, console=quiet())
@@ -39,17 +38,7 @@ def train_tiny_clone(root: Path, tiny_llama: Path, target: str, name: str) -> Pa
         root / "tokenize_dataset" / name,
         console=quiet(),
     )
-    overrides = [
-        f"outputs_root={root}",
-        f"input={root / 'tokenize_dataset' / name}",
-        f"model.name_or_path={tiny_llama}",
-        "trainer.max_steps=2",
-        "wandb.mode=disabled",
-        "trainer.save_strategy=no",
-        "eval.sample_contexts=0",
-    ]
-    train(compose("train", overrides), root / "train" / name, console=quiet())
-    return root / "train" / name
+    return train_tiny_run(root, root / "tokenize_dataset" / name, tiny_llama, "eval.sample_contexts=0", name=name)
 
 
 class Server:

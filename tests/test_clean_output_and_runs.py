@@ -26,7 +26,7 @@ import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone import logs, runs
 from chatclone.config.train import DTYPES, SCHEDULERS
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT, SHARED, TARGET_USERNAME, compose, make_config, quiet
+from tests.conftest import ROOT, SHARED, TARGET_USERNAME, compose, make_config, train_tiny_run
 
 BNB_LOGGER = "bitsandbytes.backends.cpu.ops"
 BNB_WARNING = (
@@ -115,24 +115,8 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="session")
 def lora_root(dm_tokenized: Path, tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """outputs_root holding one finished train run (a LoRA adapter on the tiny Llama)."""
-    from chatclone.stages.train import train
-
     root = tmp_path_factory.mktemp("lora-outputs")
-    train(
-        compose(
-            "train",
-            [
-                f"outputs_root={root}",
-                f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-                f"model.name_or_path={tiny_llama}",
-                "trainer.max_steps=2",
-                "wandb.mode=disabled",
-                "trainer.save_strategy=no",
-            ],
-        ),
-        root / "train" / "run",
-        console=quiet(),
-    )
+    train_tiny_run(root, dm_tokenized / "tokenize_dataset" / "run", tiny_llama)
     return root
 
 

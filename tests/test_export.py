@@ -21,27 +21,12 @@ from chatclone.generation.clone import locate
 from chatclone.generation.prompt import PromptBuilder
 from chatclone.modeling import embedded_gguf_path, load_tokenizer
 from chatclone.stages.export_model import export_model, merged_model
-from tests.conftest import ROOT, compose, quiet
+from tests.conftest import ROOT, compose, quiet, train_tiny_run
 
 
 def train_run(root: Path, dm_tokenized: Path, model: Path, *more: str) -> Path:
-    from chatclone.stages.train import train
-
-    cfg = compose(
-        "train",
-        [
-            f"outputs_root={root}",
-            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-            f"model.name_or_path={model}",
-            "trainer.max_steps=2",
-            "wandb.mode=disabled",
-            "trainer.save_strategy=no",
-            "eval.sample_contexts=0",
-            "trainer.learning_rate=5e-2",
-            *more,
-        ],
-    )
-    train(cfg, root / "train" / "run", console=quiet())
+    dataset = dm_tokenized / "tokenize_dataset" / "run"
+    train_tiny_run(root, dataset, model, "eval.sample_contexts=0", "trainer.learning_rate=5e-2", *more)
     return root
 
 
