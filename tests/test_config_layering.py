@@ -17,26 +17,14 @@ from hydra import initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from chatclone import sweeps, wandb_runs
-from chatclone.config.commandline import schema_of
+from chatclone.config.commandline import schema_of, schemas
 from chatclone.config.help import script_usage
 from chatclone.config.wandb_config import WandbConfig, WandbMode
 from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, compose
 
 CONF = ROOT / "conf"
-SCRIPTS = (
-    "process_messages",
-    "tokenize_dataset",
-    "train",
-    "inference",
-    "generate_from_prompt",
-    "simulate_conversation",
-    "evaluate_clone",
-    "serve",
-    "discord_bot",
-    "export_model",
-    "judge_report",
-)
+SCRIPTS = tuple(schemas())
 CLONE_SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")
 
 

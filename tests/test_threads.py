@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -17,22 +18,14 @@ from hydra.errors import ConfigCompositionException
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone import threads
+from chatclone.config.commandline import schemas
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import InferenceConfig
 from chatclone.config.train import TrainConfig
 from chatclone.errors import ChatcloneError
 from tests.conftest import ROOT, compose
 
-MODEL_SCRIPTS = [
-    "train",
-    "inference",
-    "generate_from_prompt",
-    "simulate_conversation",
-    "evaluate_clone",
-    "serve",
-    "discord_bot",
-    "export_model",
-]
+MODEL_SCRIPTS = [name for name, schema in schemas().items() if "threads" in {f.name for f in fields(schema)}]
 
 
 def not_measured() -> float:

@@ -52,7 +52,8 @@ def accept_plain_text(config_name: str, argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-def schema_of(config_name: str) -> type:
+def schemas() -> dict[str, type]:
+    """Every script's config name -> its schema, in pipeline order (the one list of the scripts)."""
     from chatclone import config
 
     return {
@@ -67,7 +68,11 @@ def schema_of(config_name: str) -> type:
         "discord_bot": config.DiscordBotConfig,
         "export_model": config.ExportModelConfig,
         "judge_report": config.JudgeReportConfig,
-    }[config_name]
+    }
+
+
+def schema_of(config_name: str) -> type:
+    return schemas()[config_name]
 
 
 def free_text_keys(schema: type, prefix: str = "", conf: Path = CONF) -> dict[str, str]:
