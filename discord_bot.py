@@ -13,9 +13,8 @@ Runs until Ctrl-C; writes manifest.json (counts only) into outputs/discord_bot/<
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone.bot.credentials import refuse_token_arguments
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="discord_bot", version_base="1.3")
@@ -25,5 +24,4 @@ def main(cfg) -> None:
 
 if __name__ == "__main__":
     refuse_token_arguments()  # a token on the command line would be saved in .hydra/
-    chatclone.config.accept_plain_text("discord_bot")  # free text needs no Hydra quoting
-    main()
+    launch(main, "discord_bot")

@@ -14,8 +14,7 @@ files and manifest.json into a new run dir under outputs/evaluate_clone/.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 from chatclone.sweeps import current_sweep_dir
 
 
@@ -25,5 +24,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("evaluate_clone")  # free text needs no Hydra quoting
-    main()
+    launch(main, "evaluate_clone")

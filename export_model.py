@@ -17,8 +17,7 @@ Writes <name>-<type>.gguf, Modelfile, README.md and manifest.json into outputs/e
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="export_model", version_base="1.3")
@@ -27,5 +26,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("export_model")  # free text needs no Hydra quoting
-    main()
+    launch(main, "export_model")

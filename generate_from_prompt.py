@@ -12,8 +12,7 @@ into a new run dir under outputs/generate_from_prompt/.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="generate_from_prompt", version_base="1.3")
@@ -22,5 +21,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("generate_from_prompt")  # free text needs no Hydra quoting
-    main()
+    launch(main, "generate_from_prompt")

@@ -19,8 +19,7 @@ under outputs/inference/; a sweep also writes sweep_table.md/.csv into outputs/i
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="inference", version_base="1.3")
@@ -29,5 +28,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("inference")  # free text needs no Hydra quoting
-    main()
+    launch(main, "inference")

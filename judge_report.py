@@ -10,8 +10,7 @@ Reads the judging run's votes.sqlite (also while judges vote); writes nothing.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_report
+from chatclone.cli import launch, run_report
 from chatclone.judging.report import report_from_config
 
 
@@ -21,4 +20,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main, "judge_report")

@@ -16,8 +16,7 @@ outputs/process_messages/.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 from chatclone.stages.process_messages import process_messages
 
 
@@ -27,5 +26,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("process_messages")  # free text needs no Hydra quoting
-    main()
+    launch(main, "process_messages")

@@ -14,8 +14,7 @@ manifest.json into outputs/serve/.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="serve", version_base="1.3")
@@ -24,5 +23,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("serve")  # free text needs no Hydra quoting
-    main()
+    launch(main, "serve")

@@ -13,8 +13,7 @@ into a new run dir under outputs/simulate_conversation/.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="simulate_conversation", version_base="1.3")
@@ -23,5 +22,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("simulate_conversation")  # free text needs no Hydra quoting
-    main()
+    launch(main, "simulate_conversation")

@@ -13,8 +13,7 @@ into a new run dir under outputs/tokenize_dataset/.
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 from chatclone.stages.tokenize_dataset import tokenize_dataset
 
 
@@ -24,5 +23,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("tokenize_dataset")  # free text needs no Hydra quoting
-    main()
+    launch(main, "tokenize_dataset")

@@ -16,8 +16,7 @@ metrics.json, W&B offline files and manifest.json into a new run dir under outpu
 import hydra
 from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas)
-from chatclone.cli import run_stage
+from chatclone.cli import launch, run_stage
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
@@ -26,5 +25,4 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
-    chatclone.config.accept_plain_text("train")  # free text needs no Hydra quoting
-    main()
+    launch(main, "train")

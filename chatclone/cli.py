@@ -15,6 +15,15 @@ HYDRA_SUBDIR = ".hydra"
 SECRET = re.compile(r"""(\bapi_key\s*[:=]\s*)(?!null\s*$)('[^']*'|"[^"]*"|[^\s,\]]+)""", re.MULTILINE)
 
 
+def launch(main: Callable[[], None], script: str) -> None:
+    """A script's entry point: registers the config schemas, lets its free-text keys take plain text (no Hydra
+    quoting: config.accept_plain_text rewrites sys.argv), then calls its `@hydra.main` function."""
+    from chatclone import config
+
+    config.accept_plain_text(script)
+    main()
+
+
 def run_stage(stage: str | Callable[..., object], cfg: object, **kwargs: object) -> object:
     """Call `stage(cfg, run_dir, **kwargs)` in the current Hydra run dir; ChatcloneError -> `error: ...`, exit 2.
 
