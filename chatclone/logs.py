@@ -8,10 +8,13 @@ summary). `silence_known_warnings` (called by `chatclone.cli.run_stage`) routes 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 import sys
 import warnings
+from typing import TextIO
 
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
@@ -54,6 +57,44 @@ def warn(text: str) -> None:
         return
     print(f"warning: {text}", file=sys.stderr, flush=True)
     logging.getLogger("chatclone").warning(text, extra={SHOWN: True})
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CONSOLE_LOGGER = "chatclone.console"
+
+
+class LoggedStream(io.TextIOBase):
+    """A stream that writes to `stream` and records each complete line in the run's log (logger chatclone.console,
+    marked as shown: the stderr handler skips it), styling stripped: what a stage's console showed the user."""
+
+    def __init__(self, stream: TextIO):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line := ANSI.sub("", line).rstrip():
+                logging.getLogger(CONSOLE_LOGGER).info(line, extra={SHOWN: True})
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+def console(stream: TextIO | None = None):
+    """A stage's console (notes, summaries; not progress bars, which redraw): on `stream` (None = stdout) and, line
+    by line, in the run's log, so that the log holds what the user saw."""
+    from rich.console import Console
+
+    return Console(file=LoggedStream(stream or sys.stdout))
 
 
 def silence_known_warnings() -> None:

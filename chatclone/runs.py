@@ -79,7 +79,8 @@ def write_json(run_dir: Path, name: str, data: object) -> Path:
 
 
 def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], outputs: list[str], summary: dict) -> Path:
-    """Write manifest.json, last and atomically: its presence means the run finished."""
+    """Write manifest.json, last and atomically: its presence means the run finished. The run's log file is closed
+    first: a finished run dir never changes (later records still reach stderr)."""
     manifest = {
         "stage": stage,
         "finished_at": datetime.now(timezone.utc).isoformat(),
@@ -93,7 +94,17 @@ def finish_run(run_dir: Path, stage: str, config: object, inputs: list[str], out
     }
     if (threads := applied_threads()) is not None:  # torch's CPU threads and OpenMP wait policy (chatclone.threads)
         manifest["threads"] = threads
+    _close_log_files(Path(run_dir))
     return replace_file(Path(run_dir) / MANIFEST, json.dumps(plain(manifest), indent=2, ensure_ascii=False) + "\n")
+
+
+def _close_log_files(run_dir: Path) -> None:
+    """Detach and close the logging file handlers writing into `run_dir` (Hydra's `<script>.log`)."""
+    root, folder = logging.getLogger(), run_dir.resolve()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == folder:
+            root.removeHandler(handler)
+            handler.close()
 
 
 def read_manifest(run_dir: Path) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from rich.console import Console
 
 import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone import logs, runs
@@ -163,8 +164,14 @@ def test_a_stage_warning_goes_to_stderr_once_and_to_the_log_never_stdout(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     assert "UTC offset" not in result.stdout and "warning:" not in result.stdout
     assert [line.startswith("warning: ") for line in result.stderr.splitlines() if "UTC offset" in line] == [True]
-    assert "UTC offset" in (run_dir / "process_messages.log").read_text(encoding="utf-8")
+    log = (run_dir / "process_messages.log").read_text(encoding="utf-8")
+    assert "UTC offset" in log
     assert "next: python tokenize_dataset.py" in result.stdout  # the summary stays on stdout
+    # ...and is in the run's log too, once (what the user saw), without being shown twice on stderr
+    for shown in ("messages kept", "next: python tokenize_dataset.py"):
+        assert log.count(shown) == 1 and shown not in result.stderr, shown
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert max(files, key=lambda p: p.stat().st_mtime_ns).name == "manifest.json"  # the log closed before it
 
 
 @pytest.mark.parametrize("method", ["lora", "qlora"])
@@ -192,6 +199,19 @@ def test_train_imports_bitsandbytes_only_for_qlora(method, dm_tokenized, tiny_ll
     names = imported(modules)
     assert "peft" in names and "transformers.trainer" in names
     assert ("bitsandbytes" in names) is (method == "qlora")
+
+
+def test_a_logged_console_records_each_line_it_shows_unstyled(caplog):
+    shown = io.StringIO()
+    console = Console(file=logs.LoggedStream(shown), force_terminal=True, width=40)
+    with caplog.at_level(logging.INFO, logger=logs.CONSOLE_LOGGER):
+        console.print("[bold red]two[/] lines\nof text")
+        console.file.write("a partial line")
+        assert [r.getMessage() for r in caplog.records] == ["two lines", "of text"]
+        console.file.write(" ends here\n\n")
+    assert "\x1b[" in shown.getvalue()  # the terminal gets the styling, the log does not
+    assert [r.getMessage() for r in caplog.records] == ["two lines", "of text", "a partial line ends here"]
+    assert all(getattr(r, logs.SHOWN) for r in caplog.records)  # so stderr's handler does not print them again
 
 
 def test_known_harmless_records_are_dropped_and_others_pass():

@@ -11,7 +11,7 @@ from typing import TextIO, TypedDict
 
 from rich.console import Console
 
-from chatclone import runs
+from chatclone import logs, runs
 from chatclone.config.generation import BASE_RUN, STDIN_PROMPT, CloneStageConfig
 from chatclone.generation.clone import Clone, CloneSpec, load_clone, locate
 from chatclone.generation.generate import Generator, Reply
@@ -53,7 +53,7 @@ class StageIO(TypedDict, total=False):
 def start(cfg: CloneStageConfig, run_dir: Path, io: StageIO) -> tuple[Streams, Console, CloneSpec]:
     """A generation stage's first step: its streams and console, then `prepare`."""
     streams = Streams.of(io.get("stdin"), io.get("stdout"), io.get("stderr"))
-    console = io.get("console") or Console(file=streams.err)
+    console = io.get("console") or logs.console(streams.err)
     return streams, console, prepare(cfg, run_dir)
 
 

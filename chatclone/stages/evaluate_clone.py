@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from chatclone import runs
+from chatclone import logs, runs
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.evaluation.data import load_fidelity_data
 from chatclone.evaluation.fidelity import BASE, FINE_TUNED, LABELS, caveat, score_fidelity
@@ -29,7 +29,7 @@ def evaluate_clone(
     """Write metrics.json, samples.jsonl, report.md, plots (W&B) and manifest.json into run_dir; the metrics.
     The generation progress bar draws on `console` when one is given, else on stderr (none with progress=false)."""
     bar = (console or Console(stderr=True)) if cfg.progress else None
-    console = console or Console()
+    console = console or logs.console()
     cfg.check()
     runs.start_run(run_dir)
     spec = locate(cfg)

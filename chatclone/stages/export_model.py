@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from chatclone import runs
+from chatclone import logs, runs
 from chatclone.chat_records import read_records, split_file
 from chatclone.config.export_model import ExportModelConfig
 from chatclone.errors import ChatcloneError
@@ -28,7 +28,7 @@ STAGE = "export_model"
 
 def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None = None) -> dict:
     """Check everything that needs no weights, then merge, write the GGUF, the Modelfile, README.md, manifest.json."""
-    console = console or Console()
+    console = console or logs.console()
     cfg.check()
     runs.start_run(run_dir)
     spec = locate(cfg)
@@ -74,7 +74,6 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     with runs.new_files(run_dir, *files) as paths:
         for path, text in zip(paths, files.values()):
             path.write_text(text, encoding="utf-8")
-    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(spec.run_dir)], outputs=[gguf_name, *files], summary=info)
     console.print(
         f"exported {spec.target}'s clone ({spec.kind}, {cfg.quantization}, "
         f"{info['bytes'] / 2**20:.1f} MiB, template checked on {compared} turns) to {run_dir}",
@@ -84,6 +83,7 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     console.print(
         f"next: cd {run_dir} && ollama create {name} -f Modelfile && ollama run {name}", highlight=False, soft_wrap=True
     )
+    runs.finish_run(run_dir, STAGE, cfg, inputs=[str(spec.run_dir)], outputs=[gguf_name, *files], summary=info)
     return info
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from chatclone import runs
+from chatclone import logs, runs
 from chatclone.chat_records import ASSISTANT, USER, ChatMessage, ChatRecord, is_trained, split_file, write_records
 from chatclone.cleaning import Cleaner
 from chatclone.config.process_messages import ProcessMessagesConfig
@@ -37,7 +37,7 @@ OFFSET_FREE_FORMATS = ("txt", "html")  # formats whose dates carry no UTC offset
 
 def process_messages(cfg: ProcessMessagesConfig, run_dir: Path, console: Console | None = None) -> dict:
     """Read, clean, segment and split; write the datasets, stats.json and manifest.json into run_dir."""
-    console = console or Console()
+    console = console or logs.console()
     cfg.check()
     runs.start_run(run_dir)
     with gc_paused():
@@ -105,6 +105,11 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
     stats = _stats(cfg, report, options, authors, target, cleaner, counts, conversations, sizes)
     runs.write_json(run_dir, "stats.json", stats)
     _print_summary(console, stats, run_dir)
+    console.print(
+        f"next: {runs.next_command('tokenize_dataset.py', run_dir, cfg.outputs_root, STAGE)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     runs.finish_run(
         run_dir,
         STAGE,
@@ -112,11 +117,6 @@ def _process(cfg: ProcessMessagesConfig, run_dir: Path, console: Console) -> dic
         inputs=cfg.inputs,
         outputs=["train.jsonl", "validation.jsonl", "stats.json"],
         summary={"target": stats["target"], "split": sizes},
-    )
-    console.print(
-        f"next: {runs.next_command('tokenize_dataset.py', run_dir, cfg.outputs_root, STAGE)}",
-        highlight=False,
-        soft_wrap=True,
     )
     return stats
 

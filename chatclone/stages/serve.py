@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
-from chatclone import runs
+from chatclone import logs, runs
 from chatclone.config.generation import CloneStageConfig, clone_settings
 from chatclone.config.serve import ServeConfig
 from chatclone.errors import ChatcloneError
@@ -96,7 +97,7 @@ def serve(cfg: ServeConfig, run_dir: Path, console: Console | None = None) -> di
     from chatclone.serving.api import create_app
     from chatclone.serving.service import Service
 
-    console = console or Console(stderr=True)
+    console = console or logs.console(sys.stderr)
     cfg.check()
     specs = locate_clones(cfg)
     partners = [partner_of(spec, cfg) for spec in specs]

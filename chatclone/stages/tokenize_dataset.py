@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from chatclone import runs
+from chatclone import logs, runs
 from chatclone.chat_records import ASSISTANT, SPLITS, ChatRecord, read_records, split_file
 from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
 from chatclone.errors import ChatcloneError
@@ -49,7 +49,7 @@ PROBE = [
 
 def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console | None = None) -> dict:
     """Tokenize the input run's train/validation splits; write dataset/, tokenizer/, stats and manifest."""
-    console = console or Console()
+    console = console or logs.console()
     cfg.check()
     runs.start_run(run_dir)
     _set_progress(cfg.progress)
@@ -82,6 +82,7 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
     }
     runs.write_json(run_dir, "stats.json", stats)
     _print_summary(console, stats, run_dir)
+    console.print(f"next: {next_command(cfg, run_dir)}", highlight=False, soft_wrap=True)
     runs.finish_run(
         run_dir,
         STAGE,
@@ -95,7 +96,6 @@ def tokenize_dataset(cfg: TokenizeDatasetConfig, run_dir: Path, console: Console
             "splits": {s: {k: v[k] for k in ("sequences", "tokens", "trained_tokens")} for s, v in split_stats.items()},
         },
     )
-    console.print(f"next: {next_command(cfg, run_dir)}", highlight=False, soft_wrap=True)
     return stats
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from chatclone import runs, wandb_runs
+from chatclone import logs, runs, wandb_runs
 from chatclone.config.train import Method, TrainConfig
 from chatclone.errors import ChatcloneError
 from chatclone.evaluation.data import load_fidelity_data
@@ -37,7 +37,7 @@ MODEL_FILES = (
 
 def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> dict:
     """Train; write checkpoints/, final/ (and best/, merged/ where they apply), loss curve, metrics, manifest."""
-    console = console or Console()
+    console = console or logs.console()
     cfg.check()
     check_method_supported(cfg)
     runs.start_run(run_dir)
@@ -78,13 +78,13 @@ def train(cfg: TrainConfig, run_dir: Path, console: Console | None = None) -> di
                "adapter": cfg.method.name is not Method.full, "metrics": headline, "schedule": plan,
                "warnings": warnings, "disk": disk}  # fmt: skip
     inputs = [str(data_dir)] + ([str(old_run)] if old_run else [])
-    runs.finish_run(run_dir, STAGE, cfg, inputs=inputs, outputs=outputs, summary=summary)
     console.print(
         f"next: {runs.next_command('inference.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (chat), or "
         f"{runs.next_command('evaluate_clone.py', run_dir, cfg.outputs_root, STAGE, 'run')}  (score it)",
         highlight=False,
         soft_wrap=True,
     )
+    runs.finish_run(run_dir, STAGE, cfg, inputs=inputs, outputs=outputs, summary=summary)
     return metrics
 
 
