@@ -61,8 +61,9 @@ def recipe_table(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
         if not key or not overrides:
             sys.exit(f"--recipe {extra!r}: write NAME=OVERRIDES, e.g. lr-5e-4=trainer.learning_rate=5e-4")
         known[key] = (f"{key} ({overrides})", overrides.split())
-    chosen = []
-    for key in [k.strip() for k in args.recipes.split(",") if k.strip()]:
+    chosen, listed = [], [k.strip() for k in args.recipes.split(",") if k.strip()]
+    added = [extra.partition("=")[0] for extra in args.recipe]
+    for key in listed + [k for k in added if k not in listed]:  # a --recipe runs even when --recipes omits it
         if key.startswith("weighted-") and key not in known:
             weight = key.removeprefix("weighted-")
             known[key] = (f"other turns at loss weight {weight}", [f"trainer.other_turns_weight={weight}"])

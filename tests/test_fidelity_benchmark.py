@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +51,16 @@ def test_another_selection_of_recipes_resumes_but_other_settings_are_refused(tmp
     )
     result = run_benchmark("--steps", "41", out=out)
     assert result.returncode != 0 and "use a new --out, or the same settings to resume" in result.stderr
+
+
+def test_a_recipe_added_with_recipe_runs_even_when_recipes_leaves_it_out():
+    spec = importlib.util.spec_from_file_location("fidelity_benchmark", ROOT / "benchmarks" / "fidelity.py")
+    fidelity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fidelity)
+    args = argparse.Namespace(
+        recipes="chatclone,no-masking",
+        recipe=["lr1e-3=trainer.learning_rate=1e-3", "no-masking=trainer.other_turns_weight=1"],
+    )
+    table = fidelity.recipe_table(args)
+    assert [key for key, _, _ in table] == ["chatclone", "no-masking", "lr1e-3"]
+    assert table[1][2] == ["trainer.other_turns_weight=1"] and table[2][2] == ["trainer.learning_rate=1e-3"]
