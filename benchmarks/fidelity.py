@@ -16,7 +16,8 @@ and replies generated for validation contexts scored for detectability, style at
 their shape). The recipes (--recipes picks some, in this order; --recipe NAME=OVERRIDES adds one, overrides
 separated by spaces):
   chatclone          the default LoRA recipe: labels only on the target's turns
-  no-masking         selfchatbot-style: labels on every token (everybody's turns, the template, the system prompt)
+  no-masking         selfchatbot-style: labels on every token (everybody's turns, the template, the system prompt), at
+                     the seeds' lr 2e-4
   overfit            CatGPT-style preset=overfit (no dropout, no validation), same step budget
   weighted-W         trainer.other_turns_weight=W: every token outside the target's turns at loss weight W
 --screen trains and measures the held-out perplexity only, over --screen-sequences validation sequences (no
@@ -45,7 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NO_MASKING = "all-tokens"  # a recipe entry meaning: train on the copy of the dataset labelled on every token
 RECIPES = {
     "chatclone": ("chatclone (labels on the target's turns)", []),
-    "no-masking": ("selfchatbot-style (labels on every token)", [NO_MASKING]),
+    "no-masking": (
+        "selfchatbot-style (labels on every token, the seeds' lr 2e-4)",
+        [NO_MASKING, "trainer.learning_rate=2e-4"],
+    ),
     "overfit": ("CatGPT-style (preset=overfit)", ["preset=overfit"]),
 }
 DEFAULT_RECIPES = "chatclone,no-masking,overfit"

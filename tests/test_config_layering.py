@@ -187,7 +187,8 @@ def test_greedy_as_shipped_passes_and_do_sample_false_with_a_temperature_is_refu
     for script in CLONE_SCRIPTS:
         compose(script, ["sampling=greedy", "sampling.repetition_penalty=1.0"]).sampling.check()
     with pytest.raises(ChatcloneError, match=r"^sampling.temperature=0.7: greedy"):
-        compose("inference", ["sampling.do_sample=false"]).sampling.check()
+        compose("inference", ["sampling=focused", "sampling.do_sample=false"]).sampling.check()
+    compose("inference", ["sampling.do_sample=false"]).sampling.check()  # default's values are the keys' "off"
     compose("inference", ["sampling.temperature=0"]).sampling.check()  # temperature 0: greedy, as documented
 
 

@@ -179,7 +179,7 @@ def test_export_dir_holds_gguf_modelfile_readme_and_manifest_with_sha256(exports
     assert hashlib.sha256((run_dir / info["file"]).read_bytes()).hexdigest() == manifest["summary"]["sha256"]
     modelfile = (run_dir / "Modelfile").read_text(encoding="utf-8")
     assert f"FROM ./{info['file']}\n" in modelfile and 'PARAMETER stop """<|im_end|>"""' in modelfile
-    assert 'PARAMETER stop """\nOrrin:"""' in modelfile and "PARAMETER temperature 0.7" in modelfile
+    assert 'PARAMETER stop """\nOrrin:"""' in modelfile and "PARAMETER temperature 1.0" in modelfile
     text = (run_dir / "README.md").read_text(encoding="utf-8")
     assert "ollama create" in text and "llama-cli -m" in text and info["sha256"] in text
     assert info["template_checked_turns"] > 0

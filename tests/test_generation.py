@@ -75,14 +75,16 @@ def scripted(root: Path, text: str, end: bool) -> Scripted:
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-@pytest.mark.parametrize("option, greedy", [("default", False), ("greedy", True), ("creative", False)])
+@pytest.mark.parametrize(
+    "option, greedy", [("default", False), ("greedy", True), ("creative", False), ("focused", False)]
+)
 def test_every_sampling_option_composes(script, option, greedy):
     cfg = compose(script, [f"sampling={option}"])
     assert isinstance(cfg.sampling, SamplingConfig) and cfg.sampling.name == option
     assert cfg.sampling.greedy is greedy and cfg.wandb.mode.value == "disabled"
     cfg.sampling.check()
     if option == "default":
-        assert (cfg.sampling.temperature, cfg.sampling.top_p) == (0.7, 0.9)
+        assert (cfg.sampling.temperature, cfg.sampling.top_p) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize(

@@ -44,8 +44,8 @@ class Device(str, Enum):
 class SamplingConfig:
     name: str = "default"  # which conf/sampling option this came from (recorded with generations)
     do_sample: bool = True
-    temperature: float = 0.7  # 0 = greedy, whatever do_sample says
-    top_p: float = 0.9
+    temperature: float = 1.0  # 0 = greedy, whatever do_sample says
+    top_p: float = 1.0  # 1 = off
     top_k: int = 0  # 0 = off
     repetition_penalty: float = 1.0  # 1 = off
     num_return_sequences: int = 1

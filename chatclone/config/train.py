@@ -45,7 +45,7 @@ QUANT_TYPES = ("nf4", "fp4")
 @dataclass
 class MethodConfig:
     name: Method = Method.lora
-    learning_rate: float = 2e-4  # the method's usual rate; trainer.learning_rate overrides it
+    learning_rate: float = 1e-3  # lora's usual rate (qlora 2e-4, full 2e-5); trainer.learning_rate overrides it
     r: Optional[int] = 16  # lora, qlora (null with method=full)
     alpha: Optional[int] = 32  # lora, qlora (null with method=full)
     dropout: float = 0.05
