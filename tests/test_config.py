@@ -86,7 +86,7 @@ HELP_GROUPS = {
         "preset: overfit, regularized   (now: none)",
     ],
     **{
-        script: ["sampling: creative, default, greedy   (now: default)"]
+        script: ["sampling: creative, default, focused, greedy   (now: default)"]
         for script in ("inference", "generate_from_prompt", "simulate_conversation", "evaluate_clone")
     },
 }

@@ -649,7 +649,8 @@ def test_help_shows_usage_and_only_the_sampling_group():
     assert done.returncode == 0, done.stderr
     head, rest = done.stdout.split("== Configuration groups (group=option) ==\n")
     assert "export DISCORD_TOKEN=" in head and "python discord_bot.py clones=[outputs/train/<run>]" in head
-    assert rest.split("\n\n== Config")[0].splitlines() == ["sampling: creative, default, greedy   (now: default)"]
+    groups = rest.split("\n\n== Config")[0].splitlines()
+    assert groups == ["sampling: creative, default, focused, greedy   (now: default)"]
 
 
 def test_config_composes_with_ids_as_text_and_bad_values_name_the_key():

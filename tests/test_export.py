@@ -359,7 +359,7 @@ def test_script_refuses_a_k_quant_in_one_line(tmp_path):
         [sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True, text=True
     ).stdout
     assert "python export_model.py" in help_text and "llama-quantize" in help_text
-    assert "sampling: creative, default, greedy   (now: default)" in help_text
+    assert "sampling: creative, default, focused, greedy   (now: default)" in help_text
 
 
 def test_run_base_exports_the_bare_base_in_the_runs_format(lora_root, tmp_path):
