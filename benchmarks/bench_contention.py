@@ -252,26 +252,21 @@ def _time_decoding(run: Path, tokens: int) -> dict:
     """One greedy reply of exactly `tokens` tokens to a short message, after a 4-token warm-up reply."""
     from dataclasses import replace
 
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
     from transformers import SuppressTokensLogitsProcessor
 
-    import chatclone.config  # noqa: F401
+    from chatclone.config import compose
     from chatclone.generation.clone import load_clone, locate
     from chatclone.generation.generate import Generator
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(
-            compose(
-                config_name="inference",
-                overrides=[
-                    f"run={run}",
-                    "sampling=greedy",
-                    "sampling.repetition_penalty=1.0",
-                    f"sampling.max_new_tokens={tokens}",
-                ],
-            )
-        )
+    cfg = compose(
+        "inference",
+        [
+            f"run={run}",
+            "sampling=greedy",
+            "sampling.repetition_penalty=1.0",
+            f"sampling.max_new_tokens={tokens}",
+        ],
+    )
     clone = load_clone(locate(cfg), cfg)
     no_stop = [SuppressTokensLogitsProcessor(clone.stop_ids, device="cpu")]
     ids, _ = clone.prompts.fit([clone.prompts.message("Orrin", SHORT)], clone.spec.target, 256)

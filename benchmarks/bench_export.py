@@ -97,20 +97,12 @@ def _threads() -> int:
 
 
 def _export(run: Path, quantization: str, tmp: Path) -> Path:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
     from rich.console import Console
 
-    import chatclone.config  # noqa: F401
+    from chatclone.config import compose
     from chatclone.stages.export_model import export_model
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(
-            compose(
-                config_name="export_model",
-                overrides=[f"run={run}", f"outputs_root={tmp}", f"quantization={quantization}"],
-            )
-        )
+    cfg = compose("export_model", [f"run={run}", f"outputs_root={tmp}", f"quantization={quantization}"])
     started = time.perf_counter()
     info = export_model(cfg, tmp / "export_model" / quantization, console=Console(file=io.StringIO()))
     print(
@@ -124,15 +116,13 @@ def _export(run: Path, quantization: str, tmp: Path) -> Path:
 def _prompts(run: Path, tokens: int) -> dict[str, list[int]]:
     """The token ids of bench_generate's prompts (short, long), rendered by chatclone exactly as it generates."""
     import bench_generate
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
+    from chatclone.config import compose
     from chatclone.generation.clone import locate
     from chatclone.generation.prompt import PromptBuilder
     from chatclone.modeling import load_tokenizer
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        spec = locate(OmegaConf.to_object(compose(config_name="inference", overrides=[f"run={run}"])))
+    spec = locate(compose("inference", [f"run={run}"]))
     builder = PromptBuilder(load_tokenizer(spec.data_dir / "tokenizer"), spec.format)
     out = {}
     for length, messages in {
@@ -147,15 +137,13 @@ def _prompts(run: Path, tokens: int) -> dict[str, list[int]]:
 def _agreement(run: Path, files: dict[str, Path], prompts: dict[str, list[int]], tokens: int) -> None:
     """Each GGUF, loaded by transformers, teacher-forced on the merged model's greedy continuation."""
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
     from transformers import AutoModelForCausalLM
 
+    from chatclone.config import compose
     from chatclone.generation.clone import locate
     from chatclone.stages.export_model import merged_model
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        merged = merged_model(locate(OmegaConf.to_object(compose(config_name="inference", overrides=[f"run={run}"]))))
+    merged = merged_model(locate(compose("inference", [f"run={run}"])))
     with torch.no_grad():
         sequences = {
             k: merged.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)

@@ -101,43 +101,32 @@ def _same_prefix(ids: list[int], reference: list[int]) -> str:
 
 def _train_tiny_adapter(tmp: Path) -> Path:
     """process_messages -> tokenize_dataset -> 1 LoRA step (batch 2) with merged/, on the bundled sample."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
     from rich.console import Console
 
-    import chatclone.config  # noqa: F401
-    from chatclone.config.process_messages import ProcessMessagesConfig
-    from chatclone.config.tokenize_dataset import TokenizeDatasetConfig
+    from chatclone.config import compose
     from chatclone.stages.process_messages import process_messages
     from chatclone.stages.tokenize_dataset import tokenize_dataset
     from chatclone.stages.train import train
 
     quiet, started = Console(file=io.StringIO()), time.perf_counter()
-    process_messages(
-        ProcessMessagesConfig(input=str(ROOT / "examples" / "sample_exports"), target="tamsin.vale", progress=False),
-        tmp / "process_messages" / "run",
-        console=quiet,
+    processing = compose("process_messages", ["target=tamsin.vale", "progress=false"])
+    processing.input = str(ROOT / "examples" / "sample_exports")  # set after composing: a path needs no quoting
+    process_messages(processing, tmp / "process_messages" / "run", console=quiet)
+    tokenizing = compose("tokenize_dataset", ["progress=false", "num_proc=1"])
+    tokenizing.input = str(tmp / "process_messages" / "run")
+    tokenize_dataset(tokenizing, tmp / "tokenize_dataset" / "run", console=quiet)
+    cfg = compose(
+        "train",
+        [
+            f"outputs_root={tmp}",
+            "trainer.max_steps=1",
+            "trainer.batch_size=2",
+            "wandb.mode=disabled",
+            "trainer.save_strategy=no",
+            "export.merge=true",
+            "export.merged_dtype=float32",
+        ],
     )
-    tokenize_dataset(
-        TokenizeDatasetConfig(input=str(tmp / "process_messages" / "run"), progress=False, num_proc=1),
-        tmp / "tokenize_dataset" / "run",
-        console=quiet,
-    )
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(
-            compose(
-                config_name="train",
-                overrides=[
-                    f"outputs_root={tmp}",
-                    "trainer.max_steps=1",
-                    "trainer.batch_size=2",
-                    "wandb.mode=disabled",
-                    "trainer.save_strategy=no",
-                    "export.merge=true",
-                    "export.merged_dtype=float32",
-                ],
-            )
-        )
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for the table
         train(cfg, tmp / "train" / "run", console=quiet)
     print(f"trained a 1-step adapter in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -158,28 +147,23 @@ def _measure(run: Path, name: str, tokens: int, repeats: int) -> dict:
 def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
     """Load one contender and time greedy replies of exactly `tokens` tokens to a short and a long prompt (fresh:
     no KV cache kept between replies), and the first token of a chat's next turn after the long one (cache kept)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
     from transformers import SuppressTokensLogitsProcessor
 
-    import chatclone.config  # noqa: F401
+    from chatclone.config import compose
     from chatclone.generation.clone import load_clone, locate
     from chatclone.generation.generate import Generator
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = OmegaConf.to_object(
-            compose(
-                config_name="inference",
-                overrides=[
-                    f"run={run}",
-                    f"format_run={run}",
-                    "sampling=greedy",
-                    "sampling.repetition_penalty=1.0",
-                    f"sampling.max_new_tokens={tokens}",
-                    *VARIANTS[name],
-                ],
-            )
-        )
+    cfg = compose(
+        "inference",
+        [
+            f"run={run}",
+            f"format_run={run}",
+            "sampling=greedy",
+            "sampling.repetition_penalty=1.0",
+            f"sampling.max_new_tokens={tokens}",
+            *VARIANTS[name],
+        ],
+    )
     started = time.perf_counter()
     clone = load_clone(locate(cfg), cfg)
     load_s = time.perf_counter() - started

@@ -42,6 +42,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from chatclone.config import compose
+
 ROOT = Path(__file__).resolve().parents[1]
 NO_MASKING = "all-tokens"  # a recipe entry meaning: train on the copy of the dataset labelled on every token
 RECIPES = {
@@ -59,14 +61,14 @@ SELECTION = ("out", "recipes", "recipe", "screen", "screen_sequences", "threads"
 
 def recipe_table(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     """(key, label, overrides) of each recipe asked for, in order."""
-    known = dict(RECIPES)
+    known, added = dict(RECIPES), []
     for extra in args.recipe:
         key, _, overrides = extra.partition("=")
         if not key or not overrides:
             sys.exit(f"--recipe {extra!r}: write NAME=OVERRIDES, e.g. lr-5e-4=trainer.learning_rate=5e-4")
         known[key] = (f"{key} ({overrides})", overrides.split())
+        added.append(key)
     chosen, listed = [], [k.strip() for k in args.recipes.split(",") if k.strip()]
-    added = [extra.partition("=")[0] for extra in args.recipe]
     for key in listed + [k for k in added if k not in listed]:  # a --recipe runs even when --recipes omits it
         if key.startswith("weighted-") and key not in known:
             weight = key.removeprefix("weighted-")
@@ -175,17 +177,6 @@ def main() -> None:
     else:
         (print_screen if args.screen else print_table)(rows, extremes, args.steps)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
-
-
-def compose(config: str, overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    import chatclone.config  # noqa: F401
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(hydra_compose(config_name=config, overrides=overrides))
 
 
 def quiet():

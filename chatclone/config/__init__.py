@@ -13,7 +13,8 @@ from datetime import datetime
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from chatclone.config.commandline import accept_plain_text  # noqa: F401  (each script calls it before Hydra)
+# accept_plain_text: each script calls it before Hydra; compose: a script's config without its script
+from chatclone.config.commandline import accept_plain_text, compose  # noqa: F401
 from chatclone.config.discord_bot import DiscordBotConfig
 from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.export_model import ExportModelConfig

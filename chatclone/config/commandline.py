@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 import sys
 import typing
+from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,21 @@ def schemas() -> dict[str, type]:
         "export_model": config.ExportModelConfig,
         "judge_report": config.JudgeReportConfig,
     }
+
+
+def compose(script: str, overrides: Sequence[str] = ()) -> Any:
+    """`script`'s config as `python <script>.py <overrides>` builds it once its free text is quoted (the overrides
+    are in Hydra's syntax): conf/<script>.yaml composed by Hydra, as the typed schema object the stage receives.
+    For code that calls a stage without its script (the tests, the benchmarks), so every value it does not set is
+    the one a user gets."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from chatclone import config  # noqa: F401  (registers the schemas, as every script does)
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name=script):
+        return OmegaConf.to_object(hydra_compose(config_name=script, overrides=list(overrides)))
 
 
 def schema_of(config_name: str) -> type:
