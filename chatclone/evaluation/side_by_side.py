@@ -1,8 +1,8 @@
 """Side by side (inference.py mode=compare): the bare base model and the clone answer the same messages, then the
 held-out perplexity of the target's real replies for both, measured as evaluate_clone measures it.
 
-    examples = held_out_examples(spec)                       # checked before any model loads
-    sides = compare_models(spec, cfg, conversations, examples, user, console)
+    asked = Questions(conversations, held_out_examples(spec), user)   # checked before any model loads
+    sides = compare_models(spec, cfg, asked, console)
     print_comparison(Console(file=stdout), spec.target, conversations, sides)
 
 Each message opens a fresh conversation, answered as a chat turn is (streamed into a buffer, so a reply that comes
@@ -35,6 +35,16 @@ PERPLEXITY_BATCH = 4  # validation sequences per forward pass, as evaluate_clone
 
 
 @dataclass
+class Questions:
+    """What both models are given: the opening messages (each a fresh conversation, sent by `user`) and the
+    held-out validation sequences they are scored on."""
+
+    conversations: list[list[dict]]
+    examples: list[dict]
+    user: str
+
+
+@dataclass
 class Side:
     """One model's answers: the reply shown for each message, every draw (by message), its held-out perplexity."""
 
@@ -49,41 +59,23 @@ def held_out_examples(spec: CloneSpec) -> list[dict]:
     return labelled_examples(spec.data_dir)[0]
 
 
-def compare_models(
-    spec: CloneSpec,
-    cfg: InferenceConfig,
-    conversations: list[list[dict]],
-    examples: list[dict],
-    user: str,
-    console: Console,
-) -> list[Side]:
+def compare_models(spec: CloneSpec, cfg: InferenceConfig, asked: Questions, console: Console) -> list[Side]:
     """The base model's side, then the clone's (`spec`), each loaded, scored and freed in turn."""
     base = dataclasses.replace(spec, kind="base", weights=None)
-    return [
-        _side(name, variant, cfg, conversations, examples, user, console)
-        for name, variant in ((BASE, base), (CLONE, spec))
-    ]
+    return [_side(name, variant, cfg, asked, console) for name, variant in ((BASE, base), (CLONE, spec))]
 
 
-def _side(
-    name: str,
-    spec: CloneSpec,
-    cfg: InferenceConfig,
-    conversations: list[list[dict]],
-    examples: list[dict],
-    user: str,
-    console: Console,
-) -> Side:
+def _side(name: str, spec: CloneSpec, cfg: InferenceConfig, asked: Questions, console: Console) -> Side:
     clone = running.load(spec, cfg, console)  # sets cfg.seed after loading: both models start the same stream
-    perplexity = perplexity_pass(clone, examples, PERPLEXITY_BATCH)  # first, as evaluate_clone does
+    perplexity = perplexity_pass(clone, asked.examples, PERPLEXITY_BATCH)  # first, as evaluate_clone does
     console.print(
         f"{name}: held-out perplexity {perplexity['perplexity']:.2f} over {perplexity['tokens']} target "
-        f"tokens ({perplexity['seconds']:.0f} s); answering {len(conversations)} messages",
+        f"tokens ({perplexity['seconds']:.0f} s); answering {len(asked.conversations)} messages",
         highlight=False,
     )
-    session = running.new_session(clone, cfg, [user], io.StringIO())
+    session = running.new_session(clone, cfg, [asked.user], io.StringIO())
     shown, draws = [], []
-    for opening in conversations:
+    for opening in asked.conversations:
         session.reset()
         for message in opening:
             session.add(message["name"], message["content"], "prompt")

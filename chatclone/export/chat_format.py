@@ -222,7 +222,10 @@ def check_templates(
     """Render the prompt of every target turn of `conversations` with both templates and with chatclone's renderer;
     the number of target turns compared. The Ollama template gets each history from the latest point where roles
     alternate (Ollama merges consecutive messages of one role); the Jinja one gets that and, for templates that
-    keep same-role turns apart, the whole history. One differing byte refuses the export, naming the turn."""
+    keep same-role turns apart, the whole history. One differing byte refuses the export, naming the turn.
+
+    The target's turns are the `assistant` ones, whatever name they carry (a server nickname is still the
+    target). Histories no template could tell apart are passed over (`_ambiguous`)."""
     from transformers.utils.chat_template_utils import _compile_jinja_template
 
     from chatclone.export.gotemplate import render
@@ -231,10 +234,11 @@ def check_templates(
     compiled = _compile_jinja_template(jinja)
     compared = 0
     for number, messages in enumerate(conversations):
-        for k, message in enumerate(messages):
-            full = [{"role": m["role"], "name": m["name"], "content": m["content"].strip()} for m in messages[:k]]
+        chat = [{**m, "name": target if m["role"] == ASSISTANT else m["name"]} for m in messages]
+        for k, message in enumerate(chat):
+            full = [{"role": m["role"], "name": m["name"], "content": m["content"].strip()} for m in chat[:k]]
             tail = alternating_tail(full, target)
-            if message["name"] != target or not tail or _ambiguous(full, user_name, names):
+            if message["name"] != target or not tail or _ambiguous(full, target, user_name, names):
                 continue
             cases = [
                 ("Ollama", tail, lambda h: render(go, template_data(ollama_messages(h, target, user_name, system))))
@@ -263,12 +267,14 @@ def check_templates(
     return compared
 
 
-def _ambiguous(history: list[dict], user_name: str | None, names: list[str]) -> bool:
-    """A message of `user_name` that itself starts like another speaker's `Name: ` line (the template would take it
-    for that speaker's): the one case the template cannot tell apart."""
-    return user_name is not None and any(
-        m["name"] == user_name and m["content"].startswith(f"{n}: ") for m in history for n in names
-    )
+def _ambiguous(history: list[dict], target: str, user_name: str | None, names: list[str]) -> bool:
+    """What the templates cannot tell apart: a message of `user_name` that itself starts like another speaker's
+    `Name: ` line (the template would take it for that speaker's), or a speaker the export does not know (not a
+    partner in the training data: the template would take their `Name: text` for `user_name`'s text)."""
+    if user_name is None:  # no speaker names in the prompt: every other message is plainly the user's
+        return False
+    unknown = any(m["name"] != target and m["name"] not in names for m in history)
+    return unknown or any(m["name"] == user_name and m["content"].startswith(f"{n}: ") for m in history for n in names)
 
 
 def alternating_tail(history: list[dict], target: str) -> list[dict]:

@@ -26,6 +26,13 @@ from chatclone.modeling import load_model, load_tokenizer
 STAGE = "export_model"
 
 
+UNCHECKED = (
+    "note: the templates were compared with training on no validation turn: each follows a message from someone "
+    "who is not a partner in the training data (the templates cannot name them), so this export's template is "
+    "unchecked; validation conversations with the training data's partners would check it"
+)
+
+
 def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None = None) -> dict:
     """Check everything that needs no weights, then merge, write the GGUF, the Modelfile, README.md, manifest.json."""
     console = console or logs.console()
@@ -41,6 +48,8 @@ def export_model(cfg: ExportModelConfig, run_dir: Path, console: Console | None 
     names, pieces, system = _known_names(spec, user_name), turn_pieces(builder), spec.format.style.system_prompt
     template, jinja = go_template(pieces, names, user_name), jinja_template(pieces, names, user_name, system)
     compared = check_templates(template, jinja, builder, _validation(spec, cfg.check_conversations), user_name, names)
+    if not compared:
+        console.print(UNCHECKED, highlight=False, soft_wrap=True)
     name = cfg.name or _slug(spec.target)
     gguf_name = f"{name}-{cfg.quantization}.gguf"
     with runs.new_files(run_dir, gguf_name) as [partial]:

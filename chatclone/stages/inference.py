@@ -55,8 +55,8 @@ def _compare(
             conversations.append(parse_prompt(message, [spec.target, user, *spec.partners], user))
         except ChatcloneError as error:
             raise ChatcloneError(f"messages[{index}] {message!r}: {error}") from None
-    examples = side_by_side.held_out_examples(spec)  # before any model loads
-    sides = side_by_side.compare_models(spec, cfg, conversations, examples, user, console)
+    asked = side_by_side.Questions(conversations, side_by_side.held_out_examples(spec), user)  # before any load
+    sides = side_by_side.compare_models(spec, cfg, asked, console)
     side_by_side.print_comparison(Console(file=streams.out), spec.target, conversations, sides)
     extra = {
         "mode": cfg.mode.value,
