@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 @pytest.mark.parametrize(
@@ -19,9 +16,7 @@ from tests.conftest import ROOT
     ],
 )
 def test_bench_train_refuses_bad_flags(flags, message):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_train.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = run_script("benchmarks/bench_train", *flags, timeout=60)
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
 
 
@@ -35,7 +30,5 @@ def test_bench_train_refuses_bad_flags(flags, message):
     ],
 )
 def test_bench_contention_refuses_bad_flags(flags, message):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_contention.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = run_script("benchmarks/bench_contention", *flags, timeout=60)
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]

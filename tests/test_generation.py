@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from chatclone.generation.stops import SpeakerCut, StreamGate
 from chatclone.stages.generate_from_prompt import generate_from_prompt
 from chatclone.stages.inference import inference
 from chatclone.stages.simulate_conversation import simulate_conversation
-from tests.conftest import ROOT, compose, quiet
+from tests.conftest import compose, quiet, run_script
 
 SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation")
 SMALL = ["sampling.max_new_tokens=6", "seed=0"]
@@ -133,13 +132,7 @@ def test_bad_requests_fail_at_check(script, overrides, key):
 
 
 def test_bad_value_from_the_command_line_is_one_line_exit_2(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "inference.py", f"outputs_root={tmp_path}", "sampling.top_p=1.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("inference", f"outputs_root={tmp_path}", "sampling.top_p=1.5")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: sampling.top_p=1.5") and result.stdout == ""
 
@@ -228,13 +221,8 @@ def test_chat_at_a_terminal_prompts_on_stderr(clone_root, tmp_path):
 
 
 def test_chat_through_a_pipe(clone_root, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "inference.py", f"outputs_root={clone_root}", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
-        input="hey\nsaturday?\n",
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_script(
+        "inference", f"outputs_root={clone_root}", *SMALL, f"hydra.run.dir={tmp_path / 'run'}", stdin="hey\nsaturday?\n"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.split("\n") if line and not line.startswith(" ")]
@@ -500,21 +488,15 @@ def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "inference.py",
-            "-m",
-            f"outputs_root={clone_root}",
-            *SMALL,
-            "mode=prompt",
-            "prompt=hey",
-            "sampling.temperature=0.5,1.0",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "inference",
+        "-m",
+        f"outputs_root={clone_root}",
+        *SMALL,
+        "mode=prompt",
+        "prompt=hey",
+        "sampling.temperature=0.5,1.0",
+        f"hydra.sweep.dir={sweep}",
         timeout=180,
     )
     assert result.returncode == 0, result.stderr[-2000:]
