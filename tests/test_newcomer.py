@@ -376,46 +376,32 @@ def test_each_stage_prints_the_next_command_and_it_runs(tmp_path, tiny_llama, em
     env = {"CHATCLONE_CACHE": str(cache_root)}
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
     out = tmp_path / "outputs"
-    step = run_script(
+
+    def step(name: str, *args: str, timeout: float = 300) -> list[list[str]]:
+        """The commands on the `next:` line of `name`.py, run from tmp_path, which must succeed."""
+        result = run_script(name, *args, cwd=tmp_path, env=env, timeout=timeout)
+        assert result.returncode == 0, result.stderr
+        return next_commands(result.stdout + result.stderr)
+
+    [command] = step(
         "process_messages",
         f"input={DCE_JSON}",
         "target=tamsin.vale",
         "progress=false",
         f"outputs_root={out}",
-        cwd=tmp_path,
-        env=env,
+        timeout=120,
     )
-    assert step.returncode == 0, step.stderr
-    [command] = next_commands(step.stdout + step.stderr)
     assert command[:2] == ["python", "tokenize_dataset.py"]
-    step = run_script(
-        "tokenize_dataset",
-        *command[2:],
-        f"model.name_or_path={tiny_llama}",
-        "progress=false",
-        "num_proc=1",
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    [command] = step(
+        "tokenize_dataset", *command[2:], f"model.name_or_path={tiny_llama}", "progress=false", "num_proc=1"
     )
-    assert step.returncode == 0, step.stderr
-    [command] = next_commands(step.stdout + step.stderr)
     assert command == ["python", "train.py", f"outputs_root={out}", f"model.name_or_path={tiny_llama}"]
-    step = run_script(
-        "train",
-        *command[2:],
-        "trainer.max_steps=2",
-        "wandb.mode=disabled",
-        "trainer.save_strategy=no",
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    chat, evaluate = step(
+        "train", *command[2:], "trainer.max_steps=2", "wandb.mode=disabled", "trainer.save_strategy=no"
     )
-    assert step.returncode == 0, step.stderr
-    chat, evaluate = next_commands(step.stdout + step.stderr)
     assert chat == ["python", "inference.py", f"outputs_root={out}"]
     assert evaluate == ["python", "evaluate_clone.py", f"outputs_root={out}"]
-    step = run_script(
+    result = run_script(
         "inference",
         *chat[2:],
         "mode=prompt",
@@ -425,6 +411,6 @@ def test_each_stage_prints_the_next_command_and_it_runs(tmp_path, tiny_llama, em
         env=env,
         timeout=300,
     )
-    assert step.returncode == 0 and step.stdout.startswith("Tamsin: "), step.stderr
+    assert result.returncode == 0 and result.stdout.startswith("Tamsin: "), result.stderr
     [row] = read_jsonl(next((out / "inference").iterdir()) / "generations.jsonl")
     assert row["tokens"] <= 4
