@@ -70,6 +70,16 @@ def scripted(root: Path, text: str, end: bool) -> Scripted:
     return Scripted(tokenizer(text, add_special_tokens=False)["input_ids"] + ([2] if end else []))
 
 
+def forced_inference(
+    root: Path, tmp: Path, text: str, overrides: list[str], end: bool = True, stdin: str = ""
+) -> tuple[dict, str]:
+    """`inference` on the clone under `root`, run in `tmp`/run, its reply forced to `text` (then the end of its turn
+    when `end`): the stage's summary and stdout."""
+    processor = scripted(root, text, end=end)
+    summary, out, _ = run_stage(inference, "inference", root, tmp, overrides, stdin=stdin, logits_processor=[processor])
+    return summary, out
+
+
 # --- config: the sampling group and bad values ------------------------------------------------------------------
 
 
@@ -269,14 +279,8 @@ def test_prompt_mode_candidates(clone_root, tmp_path):
 
 
 def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
-    forced = scripted(clone_root, "see you then", end=True)
-    summary, out, _ = run_stage(
-        inference,
-        "inference",
-        clone_root,
-        tmp_path,
-        ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"],
-        logits_processor=[forced],
+    _, out = forced_inference(
+        clone_root, tmp_path, "see you then", ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"]
     )
     [row] = read_jsonl(tmp_path / "run" / "generations.jsonl")
     assert row["text"] == "see you then" and row["stopped"] == "end_of_turn" and row["tokens"] == 4
@@ -284,15 +288,12 @@ def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
 
 
 def test_compiled_decode_steps_stop_at_end_of_turn_in_a_chat(clone_root, tmp_path):
-    forced = scripted(clone_root, "see you then", end=True)
-    summary, out, _ = run_stage(
-        inference,
-        "inference",
+    _, out = forced_inference(
         clone_root,
         tmp_path,
+        "see you then",
         ["compile_decode=true", "sampling=greedy", "sampling.max_new_tokens=20"],
         stdin="hey\n",
-        logits_processor=[forced],
     )
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert (turn["text"], turn["stopped"], turn["tokens"]) == ("see you then", "end_of_turn", 4)
@@ -324,15 +325,13 @@ def test_compiled_decode_step_matches_the_eager_one(clone_root):
 
 
 def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_path):
-    forced = scripted(clone_root, "Tamsin: ok\nsure\nOrrin: great see you", end=False)
-    summary, out, _ = run_stage(
-        inference,
-        "inference",
+    summary, out = forced_inference(
         clone_root,
         tmp_path,
+        "Tamsin: ok\nsure\nOrrin: great see you",
         ["sampling.max_new_tokens=30"],
+        end=False,
         stdin="hey\n",
-        logits_processor=[forced],
     )
     assert out == "Orrin: hey\nTamsin: ok\n        sure\n", out
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
@@ -346,10 +345,7 @@ def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_p
 
 @pytest.mark.parametrize("sampling, attempts", [("default", 3), ("greedy", 1)])
 def test_a_turn_cut_to_nothing_is_drawn_again(clone_root, tmp_path, sampling, attempts):
-    forced = scripted(clone_root, "Orrin: hi", end=True)
-    summary, out, _ = run_stage(
-        inference, "inference", clone_root, tmp_path, [f"sampling={sampling}"], stdin="hey\n", logits_processor=[forced]
-    )
+    summary, out = forced_inference(clone_root, tmp_path, "Orrin: hi", [f"sampling={sampling}"], stdin="hey\n")
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert turn["attempts"] == attempts and turn["text"] == "" and turn["cut_at"] == "Orrin"
     # one turn shown, honestly: `(no reply)`; the draws before it are in generations.jsonl, marked not shown
@@ -509,15 +505,7 @@ def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
 
 
 def test_wandb_table_has_no_chat_text_unless_opted_in(clone_root, tmp_path):
-    forced = scripted(clone_root, "zebracrossing", end=True)
-    run_stage(
-        inference,
-        "inference",
-        clone_root,
-        tmp_path,
-        ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"],
-        logits_processor=[forced],
-    )
+    forced_inference(clone_root, tmp_path, "zebracrossing", ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"])
     [offline] = (tmp_path / "run" / "wandb").glob("offline-run-*")
     blob = b"".join(p.read_bytes() for p in offline.rglob("*") if p.is_file())
     assert b"tokens_per_s" in blob and b"zebracrossing" not in blob and b"quokkas" not in blob
