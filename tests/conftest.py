@@ -1,10 +1,14 @@
-"""Shared test helpers: paths to the sample exports shipped in tests/fixtures, and `compose`: a script's config as the
-script builds it (conf/<script>.yaml, Hydra's composition, the typed schema object)."""
+"""Shared test helpers: paths to the sample exports shipped in tests/fixtures, `compose`: a script's config as the
+script builds it (conf/<script>.yaml, Hydra's composition, the typed schema object), and `run_script`: a script run
+the way a user runs it (its own process, its exit status and output)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,36 @@ def compose(script: str, overrides: Sequence[str] = ()) -> Any:
     build a config, so that every value a test does not set is the one a user gets."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3", job_name=script):
         return OmegaConf.to_object(hydra_compose(config_name=script, overrides=list(overrides)))
+
+
+def run_script(
+    name: str,
+    *args: str,
+    cwd: Path = ROOT,
+    env: Mapping[str, str | None] | None = None,
+    stdin: str = "",
+    timeout: float = 120,
+    launcher: Sequence[str] = (sys.executable,),
+) -> subprocess.CompletedProcess:
+    """`python <name>.py <args>` (`name` as "train" or "benchmarks/fidelity", a path under the repo root) in its own
+    process, run from `cwd`, as a user types it; returns the finished process, its stdout and stderr captured as
+    text (nothing is checked: the caller asserts on returncode, stdout and stderr).
+
+    The script sees this process's environment with COLUMNS=200 (a wide terminal: rich wraps what it prints at the
+    width, 80 columns when there is none, so a line a test reads stays one line) and `env` laid over it (a value of
+    None removes that variable); `stdin` is what is piped in (empty by default: a script never waits on the terminal
+    pytest runs in); after `timeout` seconds subprocess.TimeoutExpired fails the test; `launcher` is what runs the
+    script instead of this Python (torchrun and its flags, say)."""
+    environment = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [*launcher, str(ROOT / f"{name}.py"), *args],
+        cwd=cwd,
+        env={key: value for key, value in environment.items() if value is not None},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def make_config(inputs, target: str | None = TARGET_USERNAME, **sections) -> ProcessMessagesConfig:

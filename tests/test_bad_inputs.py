@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from chatclone.errors import ChatcloneError
 from chatclone.exports import ReadOptions, read_channels
-from tests.conftest import DM, GUILD, ROOT
+from tests.conftest import DM, GUILD, run_script
 
 
 def read_error(path, **options) -> str:
@@ -127,18 +124,8 @@ def test_unknown_extension(tmp_path):
 def test_script_prints_one_line_and_exits_2(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("nothing,useful\n1,2\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "process_messages.py",
-            f"input={bad}",
-            "target=x",
-            "progress=false",
-            f"outputs_root={tmp_path / 'out'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "process_messages", f"input={bad}", "target=x", "progress=false", f"outputs_root={tmp_path / 'out'}"
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 @pytest.mark.parametrize(
-    "flags, message",
+    "bench, flags, message",
     [
-        (["--rounds", "0"], "argument --rounds: must be a whole number >= 1, got '0'"),
-        (["--contenders", "chatclone", "nope"], "argument --contenders: invalid choice: 'nope'"),
-        (["--sessions", "medium"], "argument --sessions: invalid choice: 'medium'"),
+        ("bench_train", ["--rounds", "0"], "argument --rounds: must be a whole number >= 1, got '0'"),
+        ("bench_train", ["--contenders", "chatclone", "nope"], "argument --contenders: invalid choice: 'nope'"),
+        ("bench_train", ["--sessions", "medium"], "argument --sessions: invalid choice: 'medium'"),
+        ("bench_contention", ["--rounds", "0"], "argument --rounds: must be a whole number >= 1, got '0'"),
+        ("bench_contention", ["--tokens", "many"], "argument --tokens: must be a whole number >= 1, got 'many'"),
+        ("bench_contention", ["--conditions", "idle", "noisy"], "argument --conditions: invalid choice: 'noisy'"),
+        ("bench_contention", ["--load", "fire"], "argument --load: invalid choice: 'fire'"),
     ],
 )
-def test_bench_train_refuses_bad_flags(flags, message):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_train.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
-
-
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--rounds", "0"], "argument --rounds: must be a whole number >= 1, got '0'"),
-        (["--tokens", "many"], "argument --tokens: must be a whole number >= 1, got 'many'"),
-        (["--conditions", "idle", "noisy"], "argument --conditions: invalid choice: 'noisy'"),
-        (["--load", "fire"], "argument --load: invalid choice: 'fire'"),
-    ],
-)
-def test_bench_contention_refuses_bad_flags(flags, message):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_contention.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+def test_bench_scripts_refuse_bad_flags(bench, flags, message):
+    result = run_script(f"benchmarks/{bench}", *flags, timeout=60)
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]

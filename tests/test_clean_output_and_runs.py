@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import chatclone.config  # noqa: F401  (registers the config schemas)
 from chatclone import logs, runs
 from chatclone.config.train import DTYPES, SCHEDULERS
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT, SHARED, TARGET_USERNAME, compose, make_config, train_tiny_run
+from tests.conftest import SHARED, TARGET_USERNAME, compose, make_config, run_script, train_tiny_run
 
 BNB_LOGGER = "bitsandbytes.backends.cpu.ops"
 BNB_WARNING = (
@@ -68,27 +67,12 @@ def hook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def run_script(
-    script: str,
-    args: list[str],
-    hook: Path | None = None,
-    modules: Path | None = None,
-    stdin: str = "",
-    timeout: int = 300,
-) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if hook is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
-        env["CHATCLONE_TEST_MODULES"] = str(modules)
-    return subprocess.run(
-        [sys.executable, f"{script}.py", *args],
-        input=stdin,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def hooked(hook: Path, modules: Path) -> dict[str, str]:
+    """The environment that runs a script with `hook`'s sitecustomize.py, listing its imported modules in `modules`."""
+    return {
+        "PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p),
+        "CHATCLONE_TEST_MODULES": str(modules),
+    }
 
 
 def imported(modules: Path) -> set[str]:
@@ -128,10 +112,13 @@ def test_piped_chat_prints_exactly_the_replies(lora_root, hook_dir, tmp_path):
     run_dir, modules = tmp_path / "run", tmp_path / "modules.txt"
     result = run_script(
         "inference",
-        [f"outputs_root={lora_root}", "sampling.max_new_tokens=6", "seed=0", f"hydra.run.dir={run_dir}"],
-        hook_dir,
-        modules,
+        f"outputs_root={lora_root}",
+        "sampling.max_new_tokens=6",
+        "seed=0",
+        f"hydra.run.dir={run_dir}",
+        env=hooked(hook_dir, modules),
         stdin="hey\nsaturday?\n",
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     turns = [json.loads(line) for line in (run_dir / "conversation.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -154,12 +141,11 @@ def test_a_stage_warning_goes_to_stderr_once_and_to_the_log_never_stdout(tmp_pat
     run_dir = tmp_path / "run"
     result = run_script(
         "process_messages",
-        [
-            f"input={SHARED / 'Direct Messages - Orrin [1118608583297251434].txt'}",
-            f"target={TARGET_USERNAME}",
-            "progress=false",
-            f"hydra.run.dir={run_dir}",
-        ],
+        f"input={SHARED / 'Direct Messages - Orrin [1118608583297251434].txt'}",
+        f"target={TARGET_USERNAME}",
+        "progress=false",
+        f"hydra.run.dir={run_dir}",
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "UTC offset" not in result.stdout and "warning:" not in result.stdout
@@ -179,18 +165,16 @@ def test_train_imports_bitsandbytes_only_for_qlora(method, dm_tokenized, tiny_ll
     run_dir, modules = tmp_path / "run", tmp_path / "modules.txt"
     result = run_script(
         "train",
-        [
-            f"outputs_root={tmp_path}",
-            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-            f"model.name_or_path={tiny_llama}",
-            f"method={method}",
-            "trainer.max_steps=1",
-            "wandb.mode=disabled",
-            "trainer.save_strategy=no",
-            f"hydra.run.dir={run_dir}",
-        ],
-        hook_dir,
-        modules,
+        f"outputs_root={tmp_path}",
+        f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+        f"model.name_or_path={tiny_llama}",
+        f"method={method}",
+        "trainer.max_steps=1",
+        "wandb.mode=disabled",
+        "trainer.save_strategy=no",
+        f"hydra.run.dir={run_dir}",
+        env=hooked(hook_dir, modules),
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert runs.read_manifest(run_dir)["summary"]["method"] == method
@@ -262,13 +246,13 @@ def snapshot(folder: Path) -> dict[str, str]:
 def test_a_refused_run_leaves_the_finished_run_byte_identical(tmp_path):
     run_dir = tmp_path / "run"
     args = [f"input={SHARED}", f"target={TARGET_USERNAME}", "progress=false", f"hydra.run.dir={run_dir}"]
-    first = run_script("process_messages", args)
+    first = run_script("process_messages", *args, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert OmegaConf.load(run_dir / ".hydra" / "overrides.yaml") == args[:-1]  # as Hydra: no hydra.* overrides
     assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").target == TARGET_USERNAME
     assert OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.job.name == "process_messages"
     before = snapshot(run_dir)
-    second = run_script("process_messages", [*args, "split=random", "cleaning=minimal"])
+    second = run_script("process_messages", *args, "split=random", "cleaning=minimal", timeout=300)
     assert second.returncode == 2 and second.stdout == ""
     assert second.stderr.splitlines() == [
         f"error: {run_dir}: this run dir already holds a finished run; refusing to overwrite it"
@@ -281,14 +265,13 @@ def test_multirun_jobs_keep_their_hydra_record_and_hydra_logs_on_stderr(tmp_path
     sweep = tmp_path / "sweep"
     result = run_script(
         "process_messages",
-        [
-            "-m",
-            f"input={SHARED}",
-            f"target={TARGET_USERNAME}",
-            "progress=false",
-            "split=temporal,random",
-            f"hydra.sweep.dir={sweep}",
-        ],
+        "-m",
+        f"input={SHARED}",
+        f"target={TARGET_USERNAME}",
+        "progress=false",
+        "split=temporal,random",
+        f"hydra.sweep.dir={sweep}",
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     for job, split in (("0", "temporal"), ("1", "random")):
@@ -327,10 +310,16 @@ def test_an_unreadable_manifest_through_a_script_is_one_line(tmp_path):
     bad.mkdir(parents=True)
     (bad / runs.MANIFEST).write_text('{"stage": "process_mess', encoding="utf-8")
     explicit = run_script(
-        "tokenize_dataset", [f"outputs_root={tmp_path}", f"input={bad}", f"hydra.run.dir={tmp_path / 'run1'}"]
+        "tokenize_dataset",
+        f"outputs_root={tmp_path}",
+        f"input={bad}",
+        f"hydra.run.dir={tmp_path / 'run1'}",
+        timeout=300,
     )
     assert error_line(explicit).startswith(f"error: {bad / runs.MANIFEST}: unreadable manifest")
-    latest = run_script("tokenize_dataset", [f"outputs_root={tmp_path}", f"hydra.run.dir={tmp_path / 'run2'}"])
+    latest = run_script(
+        "tokenize_dataset", f"outputs_root={tmp_path}", f"hydra.run.dir={tmp_path / 'run2'}", timeout=300
+    )
     assert "no finished process_messages run found" in error_line(latest)
     [warning] = [line for line in latest.stderr.splitlines() if "[chatclone.runs][WARNING]" in line]
     assert f"`latest` skips {bad / runs.MANIFEST}: unreadable manifest" in warning
@@ -385,9 +374,7 @@ def test_offered_dtypes_are_torch_dtypes():
 
 def test_a_bad_train_value_fails_in_seconds_with_one_line(tmp_path):
     result = run_script(
-        "train",
-        [f"outputs_root={tmp_path}", "trainer.lr_scheduler=cosin", f"hydra.run.dir={tmp_path / 'run'}"],
-        timeout=120,
+        "train", f"outputs_root={tmp_path}", "trainer.lr_scheduler=cosin", f"hydra.run.dir={tmp_path / 'run'}"
     )
     # named before the dataset is looked for (there is none under outputs_root)
     assert error_line(result).startswith("error: trainer.lr_scheduler: is 'cosin'; use one of linear, cosine")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
@@ -12,7 +9,7 @@ from omegaconf.errors import ValidationError
 import chatclone.config  # noqa: F401
 from chatclone.config.process_messages import MediaPolicy, ProcessMessagesConfig, SplitStrategy, UrlPolicy
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, run_script
 
 CONF = str(ROOT / "conf")
 
@@ -71,9 +68,7 @@ def test_value_checks_name_the_override(override, key):
 
 
 def test_script_typo_names_the_override():
-    result = subprocess.run(
-        [sys.executable, "process_messages.py", "cleaning.urlz=drop"], cwd=ROOT, capture_output=True, text=True
-    )
+    result = run_script("process_messages", "cleaning.urlz=drop")
     assert result.returncode != 0 and "urlz" in result.stderr
 
 
@@ -95,9 +90,7 @@ HELP_GROUPS = {
 @pytest.mark.parametrize("script", sorted(HELP_GROUPS))
 def test_script_help_shows_usage_and_only_its_own_groups(script):
     overrides = ["method=qlora"] if script == "train" else []
-    result = subprocess.run(
-        [sys.executable, f"{script}.py", *overrides, "--help"], cwd=ROOT, capture_output=True, text=True
-    )
+    result = run_script(script, *overrides, "--help")
     assert result.returncode == 0, result.stderr
     assert f"python {script}.py" in result.stdout.split("== Configuration groups")[0]  # the usage header
     groups = result.stdout.split("== Configuration groups (group=option) ==\n")[1].split("\n\n== Config")[0]

@@ -8,8 +8,6 @@ import io
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from chatclone.errors import ChatcloneError
 from chatclone.stages.evaluate_clone import evaluate_clone
 from chatclone.stages.inference import inference
 from chatclone.stylecorpus import FILE_NAME, write_style_corpus
-from tests.conftest import ROOT, compose, quiet
+from tests.conftest import ROOT, compose, quiet, run_script
 from tests.test_generation import read_jsonl
 
 CORPUS = ROOT / "examples" / "style_corpus" / FILE_NAME
@@ -98,12 +96,7 @@ def test_messages_on_the_command_line(tmp_path):
     """`--cfg job`: what inference.py would run with, nothing loaded."""
 
     def job(*args: str) -> dict:
-        result = subprocess.run(
-            [sys.executable, "inference.py", "mode=compare", *args, "--cfg", "job"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
+        result = run_script("inference", "mode=compare", *args, "--cfg", "job")
         assert result.returncode == 0, result.stderr
         return yaml.safe_load(result.stdout)
 
@@ -205,18 +198,7 @@ def test_bad_compare_input_fails_before_any_model_loads(clone_root, tmp_path, mo
 
 
 def test_the_script_prints_one_line(clone_root, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "inference.py",
-            "mode=compare",
-            f"outputs_root={clone_root}",
-            f"hydra.run.dir={tmp_path / 'cli'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = run_script("inference", "mode=compare", f"outputs_root={clone_root}", f"hydra.run.dir={tmp_path / 'cli'}")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: messages: mode=compare needs")
 

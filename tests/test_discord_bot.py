@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
-import sys
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from chatclone.config.process_messages import CleaningConfig, SegmentationConfig
 from chatclone.errors import ChatcloneError
 from chatclone.stages.discord_bot import discord_bot
 from chatclone.stages.process_messages import process_messages
-from tests.conftest import DM, GUILD, ROOT, SHARED, TARGET_ID, compose, make_config, quiet
+from tests.conftest import DM, GUILD, SHARED, TARGET_ID, compose, make_config, quiet, run_script
 
 BOT_ID = 1400000000000000001
 LABEL = "AI clone"
@@ -621,19 +620,13 @@ def test_token_checks_come_before_any_clone_loads(tmp_path):
 
 
 def test_the_script_refuses_a_token_on_the_command_line_and_without_one(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    # none of this shell's variables but PATH and HOME: no DISCORD_TOKEN
+    env = {**dict.fromkeys(os.environ), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     for args, says in (
         [["token=abc.def.ghi"], "token=...: the bot token is never taken from the command line"],
         [[], "DISCORD_TOKEN is not set"],
     ):
-        done = subprocess.run(
-            [sys.executable, "discord_bot.py", f"outputs_root={tmp_path}", "clones=[latest]", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_script("discord_bot", f"outputs_root={tmp_path}", "clones=[latest]", *args, env=env)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], (
             done.stderr
@@ -643,9 +636,7 @@ def test_the_script_refuses_a_token_on_the_command_line_and_without_one(tmp_path
 
 
 def test_help_shows_usage_and_only_the_sampling_group():
-    done = subprocess.run(
-        [sys.executable, "discord_bot.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = run_script("discord_bot", "--help")
     assert done.returncode == 0, done.stderr
     head, rest = done.stdout.split("== Configuration groups (group=option) ==\n")
     assert "export DISCORD_TOKEN=" in head and "python discord_bot.py clones=[outputs/train/<run>]" in head

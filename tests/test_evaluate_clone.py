@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from chatclone import runs
 from chatclone.errors import ChatcloneError
 from chatclone.stages.evaluate_clone import evaluate_clone
 from chatclone.sweeps import EVALUATIONS, write_sweep_table
-from tests.conftest import ROOT, compose, quiet
+from tests.conftest import compose, quiet, run_script
 
 FAST = ["eval.max_contexts=3", "sampling.max_new_tokens=4", "wandb.mode=disabled"]
 
@@ -120,12 +118,7 @@ def test_bad_inputs_are_one_line_before_any_model_loads(trained, tmp_path, monke
                 tmp_path / f"x{i}",
                 console=quiet(),
             )
-    result = subprocess.run(
-        [sys.executable, "evaluate_clone.py", f"run={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path / 'cli'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = run_script("evaluate_clone", f"run={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path / 'cli'}")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
 

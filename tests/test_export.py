@@ -21,7 +21,7 @@ from chatclone.generation.clone import locate
 from chatclone.generation.prompt import PromptBuilder
 from chatclone.modeling import embedded_gguf_path, load_tokenizer
 from chatclone.stages.export_model import export_model, merged_model
-from tests.conftest import ROOT, compose, quiet, train_tiny_run
+from tests.conftest import compose, quiet, run_script, train_tiny_run
 
 
 def train_run(root: Path, dm_tokenized: Path, model: Path, *more: str) -> Path:
@@ -344,20 +344,10 @@ def test_gpt2_and_phi3_are_refused_naming_what_is_missing():
 
 
 def test_script_refuses_a_k_quant_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "export_model.py", f"outputs_root={tmp_path}", "quantization=Q4_K_M"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = run_script("export_model", f"outputs_root={tmp_path}", "quantization=Q4_K_M")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("error: quantization=Q4_K_M: the K-quants need llama.cpp")
-    help_text = subprocess.run(
-        [sys.executable, "export_model.py", "--help"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
+    help_text = run_script("export_model", "--help").stdout
     assert "python export_model.py" in help_text and "llama-quantize" in help_text
     assert "sampling: creative, default, focused, greedy   (now: default)" in help_text
 

@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_benchmark(*args: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "fidelity.py"), *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import ROOT, run_script
 
 
 @pytest.mark.parametrize(
@@ -35,7 +22,7 @@ def run_benchmark(*args: str, out: Path) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_arguments_fail_in_one_line(args, message, tmp_path):
-    result = run_benchmark(*args, out=tmp_path / "out")
+    result = run_script("benchmarks/fidelity", *args, "--out", str(tmp_path / "out"))
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
@@ -49,7 +36,7 @@ def test_another_selection_of_recipes_resumes_but_other_settings_are_refused(tmp
         '"messages": 4000, "max_length": 128, "max_contexts": 70, '
         '"max_new_tokens": 32, "recipes": "overfit", "screen": true}'
     )
-    result = run_benchmark("--steps", "41", out=out)
+    result = run_script("benchmarks/fidelity", "--steps", "41", "--out", str(out))
     assert result.returncode != 0 and "use a new --out, or the same settings to resume" in result.stderr
 
 

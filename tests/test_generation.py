@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from chatclone.generation.stops import SpeakerCut, StreamGate
 from chatclone.stages.generate_from_prompt import generate_from_prompt
 from chatclone.stages.inference import inference
 from chatclone.stages.simulate_conversation import simulate_conversation
-from tests.conftest import ROOT, compose, quiet
+from tests.conftest import compose, quiet, run_script
 
 SCRIPTS = ("inference", "generate_from_prompt", "simulate_conversation")
 SMALL = ["sampling.max_new_tokens=6", "seed=0"]
@@ -69,6 +68,16 @@ def scripted(root: Path, text: str, end: bool) -> Scripted:
 
     tokenizer = AutoTokenizer.from_pretrained(root / "train" / "run" / "final")
     return Scripted(tokenizer(text, add_special_tokens=False)["input_ids"] + ([2] if end else []))
+
+
+def forced_inference(
+    root: Path, tmp: Path, text: str, overrides: list[str], end: bool = True, stdin: str = ""
+) -> tuple[dict, str]:
+    """`inference` on the clone under `root`, run in `tmp`/run, its reply forced to `text` (then the end of its turn
+    when `end`): the stage's summary and stdout."""
+    processor = scripted(root, text, end=end)
+    summary, out, _ = run_stage(inference, "inference", root, tmp, overrides, stdin=stdin, logits_processor=[processor])
+    return summary, out
 
 
 # --- config: the sampling group and bad values ------------------------------------------------------------------
@@ -133,13 +142,7 @@ def test_bad_requests_fail_at_check(script, overrides, key):
 
 
 def test_bad_value_from_the_command_line_is_one_line_exit_2(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "inference.py", f"outputs_root={tmp_path}", "sampling.top_p=1.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("inference", f"outputs_root={tmp_path}", "sampling.top_p=1.5")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: sampling.top_p=1.5") and result.stdout == ""
 
@@ -228,13 +231,8 @@ def test_chat_at_a_terminal_prompts_on_stderr(clone_root, tmp_path):
 
 
 def test_chat_through_a_pipe(clone_root, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "inference.py", f"outputs_root={clone_root}", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
-        input="hey\nsaturday?\n",
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_script(
+        "inference", f"outputs_root={clone_root}", *SMALL, f"hydra.run.dir={tmp_path / 'run'}", stdin="hey\nsaturday?\n"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.split("\n") if line and not line.startswith(" ")]
@@ -281,14 +279,8 @@ def test_prompt_mode_candidates(clone_root, tmp_path):
 
 
 def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
-    forced = scripted(clone_root, "see you then", end=True)
-    summary, out, _ = run_stage(
-        inference,
-        "inference",
-        clone_root,
-        tmp_path,
-        ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"],
-        logits_processor=[forced],
+    _, out = forced_inference(
+        clone_root, tmp_path, "see you then", ["mode=prompt", "prompt=hey", "sampling.max_new_tokens=20"]
     )
     [row] = read_jsonl(tmp_path / "run" / "generations.jsonl")
     assert row["text"] == "see you then" and row["stopped"] == "end_of_turn" and row["tokens"] == 4
@@ -296,15 +288,12 @@ def test_reply_stops_at_end_of_turn(clone_root, tmp_path):
 
 
 def test_compiled_decode_steps_stop_at_end_of_turn_in_a_chat(clone_root, tmp_path):
-    forced = scripted(clone_root, "see you then", end=True)
-    summary, out, _ = run_stage(
-        inference,
-        "inference",
+    _, out = forced_inference(
         clone_root,
         tmp_path,
+        "see you then",
         ["compile_decode=true", "sampling=greedy", "sampling.max_new_tokens=20"],
         stdin="hey\n",
-        logits_processor=[forced],
     )
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert (turn["text"], turn["stopped"], turn["tokens"]) == ("see you then", "end_of_turn", 4)
@@ -336,15 +325,13 @@ def test_compiled_decode_step_matches_the_eager_one(clone_root):
 
 
 def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_path):
-    forced = scripted(clone_root, "Tamsin: ok\nsure\nOrrin: great see you", end=False)
-    summary, out, _ = run_stage(
-        inference,
-        "inference",
+    summary, out = forced_inference(
         clone_root,
         tmp_path,
+        "Tamsin: ok\nsure\nOrrin: great see you",
         ["sampling.max_new_tokens=30"],
+        end=False,
         stdin="hey\n",
-        logits_processor=[forced],
     )
     assert out == "Orrin: hey\nTamsin: ok\n        sure\n", out
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
@@ -358,10 +345,7 @@ def test_reply_is_cut_at_another_speakers_line_while_streaming(clone_root, tmp_p
 
 @pytest.mark.parametrize("sampling, attempts", [("default", 3), ("greedy", 1)])
 def test_a_turn_cut_to_nothing_is_drawn_again(clone_root, tmp_path, sampling, attempts):
-    forced = scripted(clone_root, "Orrin: hi", end=True)
-    summary, out, _ = run_stage(
-        inference, "inference", clone_root, tmp_path, [f"sampling={sampling}"], stdin="hey\n", logits_processor=[forced]
-    )
+    summary, out = forced_inference(clone_root, tmp_path, "Orrin: hi", [f"sampling={sampling}"], stdin="hey\n")
     [turn] = [t for t in read_jsonl(tmp_path / "run" / "conversation.jsonl") if t["by"] == "model"]
     assert turn["attempts"] == attempts and turn["text"] == "" and turn["cut_at"] == "Orrin"
     # one turn shown, honestly: `(no reply)`; the draws before it are in generations.jsonl, marked not shown
@@ -500,21 +484,15 @@ def test_bad_inputs_fail_before_the_model_loads(clone_root, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "inference.py",
-            "-m",
-            f"outputs_root={clone_root}",
-            *SMALL,
-            "mode=prompt",
-            "prompt=hey",
-            "sampling.temperature=0.5,1.0",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "inference",
+        "-m",
+        f"outputs_root={clone_root}",
+        *SMALL,
+        "mode=prompt",
+        "prompt=hey",
+        "sampling.temperature=0.5,1.0",
+        f"hydra.sweep.dir={sweep}",
         timeout=180,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -527,15 +505,7 @@ def test_sweep_writes_each_job_and_a_table(clone_root, tmp_path):
 
 
 def test_wandb_table_has_no_chat_text_unless_opted_in(clone_root, tmp_path):
-    forced = scripted(clone_root, "zebracrossing", end=True)
-    run_stage(
-        inference,
-        "inference",
-        clone_root,
-        tmp_path,
-        ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"],
-        logits_processor=[forced],
-    )
+    forced_inference(clone_root, tmp_path, "zebracrossing", ["mode=prompt", "prompt=quokkas", "wandb.mode=offline"])
     [offline] = (tmp_path / "run" / "wandb").glob("offline-run-*")
     blob = b"".join(p.read_bytes() for p in offline.rglob("*") if p.is_file())
     assert b"tokens_per_s" in blob and b"zebracrossing" not in blob and b"quokkas" not in blob

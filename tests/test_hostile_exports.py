@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from chatclone.exports.csv_reader import read_csv
 from chatclone.exports.json_reader import _has_fixed_layout, read_json
 from chatclone.exports.txt_reader import read_txt
 from chatclone.stages.process_messages import process_messages
-from tests.conftest import DM, ROOT, make_config, quiet, read_jsonl
+from tests.conftest import DM, ROOT, make_config, quiet, read_jsonl, run_script
 
 HTML = ROOT / "tests" / "fixtures" / "html"
 SECOND_ID = "1354878597316749483"  # DM message 2: Tamsin's "yesss", line 46 of the 2-space layout
@@ -201,18 +199,8 @@ def test_process_messages_stops_with_one_line_and_writes_no_split(shared, tmp_pa
 
 def test_script_exits_2_on_a_wrong_type_field(shared, tmp_path):
     path = write_json(tmp_path / "dm.json", set_field(dm_doc(shared), "content", None), minified=True)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "process_messages.py",
-            f"input={path}",
-            "target=tamsin.vale",
-            "progress=false",
-            f"outputs_root={tmp_path / 'out'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "process_messages", f"input={path}", "target=tamsin.vale", "progress=false", f"outputs_root={tmp_path / 'out'}"
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -25,7 +25,7 @@ from chatclone.judging.pairs import ITEMS, SECRET, VOTES, build_items, load_item
 from chatclone.judging.report import judging_report, report_from_config, verdict
 from chatclone.judging.votes import DuplicateVote, read_votes, record_vote
 from chatclone.metrics.rates import format_rate
-from tests.conftest import ROOT, quiet
+from tests.conftest import ROOT, quiet, run_script
 
 FIXTURE = ROOT / "tests" / "fixtures" / "evaluate_clone_run"  # a real evaluate_clone run (see make_fixture.py)
 KEY = "test-api-key"
@@ -244,14 +244,7 @@ def test_judge_report_errors_are_one_line(tmp_path, judging):
 
 
 def test_judge_report_script_prints_one_line_and_exits_2(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "judge_report.py", f"run={tmp_path / 'gone'}"],
-        cwd=ROOT,
-        check=False,
-        text=True,
-        capture_output=True,
-        timeout=60,
-    )
+    result = run_script("judge_report", f"run={tmp_path / 'gone'}", timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"error: {tmp_path / 'gone'}: no such run dir (expected a finished judging run)\n"
 
@@ -526,15 +519,7 @@ def test_two_judges_vote_through_the_page_and_the_report_shows_both(tmp_path, br
         )
         assert seen == [f"{k} of 4 judged" for k in range(4)]
         judge_in_browser(browser, links["bo"], ["real", "real", "clone", "real"], items)
-        report = subprocess.run(
-            [sys.executable, "judge_report.py", f"run={judging}"],
-            cwd=ROOT,
-            check=False,
-            text=True,
-            capture_output=True,
-            env={**os.environ, "COLUMNS": "200"},
-            timeout=60,
-        )
+        report = run_script("judge_report", f"run={judging}", timeout=60)
         assert server.poll() is None  # the report reads while the server is still serving
     finally:
         server.terminate()

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,31 +23,16 @@ from chatclone.config.commandline import free_text_keys, plain_text_overrides, q
 from chatclone.errors import ChatcloneError
 from chatclone.generation.session import CUT_MARK, NO_REPLY, next_speaker
 from chatclone.stages.generate_from_prompt import generate_from_prompt
-from tests.conftest import DM, ROOT, SHARED, compose
+from tests.conftest import DM, SHARED, compose, run_script
 from tests.test_generation import SMALL, read_jsonl
 
 DCE_JSON = f"{DM}.json"  # "Direct Messages - Orrin [1118608583297251434].json", as DCE names it
 PROMPTS = ["hey, you up?", "what's up", "are you free? (maybe)", 'she said "no" \\o/', "true", "[not a list]"]
 
 
-def script(
-    name: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 120, stdin: str | None = None
-) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / f"{name}.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-        input=stdin,
-    )
-
-
 def job_config(name: str, *args: str) -> dict:
     """The config a script would run with (`--cfg job`: composed, nothing loaded)."""
-    result = script(name, *args, "--cfg", "job")
+    result = run_script(name, *args, "--cfg", "job")
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -67,7 +49,7 @@ def next_commands(output: str) -> list[list[str]]:
 
 def test_a_dce_file_name_runs_as_typed(tmp_path):
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
-    result = script(
+    result = run_script(
         "process_messages",
         f"input={DCE_JSON}",
         "target=tamsin.vale",
@@ -134,7 +116,7 @@ def test_tokenize_dataset_free_text_keys():
 @pytest.mark.slow
 def test_multirun_sweeps_over_a_free_text_key(tmp_path):
     sweep = tmp_path / "sweep"
-    result = script(
+    result = run_script(
         "process_messages",
         "-m",
         f"input={SHARED / DCE_JSON}",
@@ -184,7 +166,7 @@ def test_quoting_round_trips_through_hydras_parser():
     ],
 )
 def test_an_override_hydra_cannot_read_is_one_line(args, shown):
-    result = script("inference", *args)
+    result = run_script("inference", *args)
     assert result.returncode == 2 and result.stdout == "", result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and shown in result.stderr
 
@@ -303,7 +285,7 @@ def test_same_speaker_twice_only_when_allowed():
 
 
 def test_inference_help_says_a_piped_chat_is_echoed():
-    result = script("inference", "--help")
+    result = run_script("inference", "--help")
     assert result.returncode == 0 and "Piped in, stdout is the whole conversation" in result.stdout
 
 
@@ -312,7 +294,7 @@ def test_inference_help_says_a_piped_chat_is_echoed():
 
 @pytest.mark.parametrize("target", ["Tamsin", "tamsin", "tamsin.val"])
 def test_a_display_name_target_says_did_you_mean(tmp_path, target):
-    result = script(
+    result = run_script(
         "process_messages",
         f"input={SHARED / DCE_JSON}",
         f"target={target}",
@@ -324,14 +306,14 @@ def test_a_display_name_target_says_did_you_mean(tmp_path, target):
 
 
 def test_a_target_nobody_resembles_gets_no_guess(tmp_path):
-    result = script(
+    result = run_script(
         "process_messages", f"input={SHARED / DCE_JSON}", "target=zebra", "progress=false", f"outputs_root={tmp_path}"
     )
     assert result.returncode == 2 and "Did you mean" not in result.stderr and "Top authors" in result.stderr
 
 
 def test_help_shows_no_special_looking_target():
-    result = script("process_messages", "--help")
+    result = run_script("process_messages", "--help")
     usage = result.stdout.split("== Configuration groups")[0]
     assert "target=me" not in result.stdout and f'input="{DCE_JSON}"' in usage and "no special values" in usage
 
@@ -343,7 +325,7 @@ def test_txt_dates_read_as_utc_are_said_once(tmp_path, timezone, warned):
     for name in (f"{DM}.txt", "Lantern Hollow - Text Channels - general [888880580528273654].json"):
         shutil.copy(SHARED / name, exports / name)
     shutil.copy(SHARED / "windows-crlf" / f"{DM}.txt", exports / "Direct Messages - Orrin [1].txt")
-    result = script(
+    result = run_script(
         "process_messages",
         f"input={exports}",
         "target=tamsin.vale",
@@ -364,7 +346,7 @@ def test_txt_dates_read_as_utc_are_said_once(tmp_path, timezone, warned):
 def test_an_uncached_hub_model_prints_the_download_command(tmp_path):
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
     assert (
-        script(
+        run_script(
             "process_messages",
             f"input={DCE_JSON}",
             "target=tamsin.vale",
@@ -375,7 +357,7 @@ def test_an_uncached_hub_model_prints_the_download_command(tmp_path):
         == 0
     )
     empty = tmp_path / "hf"
-    result = script(
+    result = run_script(
         "tokenize_dataset",
         "model=gpt2",
         f"outputs_root={tmp_path}",
@@ -394,46 +376,32 @@ def test_each_stage_prints_the_next_command_and_it_runs(tmp_path, tiny_llama, em
     env = {"CHATCLONE_CACHE": str(cache_root)}
     shutil.copy(SHARED / DCE_JSON, tmp_path / DCE_JSON)
     out = tmp_path / "outputs"
-    step = script(
+
+    def step(name: str, *args: str, timeout: float = 300) -> list[list[str]]:
+        """The commands on the `next:` line of `name`.py, run from tmp_path, which must succeed."""
+        result = run_script(name, *args, cwd=tmp_path, env=env, timeout=timeout)
+        assert result.returncode == 0, result.stderr
+        return next_commands(result.stdout + result.stderr)
+
+    [command] = step(
         "process_messages",
         f"input={DCE_JSON}",
         "target=tamsin.vale",
         "progress=false",
         f"outputs_root={out}",
-        cwd=tmp_path,
-        env=env,
+        timeout=120,
     )
-    assert step.returncode == 0, step.stderr
-    [command] = next_commands(step.stdout + step.stderr)
     assert command[:2] == ["python", "tokenize_dataset.py"]
-    step = script(
-        "tokenize_dataset",
-        *command[2:],
-        f"model.name_or_path={tiny_llama}",
-        "progress=false",
-        "num_proc=1",
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    [command] = step(
+        "tokenize_dataset", *command[2:], f"model.name_or_path={tiny_llama}", "progress=false", "num_proc=1"
     )
-    assert step.returncode == 0, step.stderr
-    [command] = next_commands(step.stdout + step.stderr)
     assert command == ["python", "train.py", f"outputs_root={out}", f"model.name_or_path={tiny_llama}"]
-    step = script(
-        "train",
-        *command[2:],
-        "trainer.max_steps=2",
-        "wandb.mode=disabled",
-        "trainer.save_strategy=no",
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    chat, evaluate = step(
+        "train", *command[2:], "trainer.max_steps=2", "wandb.mode=disabled", "trainer.save_strategy=no"
     )
-    assert step.returncode == 0, step.stderr
-    chat, evaluate = next_commands(step.stdout + step.stderr)
     assert chat == ["python", "inference.py", f"outputs_root={out}"]
     assert evaluate == ["python", "evaluate_clone.py", f"outputs_root={out}"]
-    step = script(
+    result = run_script(
         "inference",
         *chat[2:],
         "mode=prompt",
@@ -443,6 +411,6 @@ def test_each_stage_prints_the_next_command_and_it_runs(tmp_path, tiny_llama, em
         env=env,
         timeout=300,
     )
-    assert step.returncode == 0 and step.stdout.startswith("Tamsin: "), step.stderr
+    assert result.returncode == 0 and result.stdout.startswith("Tamsin: "), result.stderr
     [row] = read_jsonl(next((out / "inference").iterdir()) / "generations.jsonl")
     assert row["tokens"] <= 4

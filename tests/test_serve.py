@@ -9,9 +9,6 @@ refusal: its status, its OpenAI-style error and the field it names.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +21,7 @@ from chatclone.config.serve import ServeConfig, SystemMessages, is_loopback
 from chatclone.errors import ChatcloneError
 from chatclone.serving.messages import MessageError, Speakers, to_history
 from chatclone.serving.service import model_ids
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_script
 from tests.serving_helpers import Server
 
 KEY = "test-key-5dd1c3"
@@ -119,24 +116,17 @@ def test_the_prompt_and_greedy_reply_are_inference_pys(servers, serve_root, tmp_
     """One rendering path: the server's prompt has exactly inference.py's tokens, and its greedy reply is
     inference.py mode=prompt's with sampling=greedy (both float32 on one thread: the same sums in the same order),
     its repetition penalty of 1.1 included: the server's defaults are the same sampling group."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "inference.py",
-            f"outputs_root={serve_root}",
-            "mode=prompt",
-            f"run={serve_root / 'train' / 'tamsin'}",
-            "prompt=hey, you up?",
-            "sampling=greedy",
-            "sampling.max_new_tokens=8",
-            "threads=1",
-            "fast_decode=false",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_script(
+        "inference",
+        f"outputs_root={serve_root}",
+        "mode=prompt",
+        f"run={serve_root / 'train' / 'tamsin'}",
+        "prompt=hey, you up?",
+        "sampling=greedy",
+        "sampling.max_new_tokens=8",
+        "threads=1",
+        "fast_decode=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     [row] = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
@@ -377,14 +367,12 @@ def test_a_non_loopback_host_needs_a_key(servers):
 
 
 def test_serve_refuses_a_non_loopback_host_without_a_key(serve_root, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "CHATCLONE_API_KEY"}
-    result = subprocess.run(
-        [sys.executable, "serve.py", f"outputs_root={serve_root}", "host=0.0.0.0", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    result = run_script(
+        "serve",
+        f"outputs_root={serve_root}",
+        "host=0.0.0.0",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"CHATCLONE_API_KEY": None},
     )
     assert result.returncode == 2 and result.stdout == "", result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: host=0.0.0.0 is not a loopback")
@@ -554,26 +542,17 @@ def test_a_row_decodes_alike_alone_in_a_padded_batch_and_joining_mid_flight(serv
     ],
 )
 def test_bench_serve_refuses_bad_flags(flags, message):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_serve.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = run_script("benchmarks/bench_serve", *flags, timeout=60)
     assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1]
 
 
 def test_an_api_key_on_the_command_line_never_reaches_the_run_dir(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "serve.py",
-            "host=0.0.0.0",
-            "api_key=cmdline-secret-77",
-            f"clones=[{tmp_path / 'no-such-run'}]",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_script(
+        "serve",
+        "host=0.0.0.0",
+        "api_key=cmdline-secret-77",
+        f"clones=[{tmp_path / 'no-such-run'}]",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 2 and result.stderr.startswith("error: clones[0]="), result.stderr
     record = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "run" / ".hydra").iterdir())

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from chatclone.stages.tokenize_dataset import tokenize_dataset
 from chatclone.stages.train import train
 from chatclone.training.reporting import disk_usage
 from chatclone.training.sizing import schedule
-from tests.conftest import GUILD, ROOT, TARGET_USERNAME, compose, quiet
+from tests.conftest import GUILD, ROOT, TARGET_USERNAME, compose, quiet, run_script
 
 GUILD_EXPORT = ROOT / "examples" / "sample_exports" / f"{GUILD}.json"
 
@@ -115,17 +113,8 @@ def test_regularized_on_one_channel_fails_before_loading_the_model(one_channel, 
 
 
 def test_the_script_prints_one_line_and_exits_2(one_channel, weightless, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "preset=regularized",
-            *small(one_channel, weightless, f"hydra.run.dir={tmp_path / 'run'}"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_script(
+        "train", "preset=regularized", *small(one_channel, weightless, f"hydra.run.dir={tmp_path / 'run'}"), timeout=300
     )
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]

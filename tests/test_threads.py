@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from chatclone.config.evaluate_clone import EvaluateCloneConfig
 from chatclone.config.generation import InferenceConfig
 from chatclone.config.train import TrainConfig
 from chatclone.errors import ChatcloneError
-from tests.conftest import ROOT, compose
+from tests.conftest import compose, run_script
 
 MODEL_SCRIPTS = [name for name, schema in schemas().items() if "threads" in {f.name for f in fields(schema)}]
 
@@ -128,24 +126,18 @@ def test_busy_cores_is_a_share_of_the_cpus_sampled():
 
 def train_script(root: Path, dm_tokenized: Path, tiny_llama: Path, extra: list[str], env: dict[str, str]) -> dict:
     run_dir = root / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            f"outputs_root={root}",
-            f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
-            f"model.name_or_path={tiny_llama}",
-            "trainer.max_steps=1",
-            "wandb.mode=disabled",
-            "trainer.save_strategy=no",
-            f"hydra.run.dir={run_dir}",
-            *extra,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "train",
+        f"outputs_root={root}",
+        f"input={dm_tokenized / 'tokenize_dataset' / 'run'}",
+        f"model.name_or_path={tiny_llama}",
+        "trainer.max_steps=1",
+        "wandb.mode=disabled",
+        "trainer.save_strategy=no",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+        env={**dict.fromkeys((threads.COUNT_ENV, *threads.WAIT_ENV)), **env},
         timeout=300,
-        env={**{k: v for k, v in os.environ.items() if k not in (threads.COUNT_ENV, *threads.WAIT_ENV)}, **env},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -172,18 +164,6 @@ def test_a_train_run_keeps_the_users_environment(dm_tokenized, tiny_llama, tmp_p
 
 @pytest.mark.parametrize("script, value", [("train", "0"), ("inference", "-1"), ("evaluate_clone", "lots")])
 def test_a_bad_value_on_the_command_line_is_one_line_exit_2(script, value, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            f"{script}.py",
-            f"outputs_root={tmp_path}",
-            f"threads={value}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script(script, f"outputs_root={tmp_path}", f"threads={value}", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: threads={value}: use auto") and result.stdout == ""

@@ -10,10 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,7 @@ from chatclone.config.model import Dtype
 from chatclone.errors import ChatcloneError
 from chatclone.stages.process_messages import process_messages
 from chatclone.stages.tokenize_dataset import tokenize_dataset
-from tests.conftest import DM, GUILD, ROOT, compose, make_config, read_jsonl
+from tests.conftest import DM, GUILD, ROOT, compose, make_config, read_jsonl, run_script
 from tests.test_formatting import (
     assert_runs,
     expected_runs,
@@ -273,23 +270,11 @@ def test_script_runs_the_embedded_default_from_the_repo_root(samples, tokenizer_
     root = tmp_path / "outputs"
     (root / "process_messages").mkdir(parents=True)
     shutil.copytree(samples["dm"], root / "process_messages" / "run")
-    env = dict(os.environ, CHATCLONE_CACHE=str(tokenizer_dir.parent))
-    result = subprocess.run(
-        [sys.executable, "tokenize_dataset.py", f"outputs_root={root}", "progress=false"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    env = {"CHATCLONE_CACHE": str(tokenizer_dir.parent)}
+    result = run_script("tokenize_dataset", f"outputs_root={root}", "progress=false", env=env)
     assert result.returncode == 0, result.stderr
     [run_dir] = (root / "tokenize_dataset").iterdir()
     summary = runs.read_manifest(run_dir)["summary"]
     assert summary["model"]["group"] == "smollm2" and summary["model"]["name_or_path"] == str(tokenizer_dir)
-    bad = subprocess.run(
-        [sys.executable, "tokenize_dataset.py", f"input={tmp_path / 'nowhere'}", f"outputs_root={root}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    bad = run_script("tokenize_dataset", f"input={tmp_path / 'nowhere'}", f"outputs_root={root}", env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")

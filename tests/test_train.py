@@ -20,7 +20,7 @@ from chatclone import runs
 from chatclone.config.train import Method, Strategy
 from chatclone.errors import ChatcloneError
 from chatclone.stages.train import train
-from tests.conftest import ROOT, compose, quiet
+from tests.conftest import ROOT, compose, quiet, run_script
 
 
 def tiny_overrides(root: Path, model: Path, *more: str) -> list[str]:
@@ -240,12 +240,8 @@ def test_two_process_gloo_run(dm_tokenized, tiny_llama, tmp_path):
         "trainer.save_strategy=steps",
         "trainer.save_steps=2",
     ]
-    result = subprocess.run(
-        [str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "train.py", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_script(
+        "train", *overrides, launcher=[str(torchrun), "--nproc_per_node=2", f"--master_port={port}"], timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = list((outputs / "train").iterdir())
@@ -360,18 +356,12 @@ def test_qlora_without_bitsandbytes_says_so(dm_tokenized, tiny_llama, tmp_path, 
 
 @pytest.mark.slow
 def test_sweep_lands_each_job_in_its_own_run_dir(dm_tokenized, tiny_llama, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "method=lora,full",
-            "trainer.learning_rate=1e-4,2e-4",
-            *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_script(
+        "train",
+        "-m",
+        "method=lora,full",
+        "trainer.learning_rate=1e-4,2e-4",
+        *tiny_overrides(dm_tokenized, tiny_llama, "trainer.max_steps=1"),
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
