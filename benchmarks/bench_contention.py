@@ -272,17 +272,14 @@ def _time_decoding(run: Path, tokens: int) -> dict:
     ids, _ = clone.prompts.fit([clone.prompts.message("Orrin", SHORT)], clone.spec.target, 256)
     target = clone.spec.target
     warm = Generator(
-        clone.model,
-        clone.tokenizer,
+        clone,
         replace(cfg.sampling, max_new_tokens=4),
-        clone.stop_ids,
-        clone.pad_id,
         [],
         no_stop,
         False,
     )
     warm.turn(ids, target, n=1, on_text=lambda text: None)
-    chat = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id, [], no_stop, False)
+    chat = Generator(clone, cfg.sampling, [], no_stop, False)
     reply = chat.turn(ids, target, n=1, on_text=lambda text: None)[0]
     return {
         "decode_tokens_per_s": (reply.tokens - 1) / (reply.seconds - reply.first_token_s),

@@ -168,7 +168,7 @@ def _worker(name: str, run: Path, tokens: int, repeats: int) -> None:
     clone = load_clone(locate(cfg), cfg)
     load_s = time.perf_counter() - started
     no_stop = [SuppressTokensLogitsProcessor(clone.stop_ids, device="cpu")]
-    fresh = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id, [], no_stop, False)
+    fresh = Generator(clone, cfg.sampling, [], no_stop, False)
     out = {}
     for length, messages in {"short": SHORT, "long": _long_conversation(clone.spec.data_dir)}.items():
         history = [clone.prompts.message(m["name"], m["content"]) for m in messages]
@@ -189,7 +189,7 @@ def _next_turn(clone, cfg, no_stop: list, history: list[dict], repeats: int) -> 
     target, budget = clone.spec.target, clone.spec.format.max_length - cfg.sampling.max_new_tokens
     firsts, prompt_tokens = [], 0
     for _ in range(repeats):
-        chat = Generator(clone.model, clone.tokenizer, cfg.sampling, clone.stop_ids, clone.pad_id, [], no_stop)
+        chat = Generator(clone, cfg.sampling, [], no_stop)
         ids, _ = clone.prompts.fit(history, target, budget)
         reply = chat.turn(ids, target, n=1, on_text=lambda text: None)[0]
         turn = history + [clone.prompts.message(target, reply.text), clone.prompts.message("Orrin", "ok see you then")]

@@ -1,6 +1,7 @@
-"""Shared test helpers: paths to the sample exports shipped in tests/fixtures, `compose`: a script's config as the
-script builds it (conf/<script>.yaml, Hydra's composition, the typed schema object), and `run_script`: a script run
-the way a user runs it (its own process, its exit status and output)."""
+"""Shared test helpers: paths to the sample exports shipped in tests/fixtures, `compose` (chatclone.config.compose: a
+script's config as the script builds it, conf/<script>.yaml composed by Hydra as the typed schema object; the one way
+the tests build a config, so that every value a test does not set is the one a user gets), and `run_script`: a script
+run the way a user runs it (its own process, its exit status and output)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,10 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from omegaconf import OmegaConf
 
-import chatclone.config  # noqa: F401  (registers the config schemas, as every script does)
+from chatclone.config import compose  # noqa: F401  (the tests import it from here)
 from chatclone.config.process_messages import ProcessMessagesConfig
 from chatclone.modeling import embedded_model_dir
 
@@ -35,14 +32,6 @@ TARGET_USERNAME = "tamsin.vale"
 def shared() -> Path:
     """The synthetic DiscordChatExporter samples (tests/fixtures/sample_exports)."""
     return SHARED
-
-
-def compose(script: str, overrides: Sequence[str] = ()) -> Any:
-    """`script`'s config as `python <script>.py <overrides>` builds it (after its free-text quoting): conf/<script>.yaml
-    composed by Hydra with the overrides, as the typed schema object the stage receives. The one way the tests
-    build a config, so that every value a test does not set is the one a user gets."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3", job_name=script):
-        return OmegaConf.to_object(hydra_compose(config_name=script, overrides=list(overrides)))
 
 
 def run_script(

@@ -370,11 +370,8 @@ def test_chat_reuses_the_kv_cache_with_the_same_replies(clone_root):
     texts, reused = {}, []
     for reuse in (False, True):
         generator = Generator(
-            clone.model,
-            clone.tokenizer,
+            clone,
             cfg.sampling,
-            clone.stop_ids,
-            clone.pad_id,
             ["Tamsin", "Orrin"],
             reuse_cache=reuse,
         )
@@ -421,11 +418,8 @@ def test_ctrl_c_keeps_the_streamed_part_and_the_chat_goes_on(clone_root):
     words = clone.tokenizer(" one two three four five six", add_special_tokens=False)["input_ids"]
     ctrl_c = CtrlC(words, at=4)
     generator = Generator(
-        clone.model,
-        clone.tokenizer,
+        clone,
         cfg.sampling,
-        clone.stop_ids,
-        clone.pad_id,
         ["Tamsin", "Orrin"],
         logits_processor=[ctrl_c],
     )

@@ -68,7 +68,7 @@ def generation_pass(
             [target, *clone.spec.partners, *(m["name"] for c in contexts for m in c.history if m.get("name"))]
         )
     )
-    generator = Generator(clone.model, clone.tokenizer, sampling, clone.stop_ids, clone.pad_id, names)
+    generator = Generator(clone, sampling, names)
     stop_texts = (fmt.end_of_turn, clone.prompts.turn_end(target))
     if seed is not None:
         from transformers import set_seed

@@ -167,19 +167,18 @@ class Generator:
 
     def __init__(
         self,
-        model: Any,
-        tokenizer: Any,
+        clone: Any,
         sampling: SamplingConfig,
-        stop_ids: list[int],
-        pad_id: int,
         names: list[str],
         logits_processor: Any = None,
         reuse_cache: bool = True,
     ):
-        self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
-        self.stop_ids, self.pad_id, self.names = stop_ids, pad_id, names
+        """For a loaded clone (generation.clone.Clone: its model, tokenizer, stop and pad ids); `names`: the speakers
+        a reply stops before (`\nName:`)."""
+        self.model, self.tokenizer, self.sampling = clone.model, clone.tokenizer, sampling
+        self.stop_ids, self.pad_id, self.names = clone.stop_ids, clone.pad_id, names
         self.logits_processor = logits_processor  # tests script tokens through it
-        self.static_step = getattr(model, "static_cache_step", None)  # compile_decode: a static cache every call
+        self.static_step = getattr(self.model, "static_cache_step", None)  # compile_decode: a static cache each call
         self.prefix = PrefixCache() if reuse_cache and not self.static_step else None
 
     def turn(

@@ -106,11 +106,8 @@ def new_session(
     """A session whose safety net knows `names` and every partner from the training data."""
     known = list(dict.fromkeys([*names, *clone.spec.partners]))
     generator = Generator(
-        clone.model,
-        clone.tokenizer,
+        clone,
         cfg.sampling,
-        clone.stop_ids,
-        clone.pad_id,
         [clone.spec.target, *known],
         logits_processor,
     )
