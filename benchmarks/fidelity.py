@@ -32,6 +32,7 @@ the same --out resumes: finished runs (with manifest.json) are reused, unfinishe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import io
@@ -298,7 +299,8 @@ def train_recipe(args, data_dir: Path, overrides: list[str], name: str) -> tuple
             *overrides,
         ],
     )
-    metrics = train(cfg, run, console=quiet())
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: stdout is for the table
+        metrics = train(cfg, run, console=quiet())
     gc.collect()
     return run, metrics["train"]["train_runtime"]
 
