@@ -8,10 +8,12 @@ GNU runtime's default spins ~300,000 times before sleeping), taking CPU from tha
 reference machine, beside one busy process, a LoRA step and greedy decoding ran about ten times slower with the
 defaults than with one thread.
 
-`apply(setting)`, called by `chatclone.cli.run_stage` before the stage (and torch) is imported:
+`apply(setting, free_cores)`, called by `chatclone.cli.run_stage` before the stage (and torch) is imported:
 - threads: `auto` = the cores this process may use (its CPU affinity, capped by a cgroup CPU quota) minus the
-  cores other processes keep busy (sampled for SAMPLE_SECONDS with psutil), at least 1; an integer forces that
-  count. With `auto`, an OMP_NUM_THREADS in the environment (yours, or torchrun's) wins: torch's own count stands.
+  cores other processes keep busy (sampled for SAMPLE_SECONDS with psutil) and minus `free_cores` (serve.py keeps
+  one for its event loop and scheduler: with 2 cores, torch on both made each streamed token wait for them), at
+  least 1; an integer forces that count. With `auto`, an OMP_NUM_THREADS in the environment (yours, or
+  torchrun's) wins: torch's own count stands.
 - waiting: GOMP_SPINCOUNT=10000 (torch ships GNU libgomp, whose threads spin ~300,000 times at a barrier before
   they sleep): a thread waiting for a descheduled one soon sleeps and gives the core back. Measured with
   benchmarks/bench_contention.py: OMP_WAIT_POLICY=PASSIVE (sleep at once) cost ~45 % of decoding tokens/s on an
@@ -35,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chatclone.config.threads import parse_threads
+from chatclone.config.threads import parse_free_cores, parse_threads
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +50,16 @@ _applied: dict | None = None
 _policy_set_here = False
 
 
-def auto_threads(cores: int, busy: float) -> int:
-    """`auto`: the usable cores minus the ones other processes keep busy (a core counts from half busy), >= 1."""
-    return max(1, cores - math.floor(min(max(busy, 0.0), cores) + 0.5))
+def auto_threads(cores: int, busy: float, free: int = 0) -> int:
+    """`auto`: the usable cores minus the ones other processes keep busy (a core counts from half busy) and minus
+    `free` (left to this process's other threads), >= 1."""
+    return max(1, cores - free - math.floor(min(max(busy, 0.0), cores) + 0.5))
 
 
-def decide(setting: str, environ: Mapping[str, str], cores: int, busy: Callable[[], float]) -> dict:
+def decide(setting: str, environ: Mapping[str, str], cores: int, busy: Callable[[], float], free: int = 0) -> dict:
     """What `setting` (`auto` or an integer) means here: {"count": int or None (torch's own), "source", ...}.
-    `busy()` measures the cores other processes keep busy; it is called only when `auto` decides."""
+    `busy()` measures the cores other processes keep busy; it is called only when `auto` decides; `free` cores
+    are left to the process's other threads (serve.py's event loop and scheduler)."""
     forced = parse_threads(setting)
     if forced is not None:
         return {"setting": str(setting), "count": forced, "source": f"threads={forced}", "usable_cores": cores}
@@ -67,12 +71,13 @@ def decide(setting: str, environ: Mapping[str, str], cores: int, busy: Callable[
             "source": f"{COUNT_ENV}={environ[COUNT_ENV]} in the environment (it wins over auto)",
         }
     measured = busy()
+    kept = f", {free} left to this process's other threads" if free else ""
     return {
         "setting": str(setting),
-        "count": auto_threads(cores, measured),
+        "count": auto_threads(cores, measured, free),
         "usable_cores": cores,
         "busy_cores": round(measured, 2),
-        "source": f"auto: {cores} usable core(s), {measured:.2f} kept busy by other processes",
+        "source": f"auto: {cores} usable core(s), {measured:.2f} kept busy by other processes{kept}",
     }
 
 
@@ -88,12 +93,13 @@ def wait_policy(environ: Mapping[str, str], openmp_loaded: bool) -> tuple[dict[s
     return dict(WAIT_POLICY), "chatclone: " + ", ".join(f"{k}={v}" for k, v in WAIT_POLICY.items())
 
 
-def apply(setting: str) -> dict:
+def apply(setting: str, free_cores: int = 0) -> dict:
     """Set the wait policy (before torch loads OpenMP) and torch's thread count; returns and keeps the record."""
     global _applied, _policy_set_here
     parse_threads(setting)  # a bad value fails before anything is measured or loaded
+    free = parse_free_cores(free_cores)
     cpus = usable_cpus()
-    decision = decide(setting, os.environ, len(cpus), lambda: busy_cores(cpus))
+    decision = decide(setting, os.environ, len(cpus), lambda: busy_cores(cpus), free)
     variables, why = wait_policy(os.environ, openmp_loaded())
     os.environ.update(variables)
     _policy_set_here = _policy_set_here or bool(variables)

@@ -25,11 +25,24 @@ def parse_threads(value: object) -> int | None:
     )
 
 
+def parse_free_cores(value: object) -> int:
+    """The cores `threads=auto` keeps free (a whole number >= 0); anything else: one line naming the key."""
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    raise ChatcloneError(
+        f"free_cores={value}: use a whole number >= 0 (cores threads=auto leaves to the process's own other "
+        "threads, such as serve.py's event loop)"
+    )
+
+
 @dataclass
 class ThreadsConfig:
     """Mixed into each schema that runs a model, so the key, its default and its check have one home."""
 
     threads: str = AUTO  # auto | a whole number >= 1 (torch's CPU threads)
+    free_cores: int = 0  # threads=auto leaves this many of the usable cores to the process's other threads
 
     def check_threads(self) -> None:
         parse_threads(self.threads)
+        parse_free_cores(self.free_cores)
