@@ -8,6 +8,8 @@ Usage:
 Contenders, each a serve.py process of its own (port 0, threads=auto, no rate limit, a queue as long as needed):
   batched      max_batch=16: concurrent requests decode together (chatclone.serving.engine)
   sequential   max_batch=1: one request after another (the baseline)
+  all-cores    batched with free_cores=0: torch's threads on every free core, none left to the server's event
+               loop and scheduler (serve.py's default before free_cores=1)
   inference    inference.py mode=prompt on each prompt, one process each: its own first-token and tokens/s
 Each client sends --requests streamed chat completions one after the other (the prompts in turn, seeded, max_tokens
 --tokens; a reply may end earlier at the clone's end of turn: tokens are counted from `usage`). Figures: requests/s
@@ -38,7 +40,12 @@ PROMPTS = [
     "did you see the match?",
     "can you send me that recipe?",
 ]
-CONTENDERS = {"batched": ["max_batch=16"], "sequential": ["max_batch=1"], "inference": None}
+CONTENDERS = {
+    "batched": ["max_batch=16"],
+    "sequential": ["max_batch=1"],
+    "all-cores": ["max_batch=16", "free_cores=0"],
+    "inference": None,
+}
 
 
 def whole(text: str) -> int:
