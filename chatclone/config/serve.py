@@ -55,6 +55,7 @@ class LimitsConfig:
 
 @dataclass
 class ServeConfig(ThreadsConfig):
+    free_cores: int = 1  # threads=auto leaves one core to the event loop and the scheduler thread
     clones: list[str] = field(default_factory=lambda: ["latest"])  # train run dirs; `latest` = the newest
     checkpoint: Checkpoint = Checkpoint.final
     outputs_root: str = "outputs"
