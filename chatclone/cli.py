@@ -45,7 +45,7 @@ def run_stage(stage: str | Callable[..., object], cfg: object, **kwargs: object)
         if hasattr(cfg, "threads"):
             from chatclone import threads
 
-            threads.apply(cfg.threads, getattr(cfg, "free_cores", 0))
+            threads.apply(cfg.threads, cfg.free_cores)  # both keys of config.threads.ThreadsConfig
         if isinstance(stage, str):
             stage = getattr(importlib.import_module(f"chatclone.stages.{stage}"), stage)
         return stage(cfg, run_dir, **kwargs)

@@ -1,5 +1,6 @@
-"""The `threads` key of every script that runs a model (train, inference, generate_from_prompt,
-simulate_conversation, evaluate_clone): how many CPU threads torch computes with. chatclone/threads.py applies it
+"""The `threads` and `free_cores` keys of every script that runs a model (train, inference, generate_from_prompt,
+simulate_conversation, evaluate_clone, serve, discord_bot, export_model): how many CPU threads torch computes with,
+and how many cores `auto` leaves to the process's other threads. chatclone/threads.py applies it
 (and says why `auto` decides what it does); conf/*.yaml give the reason for the default.
 """
 

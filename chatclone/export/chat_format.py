@@ -234,9 +234,16 @@ def check_templates(
     compiled = _compile_jinja_template(jinja)
     compared = 0
     for number, messages in enumerate(conversations):
-        chat = [{**m, "name": target if m["role"] == ASSISTANT else m["name"]} for m in messages]
+        chat = [
+            {
+                "role": m["role"],
+                "name": target if m["role"] == ASSISTANT else m["name"],
+                "content": m["content"].strip(),
+            }
+            for m in messages
+        ]
         for k, message in enumerate(chat):
-            full = [{"role": m["role"], "name": m["name"], "content": m["content"].strip()} for m in chat[:k]]
+            full = chat[:k]
             tail = alternating_tail(full, target)
             if message["name"] != target or not tail or _ambiguous(full, target, user_name, names):
                 continue
